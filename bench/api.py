@@ -1,0 +1,180 @@
+"""The public plugin API: everything a method plugin may use, and nothing else.
+
+A method only *scores*: given a model, its prunable sites and a reference batch, it returns
+one real-valued importance per unit (higher = keep). Which units exist, how scores become a
+pruning decision, and how the model is cut, recovered and measured belong to the engine, so
+that two methods differ in nothing but their scores.
+
+A plugin is a subclass of :class:`Method` with declarative attributes and one ``score``::
+
+    class Magnitude(Method):
+        name = "magnitude"
+        family = "magnitude"
+        description = "L1 norm of each output channel's weights; |w| per weight"
+        reference = "Li et al. 2017, https://arxiv.org/abs/1608.08710"
+        granularities = ("channel", "weight")
+        needs_data = False
+
+        def score(self, model, sites, batch):
+            return {s.name: s.weight.abs().flatten(1).sum(1) if s.granularity == "channel"
+                    else s.weight.abs() for s in sites}
+
+The engine hands the plugin a private copy of the model (eval mode, in-place activations
+switched off), so hooks or edits a plugin leaves behind cannot leak into the benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterator, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+GRANULARITIES: tuple[str, ...] = ("channel", "weight")
+MULTI_LABEL = "multi-label, binary-class"
+
+__all__ = [
+    "GRANULARITIES",
+    "Batch",
+    "Capture",
+    "Method",
+    "Site",
+    "capture",
+    "per_channel",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Site:
+    """One prunable layer (a Conv2d or a hidden Linear) seen at one granularity.
+
+    ``channel`` units are the layer's output channels / neurons, scored with shape
+    ``(out_channels,)``; ``weight`` units are its individual weights, scored with the weight's
+    shape. The classifier (the model's last Linear) is never a site.
+    """
+
+    name: str
+    module: nn.Module
+    granularity: str
+
+    @property
+    def weight(self) -> Tensor:
+        return self.module.weight
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape a score tensor for this site must have."""
+        if self.granularity == "channel":
+            return (self.module.weight.shape[0],)
+        return tuple(self.module.weight.shape)
+
+    @property
+    def is_conv(self) -> bool:
+        return isinstance(self.module, nn.Conv2d)
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """The reference set a method scores on, with the task's semantics attached.
+
+    ``x``: images (N, C, H, W), normalised as in training. ``y``: class indices (N,) for
+    single-label tasks, or a float 0/1 matrix (N, L) for multi-label tasks.
+    """
+
+    x: Tensor
+    y: Tensor
+    task: str
+    n_classes: int
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == MULTI_LABEL
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def loss(self, logits: Tensor) -> Tensor:
+        """The training loss of the task: cross-entropy, or BCE-with-logits for multi-label."""
+        if self.multi_label:
+            return nn.functional.binary_cross_entropy_with_logits(logits, self.y.float())
+        return nn.functional.cross_entropy(logits, self.y.long())
+
+    def target_mask(self) -> Tensor:
+        """(N, K) 0/1 seed selecting the true class of each image (all positive labels if multi-label)."""
+        if self.multi_label:
+            return self.y.float()
+        return nn.functional.one_hot(self.y.long(), self.n_classes).float()
+
+    def target_logits(self, logits: Tensor) -> Tensor:
+        """Sum over the batch of the true-class logits: the scalar attributions explain."""
+        return (logits * self.target_mask()).sum()
+
+    def chunks(self, size: int = 64) -> Iterator["Batch"]:
+        """Split into sub-batches of at most ``size`` images (bounds peak memory)."""
+        for start in range(0, len(self), size):
+            yield Batch(self.x[start:start + size], self.y[start:start + size],
+                        self.task, self.n_classes)
+
+
+class Method:
+    """Base class of attribution/pruning-criterion plugins. Constructors take no arguments."""
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    granularities: ClassVar[tuple[str, ...]] = GRANULARITIES
+    needs_data: ClassVar[bool] = True
+    needs_grad: ClassVar[bool] = False
+
+    def score(self, model: nn.Module, sites: Sequence[Site], batch: Batch) -> Mapping[str, Tensor]:
+        """Return ``{site.name: scores}``, each shaped ``site.shape``; higher means keep."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement score()")
+
+
+@dataclass
+class Capture:
+    """Inputs, outputs and output-gradients of the site modules during the last forward pass."""
+
+    inputs: dict[str, Tensor] = field(default_factory=dict)
+    outputs: dict[str, Tensor] = field(default_factory=dict)
+
+    def grad(self, name: str) -> Tensor:
+        """Gradient reaching the site's output in the last backward pass (zeros if none)."""
+        out = self.outputs[name]
+        return out.grad if out.grad is not None else torch.zeros_like(out)
+
+
+@contextlib.contextmanager
+def capture(model: nn.Module, sites: Sequence[Site]) -> Iterator[Capture]:
+    """Record each site module's input and output (with ``retain_grad``) on every forward.
+
+    The hooks are removed when the block exits, also on error.
+    """
+    del model  # sites already point into the model; the argument documents the scope
+    record = Capture()
+    handles = []
+
+    def hook_for(name: str):
+        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+            record.inputs[name] = args[0]
+            if output.requires_grad:
+                output.retain_grad()
+            record.outputs[name] = output
+        return hook
+
+    try:
+        for site in sites:
+            handles.append(site.module.register_forward_hook(hook_for(site.name)))
+        yield record
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def per_channel(t: Tensor) -> Tensor:
+    """Sum a (N, C, ...) tensor over every axis except the channel axis 1 -> shape (C,)."""
+    return t.transpose(0, 1).reshape(t.shape[1], -1).sum(1)

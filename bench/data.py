@@ -1,0 +1,200 @@
+"""Datasets: every MedMNIST 2D flag through the ``medmnist`` package, plus a synthetic set.
+
+Files are read from ``$XPRUNE_DATA_ROOT`` (offline copies) or medmnist's own root
+(``~/.medmnist``), md5-checked against ``medmnist.INFO`` before use, and downloaded through
+medmnist when missing and the machine has internet. ``synthetic`` is generated
+deterministically in memory: no download, labelled synthetic everywhere it appears.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import medmnist
+import numpy as np
+import torch
+from torch import Tensor
+
+from .api import MULTI_LABEL, Batch
+from .errors import DataError, UnknownNameError
+
+SIZES = (28, 64, 128, 224)
+SYNTHETIC = "synthetic"
+FLAGS_2D = tuple(flag for flag in medmnist.INFO if not flag.endswith("3d"))
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the engine needs to know about a dataset before loading it."""
+
+    flag: str
+    task: str
+    n_channels: int
+    n_classes: int
+    synthetic: bool = False
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == MULTI_LABEL
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Images normalised to [-1, 1] (N, C, H, W) and labels (class ids, or 0/1 per label)."""
+
+    x: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    info: DatasetInfo
+    train: Split
+    val: Split
+    test: Split
+    md5: str | None
+
+
+def names() -> list[str]:
+    return [SYNTHETIC, *FLAGS_2D]
+
+
+def info(flag: str) -> DatasetInfo:
+    if flag == SYNTHETIC:
+        return DatasetInfo(SYNTHETIC, "multi-class", 1, 3, synthetic=True)
+    if flag not in FLAGS_2D:
+        import difflib
+
+        close = difflib.get_close_matches(flag, names(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"unknown dataset {flag!r}{hint} (known: {', '.join(names())})")
+    meta = medmnist.INFO[flag]
+    return DatasetInfo(flag, meta["task"], meta["n_channels"], len(meta["label"]))
+
+
+def data_root() -> Path:
+    """``$XPRUNE_DATA_ROOT`` if set, else medmnist's default download folder."""
+    env = os.environ.get("XPRUNE_DATA_ROOT")
+    return Path(env).expanduser() if env else Path(medmnist.info.DEFAULT_ROOT)
+
+
+def file_name(flag: str, size: int) -> str:
+    return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+
+
+def expected_md5(flag: str, size: int) -> str:
+    return medmnist.INFO[flag]["MD5" if size == 28 else f"MD5_{size}"]
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(flag: str, size: int, root: Path) -> None:
+    """Fetch the official file through medmnist (which checks its md5 on the way)."""
+    cls = getattr(medmnist, medmnist.INFO[flag]["python_class"])
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        cls(split="train", root=str(root), download=True, size=size)
+    except Exception as exc:  # any network/IO failure becomes one line
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"{flag}: {file_name(flag, size)} is not in {root} and the download failed ({reason}); "
+            "offline, set XPRUNE_DATA_ROOT to a folder holding the official .npz files"
+        ) from None
+
+
+def locate(flag: str, size: int = 28, download: bool = True) -> tuple[Path, str]:
+    """Path and verified md5 of a MedMNIST file, downloading it if allowed and missing."""
+    if size not in SIZES:
+        raise DataError(f"{flag}: size {size} is not one of {SIZES}")
+    root = data_root()
+    path = root / file_name(flag, size)
+    if not path.is_file():
+        if not download or os.environ.get("XPRUNE_OFFLINE"):
+            raise DataError(f"{flag}: data file {path} not found (set XPRUNE_DATA_ROOT)")
+        _download(flag, size, root)
+    actual, expected = _md5(path), expected_md5(flag, size)
+    if actual != expected:
+        raise DataError(
+            f"{flag}: md5 mismatch for {path} (expected {expected}, got {actual}): "
+            "the file is corrupt, truncated or not the official release"
+        )
+    return path, actual
+
+
+def _to_split(images: np.ndarray, labels: np.ndarray, task: str) -> Split:
+    x = torch.from_numpy(images).float().div_(255.0)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    x = x.sub_(0.5).div_(0.5).contiguous()
+    y = torch.from_numpy(labels.astype(np.int64))
+    y = y.float() if task == MULTI_LABEL else y.reshape(-1)
+    return Split(x, y)
+
+
+@functools.lru_cache(maxsize=4)
+def load(flag: str, size: int = 28) -> Dataset:
+    """Load all three splits into memory (cached per process)."""
+    meta = info(flag)
+    if meta.synthetic:
+        return _synthetic(size)
+    path, md5 = locate(flag, size)
+    try:
+        with np.load(path) as npz:
+            splits = {s: _to_split(npz[f"{s}_images"], npz[f"{s}_labels"], meta.task)
+                      for s in ("train", "val", "test")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{flag}: {path} is not a readable MedMNIST npz ({exc})") from None
+    return Dataset(meta, splits["train"], splits["val"], splits["test"], md5)
+
+
+def _synthetic(size: int) -> Dataset:
+    """Three classes of noisy 1-channel images, each class a bright blob in its own region.
+
+    Deterministic (fixed seed): 600 train / 150 val / 300 test. Not medical data.
+    """
+    rng = np.random.default_rng(20241122)
+    grid = np.linspace(-1, 1, size)
+    yy, xx = np.meshgrid(grid, grid, indexing="ij")
+    centres = [(-0.45, -0.45), (0.45, 0.45), (-0.45, 0.45)]
+
+    def make(n: int) -> Split:
+        labels = rng.integers(0, 3, n)
+        images = rng.normal(0.35, 0.12, (n, size, size))
+        for i, label in enumerate(labels):
+            cy, cx = centres[label] + rng.normal(0, 0.12, 2)
+            images[i] += 0.5 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 0.08)
+        images = np.clip(images * 255, 0, 255).astype(np.uint8)
+        return _to_split(images, labels.reshape(-1, 1).astype(np.uint8), "multi-class")
+
+    return Dataset(info(SYNTHETIC), make(600), make(150), make(300), None)
+
+
+def reference_batch(dataset: Dataset, per_class: int, seed: int) -> Batch:
+    """A fixed, seeded, class-balanced sample of training images (the same for every method).
+
+    Up to ``per_class`` images of each class (of each positive label, for multi-label tasks).
+    """
+    y = dataset.train.y
+    gen = torch.Generator().manual_seed(seed)
+    members = (y.bool().T if dataset.info.multi_label
+               else [y == k for k in range(dataset.info.n_classes)])
+    picked: list[int] = []
+    for mask in members:
+        idx = torch.nonzero(mask).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        picked += [int(i) for i in idx if int(i) not in picked][:per_class]
+    index = torch.tensor(sorted(picked), dtype=torch.long)
+    return Batch(dataset.train.x[index], y[index], dataset.info.task, dataset.info.n_classes)

@@ -1,0 +1,144 @@
+"""Result records: one JSON file per cell, versioned schema, validated on write and on read.
+
+A record is the durable, reviewable result of one cell. Numbers are stored as numbers;
+``status`` is ``ok`` (metrics present) or ``failed`` (``error`` holds the one-line reason).
+Writes are atomic (temporary file + rename) so a killed run never leaves half a record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+
+from .errors import RecordError
+
+SCHEMA_VERSION = 1
+
+_NUM = {"type": "number"}
+_OPT_NUM = {"type": ["number", "null"]}
+_SCORE = {
+    "type": "object",
+    "required": ["acc", "auc"],
+    "properties": {"acc": _NUM, "auc": _OPT_NUM},
+    "additionalProperties": False,
+}
+
+CELL_FIELDS = {
+    "dataset": {"type": "string"},
+    "size": {"type": "integer"},
+    "backbone": {"type": "string"},
+    "method": {"type": "string"},
+    "method_version": {"type": "string"},
+    "granularity": {"enum": ["channel", "weight"]},
+    "scope": {"enum": ["layer", "global"]},
+    "sparsity": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+    "recovery": {"type": "string", "pattern": r"^(none|bnrecal|finetune:[1-9][0-9]*)$"},
+    "seed": {"type": "integer", "minimum": 0},
+    "epochs": {"type": "integer", "minimum": 1},
+    "reference_per_class": {"type": "integer", "minimum": 1},
+}
+
+METRIC_FIELDS = {
+    "dense": _SCORE,
+    "pruned": _SCORE,
+    "recovered": _SCORE,
+    "params_dense": {"type": "integer"},
+    "params": {"type": "integer"},
+    "macs_dense": {"type": "integer"},
+    "macs": {"type": "integer"},
+    "compression": _NUM,
+    "speedup": _NUM,
+    "achieved_sparsity": _NUM,
+    "latency_ms": {
+        "type": "object",
+        "required": ["dense_b1", "pruned_b1", "dense_b64", "pruned_b64"],
+        "additionalProperties": _NUM,
+    },
+    "score_seconds": _NUM,
+    "prune_seconds": _NUM,
+    "recover_seconds": _NUM,
+}
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["schema_version", "cell_hash", "status", "error", "cell", "method",
+                 "dataset", "metrics", "provenance"],
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "cell_hash": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        "status": {"enum": ["ok", "failed"]},
+        "error": {"type": ["string", "null"]},
+        "cell": {"type": "object", "required": list(CELL_FIELDS), "properties": CELL_FIELDS,
+                 "additionalProperties": False},
+        "method": {"type": "object",
+                   "required": ["name", "family", "description", "reference", "version", "source"],
+                   "additionalProperties": {"type": "string"}},
+        "dataset": {"type": "object", "required": ["flag", "task", "n_classes", "synthetic", "md5"]},
+        "metrics": {"oneOf": [
+            {"type": "null"},
+            {"type": "object", "required": list(METRIC_FIELDS), "properties": METRIC_FIELDS},
+        ]},
+        "provenance": {"type": "object",
+                       "required": ["xprune_version", "git_commit", "baseline_hash", "versions",
+                                    "created", "seconds"]},
+    },
+    "allOf": [
+        {"if": {"properties": {"status": {"const": "ok"}}},
+         "then": {"properties": {"metrics": {"type": "object"}, "error": {"type": "null"}}},
+         "else": {"properties": {"error": {"type": "string"}}}},
+    ],
+}
+
+
+def validate(record: Any, where: str = "record") -> dict[str, Any]:
+    """Check a record against the schema; raise RecordError with a one-line reason."""
+    if isinstance(record, dict):
+        version = record.get("schema_version")
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise RecordError(f"{where}: schema_version {version} is newer than this xprune "
+                              f"understands ({SCHEMA_VERSION}); upgrade xprune-bench")
+    try:
+        jsonschema.validate(record, SCHEMA)
+    except jsonschema.ValidationError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+        raise RecordError(f"{where}: invalid record at {path}: {exc.message}") from None
+    return record
+
+
+def write(directory: Path, record: dict[str, Any]) -> Path:
+    """Validate, then atomically write ``<directory>/<cell_hash>.json``."""
+    validate(record)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{record['cell_hash']}.json"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(record, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read(path: Path) -> dict[str, Any]:
+    """Read and validate one record file."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: not a readable JSON record ({exc})") from None
+    return validate(record, str(path))
+
+
+def iter_records(directory: Path) -> Iterator[dict[str, Any]]:
+    """Every record under ``directory`` (recursively), validated, in path order."""
+    for path in sorted(Path(directory).rglob("*.json")):
+        if not path.name.startswith(".tmp-"):
+            yield read(path)
+
+
+def finished_hashes(directory: Path) -> set[str]:
+    """Hashes of cells with a record file (ok or failed): these are never recomputed."""
+    return {p.stem for p in Path(directory).glob("*.json") if not p.name.startswith(".tmp-")}

@@ -1,0 +1,236 @@
+"""Matrix specs and cells: what to run, as frozen values with stable hashes.
+
+A *cell* is one point of the matrix. Its identity is the hash of its full configuration
+(plus the method's version and the protocol version), used everywhere: record file name,
+MLflow tag, resume. A *spec* is lists of axis values; its cross product is the matrix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SpecError
+
+# Bump when a change to the engine changes what a cell measures: all hashes change with it.
+PROTOCOL = 1
+
+SCOPES = ("layer", "global")
+RECOVERY = re.compile(r"^(none|bnrecal|finetune:[1-9][0-9]*)$")
+DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5}
+
+
+def stable_hash(payload: dict[str, Any]) -> str:
+    """16 hex digits of sha256 over canonical JSON."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BaselineKey:
+    """What determines a trained baseline: data, architecture, seed and recipe."""
+
+    dataset: str
+    size: int
+    backbone: str
+    seed: int
+    epochs: int
+
+    @property
+    def hash(self) -> str:
+        return stable_hash({"protocol": PROTOCOL, "kind": "baseline", **asdict(self)})
+
+
+@dataclass(frozen=True)
+class ScoreKey:
+    """What determines a method's scores: the baseline, the method and its reference set."""
+
+    baseline: BaselineKey
+    method: str
+    method_version: str
+    granularity: str
+    reference_per_class: int
+
+    @property
+    def hash(self) -> str:
+        payload = {**asdict(self), "baseline": self.baseline.hash}
+        return stable_hash({"protocol": PROTOCOL, "kind": "scores", **payload})
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One benchmark cell; immutable, hashable, JSON-round-trippable."""
+
+    dataset: str
+    size: int
+    backbone: str
+    method: str
+    method_version: str
+    granularity: str
+    scope: str
+    sparsity: float
+    recovery: str
+    seed: int
+    epochs: int
+    reference_per_class: int
+
+    @property
+    def hash(self) -> str:
+        return stable_hash({"protocol": PROTOCOL, "kind": "cell", **asdict(self)})
+
+    @property
+    def baseline(self) -> BaselineKey:
+        return BaselineKey(self.dataset, self.size, self.backbone, self.seed, self.epochs)
+
+    @property
+    def scores(self) -> ScoreKey:
+        return ScoreKey(self.baseline, self.method, self.method_version, self.granularity,
+                        self.reference_per_class)
+
+    def label(self) -> str:
+        return (f"{self.dataset}/{self.backbone}/{self.method}/{self.granularity}/{self.scope}"
+                f"/s={self.sparsity:g}/{self.recovery}/seed{self.seed}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Cell":
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Lists of axis values; ``*`` style wildcards in ``methods`` are resolved by the registry."""
+
+    name: str
+    datasets: tuple[str, ...]
+    backbones: tuple[str, ...]
+    methods: tuple[str, ...]
+    granularities: tuple[str, ...] = ("channel",)
+    scopes: tuple[str, ...] = ("layer",)
+    sparsities: tuple[float, ...] = (0.5,)
+    recovery: tuple[str, ...] = ("bnrecal",)
+    seeds: tuple[int, ...] = (0,)
+    size: int = 28
+    reference_per_class: int = 10
+    epochs: dict[str, int] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        for axis in ("datasets", "backbones", "methods", "granularities", "scopes",
+                     "sparsities", "recovery", "seeds"):
+            if not getattr(self, axis):
+                raise SpecError(f"spec {self.name!r}: {axis} is empty")
+        for s in self.sparsities:
+            if not (isinstance(s, (int, float)) and 0 < s < 1):
+                raise SpecError(f"sparsity {s!r} is outside (0, 1)")
+        for scope in self.scopes:
+            if scope not in SCOPES:
+                raise SpecError(f"unknown scope {scope!r} (known: {', '.join(SCOPES)})")
+        for rec in self.recovery:
+            if not RECOVERY.match(rec):
+                raise SpecError(f"unknown recovery {rec!r} (none, bnrecal or finetune:K)")
+        for seed in self.seeds:
+            if not isinstance(seed, int) or seed < 0:
+                raise SpecError(f"seed {seed!r} is not a non-negative integer")
+        if self.reference_per_class < 1:
+            raise SpecError("reference_per_class must be at least 1")
+
+    def epochs_for(self, backbone: str) -> int:
+        return int(self.epochs.get(backbone, DEFAULT_EPOCHS.get(backbone, 10)))
+
+
+_LIST_AXES = {"datasets", "backbones", "methods", "granularities", "scopes", "sparsities",
+              "recovery", "seeds"}
+
+
+def spec_from_dict(data: Any, name: str) -> Spec:
+    """Build a Spec from parsed YAML, with one-line errors for anything malformed."""
+    if not isinstance(data, dict):
+        raise SpecError(f"spec {name!r}: expected a mapping of axis names to lists")
+    known = {f.name for f in fields(Spec)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(f"spec {name!r}: unknown key(s) {', '.join(unknown)} "
+                        f"(known: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {"name": str(data.get("name", name))}
+    for key, value in data.items():
+        if key in _LIST_AXES:
+            value = value if isinstance(value, list) else [value]
+            if key == "sparsities":
+                value = [_number(v) for v in value]
+            values[key] = tuple(value)
+        elif key in ("size", "reference_per_class"):
+            values[key] = _integer(key, value)
+        elif key == "epochs":
+            if not isinstance(value, dict):
+                raise SpecError(f"spec {name!r}: epochs must map backbone names to integers")
+            values[key] = {str(k): _integer(f"epochs.{k}", v) for k, v in value.items()}
+    missing = [a for a in ("datasets", "backbones", "methods") if a not in values]
+    if missing:
+        raise SpecError(f"spec {name!r}: missing {', '.join(missing)}")
+    return Spec(**values)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"sparsity {value!r} is not a number")
+    return float(value)
+
+
+def _integer(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{key} must be an integer, got {value!r}")
+    return value
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("bench") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_spec(source: str) -> Spec:
+    """A preset name (``quick``) or a path to a YAML spec file."""
+    path = Path(source)
+    if source.endswith((".yaml", ".yml")) or path.exists():
+        if not path.is_file():
+            raise SpecError(f"spec file {source} not found")
+        text, name = path.read_text(), path.stem
+    elif source in preset_names():
+        text, name = (resources.files("bench") / "presets" / f"{source}.yaml").read_text(), source
+    else:
+        import difflib
+
+        close = difflib.get_close_matches(source, preset_names(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise SpecError(f"unknown preset {source!r}{hint} (known: {', '.join(preset_names())})")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SpecError(f"spec {source}: malformed YAML{where}") from None
+    return spec_from_dict(data, name)
+
+
+def override(spec: Spec, **axes: Any) -> Spec:
+    """Replace axes given on the command line (None = keep the spec's)."""
+    return replace(spec, **{k: tuple(v) for k, v in axes.items() if v is not None})
+
+
+def expand(spec: Spec, method_versions: dict[str, str]) -> list[Cell]:
+    """The cross product, ordered so that cells sharing a baseline and scores are adjacent."""
+    cells = []
+    for dataset, backbone, seed, method, gran, scope, sparsity, rec in itertools.product(
+        spec.datasets, spec.backbones, spec.seeds, spec.methods, spec.granularities,
+        spec.scopes, sorted(spec.sparsities), spec.recovery,
+    ):
+        cells.append(Cell(dataset, spec.size, backbone, method, method_versions[method], gran,
+                          scope, float(sparsity), rec, seed, spec.epochs_for(backbone),
+                          spec.reference_per_class))
+    return cells
