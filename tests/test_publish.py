@@ -1,0 +1,105 @@
+"""publish(): layout, idempotence, conflicts, failed records and provenance checks.
+
+The run directories here hold constructed records (tests/recordfactory.py) written with
+bench.records.write, exactly as the runner writes real ones.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import records
+from bench.errors import RecordError
+from bench.publish import publish, record_path
+from recordfactory import curve, make_record, variant
+
+
+def _run(tmp_path: Path, recs: list[dict], name: str = "run") -> Path:
+    directory = tmp_path / name / "records"
+    for r in recs:
+        records.write(directory, r)
+    return tmp_path / name
+
+
+def test_publish_writes_stable_layout_and_counts(tmp_path: Path) -> None:
+    recs = curve({0.2: 0.9, 0.5: 0.8}) + [make_record(status="failed", method="taylor")]
+    summary = publish(_run(tmp_path, recs), to=tmp_path / "reports")
+    assert (len(summary.written), len(summary.unchanged), summary.skipped_failed) == (2, 0, 1)
+    for r in recs[:2]:
+        path = tmp_path / "reports" / "synthetic" / "smallcnn" / "magnitude" / f"{r['cell_hash']}.json"
+        assert path in summary.written
+        assert path.read_text() == json.dumps(r, indent=2, sort_keys=True) + "\n"
+    assert not (tmp_path / "reports" / "synthetic" / "smallcnn" / "taylor").exists()
+    assert str(summary) == (f"published to {tmp_path / 'reports'}: 2 written, 0 unchanged, "
+                            "1 failed record(s) skipped")
+
+
+def test_publish_is_idempotent(tmp_path: Path) -> None:
+    run = _run(tmp_path, curve({0.2: 0.9, 0.5: 0.8}))
+    publish(run, to=tmp_path / "reports")
+    before = {p: p.read_bytes() for p in (tmp_path / "reports").rglob("*.json")}
+    again = publish(run, to=tmp_path / "reports")
+    assert (len(again.written), len(again.unchanged)) == (0, 2)
+    assert {p: p.read_bytes() for p in (tmp_path / "reports").rglob("*.json")} == before
+
+
+def test_conflict_is_refused_atomically_unless_forced(tmp_path: Path) -> None:
+    a, b = curve({0.2: 0.9, 0.5: 0.8})
+    publish(_run(tmp_path, [a], "first"), to=tmp_path / "reports")
+    changed = variant(a, {"metrics.recovered.acc": 0.5})
+    run = _run(tmp_path, [changed, b], "second")
+    with pytest.raises(RecordError, match=r"^conflict: .* already holds a different record"):
+        publish(run, to=tmp_path / "reports")
+    assert records.read(record_path(tmp_path / "reports", a)) == a
+    assert not record_path(tmp_path / "reports", b).exists()  # nothing written on refusal
+    forced = publish(run, to=tmp_path / "reports", force=True)
+    assert (len(forced.replaced), len(forced.written)) == (1, 1)
+    assert records.read(record_path(tmp_path / "reports", a)) == changed
+    assert "1 replaced (--force)" in str(forced)
+
+
+def test_schema_invalid_record_is_refused(tmp_path: Path) -> None:
+    run = _run(tmp_path, curve({0.5: 0.9}))
+    bad = next(run.rglob("*.json"))
+    data = json.loads(bad.read_text())
+    del data["metrics"]["macs"]
+    bad.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match="invalid record at metrics"):
+        publish(run, to=tmp_path / "reports")
+    assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"provenance.git_commit": ""}, "provenance.git_commit is missing or empty"),
+    ({"provenance.versions": {}}, r"provenance.versions \(library versions\) is missing"),
+    ({"provenance.xprune_version": None}, "provenance.xprune_version is missing"),
+    ({"cell.sparsity": 0.6}, "does not match its cell"),
+    ({"method.name": "other"}, "differs from cell.method"),
+])
+def test_missing_provenance_or_wrong_hash_is_refused(tmp_path: Path, change: dict, message: str) -> None:
+    run = _run(tmp_path, [variant(make_record(), change)])
+    with pytest.raises(RecordError, match=message):
+        publish(run, to=tmp_path / "reports")
+
+
+def test_unsafe_names_never_become_paths(tmp_path: Path) -> None:
+    rec = make_record(method="../../escape")
+    with pytest.raises(RecordError, match="method '../../escape' cannot be a file name"):
+        publish(_run(tmp_path, [rec]), to=tmp_path / "reports")
+    assert not any(tmp_path.rglob("escape*"))
+
+
+def test_missing_or_empty_run_dir(tmp_path: Path) -> None:
+    with pytest.raises(RecordError, match="does not exist"):
+        publish(tmp_path / "nope", to=tmp_path / "reports")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RecordError, match="holds no records"):
+        publish(tmp_path / "empty", to=tmp_path / "reports")
+
+
+def test_only_failed_records_publishes_nothing(tmp_path: Path) -> None:
+    summary = publish(_run(tmp_path, [make_record(status="failed")]), to=tmp_path / "reports")
+    assert (summary.written, summary.skipped_failed) == ([], 1)
