@@ -1,0 +1,213 @@
+"""DL-Backtrace propagation rules (Sankarapu et al. 2024, arXiv:2411.12643), one per layer kind.
+
+Relevance travels as one tensor shaped ``(S, N, ...)``: ``S = 1`` stream in default mode,
+``S = 2`` streams ``(R+, R-)`` in contrast mode. A rule reads one :class:`Op` (the recorded
+inputs of a layer and the relevance at its output) and returns a :class:`Flow` (relevance
+for each tensor input, plus the relevance carried by each weight for Linear/Conv2d).
+
+Variants followed (the DL-Backtrace v0.1.x releases, the current ones):
+
+* Linear / Conv2d, default mode: ``R_{i<-j} = R_j |z_ij| / (P_j + N_j + |b_j|)``; conv patches
+  overlap additively and the zero-padding border is dropped.
+* Linear / Conv2d, contrast mode: the sign of ``t_j = P_j - N_j + b_j`` picks the dominant
+  side, which gets ``max(R+_j, R-_j)``, the other side ``min``; within a side shares are
+  ``|z_ij| / P_j`` (or ``/ N_j``) and stay in their stream; one-sided units send both streams
+  to their only side; ``t_j = 0`` or no contributor propagates nothing.
+* MaxPool2d: uniform split over the window's input cells (padding excluded).
+* AvgPool2d / AdaptiveAvgPool2d (incl. global pooling): uniform split, i.e. ``R_c / (H*W)``.
+* Residual sum ``y = x1 + x2``: ``R_y / 2`` to each summand (``R_y / k`` for k tensors).
+* BatchNorm, ReLU, Dropout, Identity: identity; Flatten / view / reshape: reshape back.
+
+Every non-contraction rule is applied to each stream separately, so contrast mode conserves
+``sum(R+) + sum(R-)`` through every layer.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from bench.errors import PluginError
+
+Contraction = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """One traced layer being back-traced: everything a rule may read."""
+
+    name: str
+    module: nn.Module | None
+    inputs: list[Tensor]  # the recorded tensor arguments, in call order
+    rel: Tensor  # (S, N, ...) relevance arriving at the layer's output
+    kwargs: dict
+    contrast: bool
+    want_weight: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Flow:
+    """What a rule hands back: relevance per tensor input, and per weight (S, *w.shape)."""
+
+    inputs: list[Tensor | None]
+    weight: Tensor | None = None
+
+
+Rule = Callable[[Op], Flow]
+
+
+def passthrough(op: Op) -> Flow:
+    """Activations, BatchNorm (v0.1.x identity), Dropout, Identity: relevance passes unchanged."""
+    return Flow([op.rel])
+
+
+def reshape_back(op: Op) -> Flow:
+    """Flatten / view / reshape: give each input cell the relevance of the cell it became."""
+    return Flow([op.rel.reshape(op.rel.shape[0], *op.inputs[0].shape)])
+
+
+def split_even(op: Op) -> Flow:
+    """Residual sum (v0.1.x): each of the k summands receives R_y / k."""
+    shape = op.rel.shape[1:]
+    if op.kwargs or any(x.shape != shape for x in op.inputs):
+        raise PluginError(f"backtrace: sum {op.name!r} broadcasts or scales its operands; "
+                          "only plain same-shape sums are supported")
+    share = op.rel / len(op.inputs)
+    return Flow([share] * len(op.inputs))
+
+
+def _adjoint(fn: Callable[[Tensor], Tensor], x: Tensor, rel: Tensor) -> Tensor:
+    """Apply the adjoint of a linear map ``fn`` (a pooling) to every stream of ``rel``."""
+    probe = torch.zeros((rel.shape[0] * x.shape[0], *x.shape[1:]), dtype=rel.dtype,
+                        requires_grad=True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(fn(probe), probe, rel.flatten(0, 1))
+    return grad.view(rel.shape[0], *x.shape)
+
+
+def avg_pool(op: Op) -> Flow:
+    """AvgPool2d / AdaptiveAvgPool2d (v0.1.x): each window's relevance split uniformly."""
+    return Flow([_adjoint(op.module, op.inputs[0], op.rel)])
+
+
+def max_pool_uniform(op: Op) -> Flow:
+    """MaxPool2d (v0.1.x): each window's relevance split uniformly over its input cells."""
+    m = op.module
+    if m.dilation not in (1, (1, 1)) or m.return_indices:
+        raise PluginError(f"backtrace: MaxPool2d {op.name!r} with dilation or return_indices "
+                          "is not supported")
+    pool = functools.partial(F.avg_pool2d, kernel_size=m.kernel_size, stride=m.stride,
+                             padding=m.padding, ceil_mode=m.ceil_mode, count_include_pad=False)
+    return Flow([_adjoint(pool, op.inputs[0], op.rel)])
+
+
+def _bias(module: nn.Module, like: Tensor) -> Tensor:
+    """The layer's bias broadcast against its output (zeros if it has none)."""
+    if module.bias is None:
+        return torch.zeros((), dtype=like.dtype)
+    return module.bias.detach().view(-1, *[1] * (like.ndim - 2))
+
+
+def _default(op: Op, f: Contraction) -> Flow:
+    """Default dense rule: R_i = |a_i| sum_j |w_ji| R_j / (P_j + N_j + |b_j|), by one VJP."""
+    a = op.inputs[0].abs().requires_grad_(True)
+    w = op.module.weight.detach().abs().requires_grad_(op.want_weight)
+    with torch.enable_grad():
+        total = f(a, w)  # P_j + N_j, since |z_ij| = |a_i| |w_ji|
+    denom = total.detach() + _bias(op.module, total).abs()
+    scale = torch.where(denom > 0, op.rel[0] / denom.clamp_min(1e-30), 0.0)  # 0: no |z| here
+    leaves = [a, w] if op.want_weight else [a]
+    grads = torch.autograd.grad(total, leaves, scale)
+    weight = (w.detach() * grads[1]).unsqueeze(0) if op.want_weight else None
+    return Flow([(a.detach() * grads[0]).unsqueeze(0)], weight)
+
+
+def _contrast_shares(pos: Tensor, neg: Tensor, t: Tensor, rel: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """Per stream, the relevance per unit of P_j and of N_j that the contrast rule hands out."""
+    both, only_p, only_n = (pos > 0) & (neg > 0), (pos > 0) & (neg <= 0), (neg > 0) & (pos <= 0)
+    live = t != 0
+    plus_to_pos = (t > 0) == (rel[0] >= rel[1])  # + stream is the one the positive side gets
+    to_pos = (live & torch.where(both, plus_to_pos, only_p), live & torch.where(both, ~plus_to_pos, only_p))
+    to_neg = (live & torch.where(both, ~plus_to_pos, only_n), live & torch.where(both, plus_to_pos, only_n))
+    return [(r * tp / pos.clamp_min(1e-30), r * tn / neg.clamp_min(1e-30))
+            for r, tp, tn in zip(rel, to_pos, to_neg)]
+
+
+def _contrast(op: Op, f: Contraction) -> Flow:
+    """Contrast dense rule: P_j, N_j from the sign-split inputs and weights, one VJP per stream."""
+    a, w = op.inputs[0], op.module.weight.detach()
+    xs = [a.clamp(min=0), (-a).clamp(min=0)]
+    xs = [x.requires_grad_(True) for x in (xs if bool(xs[1].any()) else xs[:1])]
+    ws = [w.clamp(min=0).requires_grad_(op.want_weight), (-w).clamp(min=0).requires_grad_(op.want_weight)]
+    with torch.enable_grad():  # x+ w+ and x- w- are positive z, x+ w- and x- w+ negative z
+        pos = sum(f(x, ws[k % 2]) for k, x in enumerate(xs))
+        neg = sum(f(x, ws[(k + 1) % 2]) for k, x in enumerate(xs))
+    t = pos.detach() - neg.detach() + _bias(op.module, pos)
+    leaves = xs + ws if op.want_weight else xs
+    inputs, weights = [], []
+    for k, shares in enumerate(_contrast_shares(pos.detach(), neg.detach(), t, op.rel)):
+        grads = torch.autograd.grad((pos, neg), leaves, shares, retain_graph=k == 0)
+        inputs.append(sum(x.detach() * g for x, g in zip(xs, grads)))
+        if op.want_weight:
+            weights.append(sum(v.detach() * g for v, g in zip(ws, grads[len(xs):])))
+    return Flow([torch.stack(inputs)], torch.stack(weights) if op.want_weight else None)
+
+
+def _contract(op: Op, f: Contraction) -> Flow:
+    """Dispatch a Linear/Conv2d contraction to the rule of the current mode."""
+    return (_contrast if op.contrast else _default)(op, f)
+
+
+def linear(op: Op) -> Flow:
+    """nn.Linear: dense contraction over input features."""
+    return _contract(op, F.linear)
+
+
+def conv2d(op: Op) -> Flow:
+    """nn.Conv2d: dense contraction over each output position's receptive-field patch."""
+    m = op.module
+    if m.padding_mode != "zeros":
+        raise PluginError(f"backtrace: Conv2d {op.name!r} uses padding_mode={m.padding_mode!r}; "
+                          "only zero padding is supported")
+    f = functools.partial(F.conv2d, stride=m.stride, padding=m.padding, dilation=m.dilation,
+                          groups=m.groups)
+    return _contract(op, f)
+
+
+MODULE_RULES: dict[type[nn.Module], Rule] = {
+    nn.Linear: linear,
+    nn.Conv2d: conv2d,
+    nn.BatchNorm1d: passthrough,
+    nn.BatchNorm2d: passthrough,
+    nn.ReLU: passthrough,
+    nn.Dropout: passthrough,
+    nn.Identity: passthrough,
+    nn.Flatten: reshape_back,
+    nn.MaxPool2d: max_pool_uniform,
+    nn.AvgPool2d: avg_pool,
+    nn.AdaptiveAvgPool2d: avg_pool,
+}
+
+FUNCTION_RULES: dict[Callable, Rule] = {
+    operator.add: split_even,
+    operator.iadd: split_even,
+    torch.add: split_even,
+    torch.flatten: reshape_back,
+    torch.relu: passthrough,
+    F.relu: passthrough,
+    F.dropout: passthrough,
+}
+
+METHOD_RULES: dict[str, Rule] = {
+    "add": split_even,
+    "flatten": reshape_back,
+    "view": reshape_back,
+    "reshape": reshape_back,
+    "relu": passthrough,
+}
