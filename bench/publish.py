@@ -74,12 +74,13 @@ def check_publishable(record: dict[str, Any], where: str) -> None:
 
 
 def _load_run(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
-    """The run's ok records (validated, checked) and the number of failed ones."""
+    """The ok records under ``run_dir/records/`` (else ``run_dir``) and the number of failed ones."""
     if not Path(run_dir).is_dir():
         raise RecordError(f"run directory {run_dir} does not exist")
+    source = Path(run_dir) / "records" if (Path(run_dir) / "records").is_dir() else Path(run_dir)
     found: dict[str, dict[str, Any]] = {}
     failed = 0
-    for path in sorted(Path(run_dir).rglob("*.json")):
+    for path in sorted(source.rglob("*.json")):
         if path.name.startswith(".tmp-"):
             continue
         record = records.read(path)

@@ -103,3 +103,12 @@ def test_missing_or_empty_run_dir(tmp_path: Path) -> None:
 def test_only_failed_records_publishes_nothing(tmp_path: Path) -> None:
     summary = publish(_run(tmp_path, [make_record(status="failed")]), to=tmp_path / "reports")
     assert (summary.written, summary.skipped_failed) == ([], 1)
+
+
+def test_records_subfolder_is_preferred_over_other_run_files(tmp_path: Path) -> None:
+    run = _run(tmp_path, curve({0.5: 0.9}))
+    (run / "spec.json").write_text('{"not": "a record"}')
+    assert len(publish(run, to=tmp_path / "reports").written) == 1
+    assert len(publish(run / "records", to=tmp_path / "reports2").written) == 1
+    with pytest.raises(RecordError, match="spec.json: invalid record"):
+        publish(tmp_path, to=tmp_path / "reports3")  # no records/ here: every JSON must be one
