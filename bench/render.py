@@ -59,16 +59,21 @@ def si(x: float) -> str:
     return f"{x:.3g}"
 
 
-def num(s: Stat | None, fmt: Any = pct, root: str = "../", detail: str = "") -> dict[str, Any]:
-    """A table cell: text, sort key, tooltip naming seeds and cells, links to the records."""
+def num(s: Stat | None, fmt: Any = pct, root: str = "../", detail: str = "",
+        table: str = "") -> dict[str, Any]:
+    """A table cell: text, sort key, tooltip naming seeds and cells, links to the records.
+
+    A number derived from more records than seeds (a curve area) links to ``table``, the
+    list of its points, each of which links to its own records.
+    """
     if s is None:
         return {"text": "—", "sort": "", "title": "not measured", "links": []}
     text = fmt(s.mean) + (f" ± {fmt(s.std)}" if s.std is not None else "")
     seeds = ", ".join(str(x) for x in s.seeds)
     title = (f"{detail}mean of {s.n} seed(s) [{seeds}], ± sample std" if s.n > 1
              else f"{detail}seed {seeds}") + f"; records {', '.join(s.cells)}"
-    links = [] if len(s.cells) > 8 else [
-        {"href": f"{root}records/{h}.json", "label": f"s{seed}"} for seed, h in zip(s.seeds, s.cells)]
+    links = ([{"href": f"{root}records/{h}.json", "label": f"s{seed}"} for seed, h in zip(s.seeds, s.cells)]
+             if len(s.seeds) == len(s.cells) else [{"href": table, "label": "points"}])
     return {"text": text, "sort": repr(s.mean), "title": title, "links": links}
 
 
@@ -176,7 +181,7 @@ def setting_title(setting: Setting) -> str:
             f"scope · recovery {k.recovery}")
 
 
-def _row_context(row: Row, setting: Setting, names: dict, root: str) -> dict[str, Any]:
+def _row_context(row: Row, setting: Setting, names: dict, root: str, table: str) -> dict[str, Any]:
     by_s = {p.sparsity: p for p in row.points}
     last = row.points[-1]
     at = f"at sparsity {last.sparsity:g}: "
@@ -187,7 +192,8 @@ def _row_context(row: Row, setting: Setting, names: dict, root: str) -> dict[str
         "rank": plain("—" if row.rank is None else f"{row.rank:g}", row.rank,
                       "unranked: not measured at every sparsity of this setting"
                       if row.rank is None else "rank by curve area among complete rows"),
-        "area": num(row.area, root=root, detail="area under the accuracy-vs-sparsity curve; "),
+        "area": num(row.area, root=root, detail="area under the accuracy-vs-sparsity curve; ",
+                    table=table),
         "acc": [num(by_s[s].acc if s in by_s else None, root=root) for s in setting.sparsities],
         "auc": [num(by_s[s].auc if s in by_s else None, root=root) for s in setting.sparsities],
         "within": plain("—" if within is None else f"{within:g}", within,
@@ -214,7 +220,7 @@ def _point_context(row: Row, p: Any, names: dict, root: str) -> dict[str, Any]:
 
 def setting_context(setting: Setting, names: dict, colors: dict) -> dict[str, Any]:
     """Everything the setting page prints."""
-    rows = [_row_context(r, setting, names, "../") for r in setting.rows]
+    rows = [_row_context(r, setting, names, "../", "#points") for r in setting.rows]
     return {"title": setting_title(setting), "root": "../", "key": setting.key._asdict(),
             "sparsities": [f"{s:g}" for s in setting.sparsities], "rows": rows,
             "last_sparsity": f"{setting.sparsities[-1]:g}",
@@ -229,7 +235,8 @@ def index_context(settings: list[Setting], overall: list[MethodRank], names: dic
     lines = sorted({(s.key.dataset, s.key.size, s.key.backbone) for s in settings})
     grid = [{"label": f"{d} {size}px · {b}", "cells": [[
         {"href": f"settings/{s.key.slug}.html", "best": " / ".join(names[r.method, r.version] for r in s.best)
-         or "—", "area": num(s.best[0].area if s.best else None, root=""),
+         or "—", "area": num(s.best[0].area if s.best else None, root="",
+                                     table=f"settings/{s.key.slug}.html#points"),
          "note": f"e{s.key.epochs} r{s.key.reference_per_class}"}
         for s in settings if (s.key.dataset, s.key.size, s.key.backbone) == (d, size, b)
         and (s.key.granularity, s.key.scope, s.key.recovery) == col] for col in columns]}
@@ -248,7 +255,7 @@ def index_context(settings: list[Setting], overall: list[MethodRank], names: dic
 def method_context(method: str, metas: list[dict], settings: list[Setting], names: dict) -> dict:
     """A method's metadata (per version) and its rows in every setting."""
     results = [{"setting": setting_title(s), "href": f"../settings/{s.key.slug}.html",
-                **_row_context(r, s, names, "../")}
+                **_row_context(r, s, names, "../", f"../settings/{s.key.slug}.html#points")}
                for s in settings for r in s.rows if r.method == method]
     versions = [{**m, "reference_url": m["reference"] if re.match(r"^https?://", m["reference"]) else None}
                 for m in metas]

@@ -88,6 +88,10 @@ def test_every_cited_record_is_in_the_site(tmp_path: Path) -> None:
                  if records.read(p)["status"] == "ok"}
     assert cited == published
     assert "94.5 ± 0.7" in html  # ACC@0.2 of magnitude: seeds 95% and 94%
+    assert html.count('<a class="rec" href="#points">points</a>') == 2  # each curve area
+    method = (tmp_path / "site" / "methods" / "magnitude.html").read_text()
+    assert set(re.findall(r'href="\.\./records/([0-9a-f]{16})\.json"', method)) == {
+        p.stem for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")}
 
 
 def test_render_is_deterministic_and_replaces_stale_pages(tmp_path: Path) -> None:
