@@ -98,6 +98,7 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def _label(value: float, ticks: list[float]) -> str:
+    """A tick label with as many decimals as the tick step needs."""
     step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
     return f"{value:.{max(0, -math.floor(math.log10(step) + 1e-9))}f}"
 
@@ -128,6 +129,7 @@ def _series(ax: dict[str, Any], name: str, color: str, pts: list[tuple[float, fl
 
 
 def _legend(ax: dict[str, Any], entries: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Legend entries (label, color, kind) stacked right of the plot area."""
     return [{"label": label, "color": color, "kind": kind, "x": ax["legend_x"], "y": TOP + 10 + 18 * i}
             for i, (label, color, kind) in enumerate(entries)]
 
@@ -166,6 +168,7 @@ def macs_plot(setting: Setting, names: dict, colors: dict) -> dict[str, Any]:
 
 
 def _tip(name: str, sparsity: float, acc: Stat, macs: float) -> str:
+    """A plot point's tooltip."""
     spread = f" ± {pct(acc.std)}" if acc.std is not None else ""
     return (f"{name} at sparsity {sparsity:g}: accuracy {pct(acc.mean)}{spread}% "
             f"({acc.n} seed(s)), {si(macs)} MACs")
@@ -182,6 +185,7 @@ def setting_title(setting: Setting) -> str:
 
 
 def _row_context(row: Row, setting: Setting, names: dict, root: str, table: str) -> dict[str, Any]:
+    """One method row of a results table, every number formatted and linked."""
     by_s = {p.sparsity: p for p in row.points}
     last = row.points[-1]
     at = f"at sparsity {last.sparsity:g}: "
@@ -206,10 +210,12 @@ def _row_context(row: Row, setting: Setting, names: dict, root: str, table: str)
 
 
 def _g3(x: float) -> str:
+    """Three significant digits."""
     return f"{x:.3g}"
 
 
 def _point_context(row: Row, p: Any, names: dict, root: str) -> dict[str, Any]:
+    """One measured point (method, sparsity) of the details table."""
     return {"name": names[row.method, row.version], "sparsity": plain(f"{p.sparsity:g}", p.sparsity),
             "acc": num(p.acc, root=root), "auc": num(p.auc, root=root), "macs": num(p.macs, si, root),
             "params": num(p.params, si, root), "speedup": num(p.speedup, _g3, root),
@@ -293,6 +299,7 @@ def _prepare(out: Path) -> None:
 
 
 def _write(path: Path, text: str, summary: RenderSummary) -> None:
+    """Write one page and count it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     summary.pages.append(path)

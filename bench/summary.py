@@ -9,11 +9,13 @@ measured sparsities divided by their span (Hatefi et al. 2024), so it reads as a
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 ONE_POINT = 0.01  # one accuracy point, as a fraction
 
@@ -133,7 +135,7 @@ def curve_area(sparsities: list[float], accs: list[float]) -> float:
     pairs = sorted(zip(sparsities, accs))
     if len(pairs) == 1:
         return pairs[0][1]
-    area = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(pairs, pairs[1:]))
+    area = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in itertools.pairwise(pairs))
     return area / (pairs[-1][0] - pairs[0][0])
 
 
@@ -172,6 +174,7 @@ def setting_key(record: dict[str, Any]) -> SettingKey:
 
 
 def _acc(r: dict[str, Any]) -> float:
+    """Accuracy after the cell's recovery."""
     return r["metrics"]["recovered"]["acc"]
 
 
@@ -184,9 +187,15 @@ def _dense(records: list[dict[str, Any]]) -> Stat:
 
 
 def _point(sparsity: float, records: list[dict[str, Any]]) -> Point:
+    """Aggregate one sparsity's records (one per seed)."""
     records = sorted(records, key=lambda r: (r["cell"]["seed"], r["cell_hash"]))
-    m = lambda key: stat(records, lambda r: r["metrics"][key])  # noqa: E731
-    lat = lambda key: stat(records, lambda r: r["metrics"]["latency_ms"][key])  # noqa: E731
+
+    def m(key: str) -> Stat | None:
+        return stat(records, lambda r: r["metrics"][key])
+
+    def lat(key: str) -> Stat | None:
+        return stat(records, lambda r: r["metrics"]["latency_ms"][key])
+
     return Point(sparsity=sparsity, acc=stat(records, _acc),
                  auc=stat(records, lambda r: r["metrics"]["recovered"]["auc"]),
                  macs=m("macs"), params=m("params"), speedup=m("speedup"),
@@ -210,6 +219,7 @@ def _area(records: list[dict[str, Any]], points: list[Point]) -> Stat:
 
 def _row(method: str, version: str, records: list[dict[str, Any]],
          sparsities: tuple[float, ...]) -> Row:
+    """One method's row: points per sparsity, dense reference, area, within-1-point."""
     by_sparsity: dict[float, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_sparsity[r["cell"]["sparsity"]].append(r)

@@ -33,8 +33,8 @@ def make_cell(dataset: str = "synthetic", backbone: str = "smallcnn", method: st
 def make_metrics(acc: float, dense_acc: float, sparsity: float, auc: float | None = 0.9,
                  macs_dense: int = 1_000_000, score_seconds: float = 0.5) -> dict[str, Any]:
     """A metrics block whose MACs/params shrink with sparsity."""
-    macs = int(round(macs_dense * (1 - sparsity) ** 2))
-    params = int(round(50_000 * (1 - sparsity) ** 2))
+    macs = round(macs_dense * (1 - sparsity) ** 2)
+    params = round(50_000 * (1 - sparsity) ** 2)
     return {
         "dense": {"acc": dense_acc, "auc": 0.97},
         "pruned": {"acc": acc - 0.05, "auc": auc},

@@ -9,14 +9,15 @@ them the test is skipped with the reason. A screenshot goes to test-artifacts/.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from recordfactory import curve
 
 from bench import records
 from bench.render import render
-from recordfactory import curve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 
 import pytest
+from recordfactory import curve, make_record, variant
 
 from bench import records
 from bench.errors import RecordError
 from bench.publish import publish, record_path
-from recordfactory import curve, make_record, variant
 
 
 def _run(tmp_path: Path, recs: list[dict], name: str = "run") -> Path:

@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import pytest
+from recordfactory import curve, make_record
 
 from bench import records
 from bench.errors import RecordError, XPruneError
 from bench.render import MARKER, axes, nice_ticks, render
-from recordfactory import curve, make_record
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from bench.summary import (curve_area, mean_ranks, pareto_front, rank, summarize,
-                           summarize_setting, within_one_point)
 from recordfactory import curve, make_record
+
+from bench.summary import (
+    curve_area,
+    mean_ranks,
+    pareto_front,
+    rank,
+    summarize,
+    summarize_setting,
+    within_one_point,
+)
 
 
 def test_curve_area_is_trapezoid_normalised_by_span() -> None:
