@@ -3,11 +3,12 @@
 The site is rendered from constructed records (tests/recordfactory.py); one plugin's
 description carries a script tag and an onerror image to prove it renders as inert text.
 Needs Debian's chromium (/usr/bin/chromium) and the playwright Python package; without
-them the test is skipped with the reason. A screenshot goes to test-artifacts/.
+them the test is skipped with the reason (XPRUNE_CHROMIUM overrides the path). A screenshot goes to test-artifacts/.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from recordfactory import curve
 from bench import records
 from bench.render import render
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("XPRUNE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
