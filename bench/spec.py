@@ -223,14 +223,20 @@ def override(spec: Spec, **axes: Any) -> Spec:
     return replace(spec, **{k: tuple(v) for k, v in axes.items() if v is not None})
 
 
-def expand(spec: Spec, method_versions: dict[str, str]) -> list[Cell]:
-    """The cross product, ordered so that cells sharing a baseline and scores are adjacent."""
+def expand(spec: Spec, methods: dict[str, tuple[str, tuple[str, ...]]]) -> list[Cell]:
+    """The cross product, ordered so that cells sharing a baseline and scores are adjacent.
+
+    ``methods`` maps each method to (version, declared granularities); a (method,
+    granularity) pair the method does not declare is left out of the matrix.
+    """
     cells = []
     for dataset, backbone, seed, method, gran, scope, sparsity, rec in itertools.product(
         spec.datasets, spec.backbones, spec.seeds, spec.methods, spec.granularities,
         spec.scopes, sorted(spec.sparsities), spec.recovery,
     ):
-        cells.append(Cell(dataset, spec.size, backbone, method, method_versions[method], gran,
-                          scope, float(sparsity), rec, seed, spec.epochs_for(backbone),
-                          spec.reference_per_class))
+        version, supported = methods[method]
+        if gran in supported:
+            cells.append(Cell(dataset, spec.size, backbone, method, version, gran, scope,
+                              float(sparsity), rec, seed, spec.epochs_for(backbone),
+                              spec.reference_per_class))
     return cells

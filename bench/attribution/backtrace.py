@@ -147,7 +147,7 @@ def scores(model: nn.Module, sites: Sequence[Site], batch: Batch, mode: str = "d
             if site.granularity == "channel":
                 totals[site.name] += per_channel(torch.einsum("s,sn...->n...", sign.to(op.rel), op.rel))
             else:
-                totals[site.name] += torch.einsum("s,s...->...", sign.to(flow.weight), flow.weight)
+                totals[site.name] += flow.weight
 
     for chunk in batch.chunks(_chunk_size(batch.x)):
         propagate(gm, chunk.x, mode, observe, weights_of)

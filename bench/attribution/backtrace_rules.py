@@ -53,7 +53,11 @@ class Op:
 
 @dataclass(frozen=True, eq=False)
 class Flow:
-    """What a rule hands back: relevance per tensor input, and per weight (S, *w.shape)."""
+    """What a rule hands back: relevance per tensor input (S, N, ...) and per weight.
+
+    ``weight`` has the weight's shape: the relevance each weight carries, summed over images
+    and output positions (``R+`` minus ``R-`` share in contrast mode, the score sites use).
+    """
 
     inputs: list[Tensor | None]
     weight: Tensor | None = None
@@ -114,6 +118,12 @@ def _bias(module: nn.Module, like: Tensor) -> Tensor:
     return module.bias.detach().view(-1, *[1] * (like.ndim - 2))
 
 
+def _carried(outputs: tuple[Tensor, ...], leaves: list[Tensor], shares: tuple[Tensor, ...]) -> Tensor:
+    """Relevance the (non-negative) leaves carry: leaf * VJP of ``outputs`` against ``shares``."""
+    grads = torch.autograd.grad(outputs, leaves, shares, retain_graph=True)
+    return sum(leaf.detach() * g for leaf, g in zip(leaves, grads))
+
+
 def _default(op: Op, f: Contraction) -> Flow:
     """Default dense rule: R_i = |a_i| sum_j |w_ji| R_j / (P_j + N_j + |b_j|), by one VJP."""
     a = op.inputs[0].abs().requires_grad_(True)
@@ -122,41 +132,45 @@ def _default(op: Op, f: Contraction) -> Flow:
         total = f(a, w)  # P_j + N_j, since |z_ij| = |a_i| |w_ji|
     denom = total.detach() + _bias(op.module, total).abs()
     scale = torch.where(denom > 0, op.rel[0] / denom.clamp_min(1e-30), 0.0)  # 0: no |z| here
-    leaves = [a, w] if op.want_weight else [a]
-    grads = torch.autograd.grad(total, leaves, scale)
-    weight = (w.detach() * grads[1]).unsqueeze(0) if op.want_weight else None
-    return Flow([(a.detach() * grads[0]).unsqueeze(0)], weight)
+    weight = _carried((total,), [w], (scale,)) if op.want_weight else None
+    return Flow([_carried((total,), [a], (scale,)).unsqueeze(0)], weight)
+
+
+def _inverse(x: Tensor) -> Tensor:
+    """1 / x where x > 0, else 0 (a side without contributors takes no relevance)."""
+    return torch.where(x > 0, x.reciprocal(), 0.0)
 
 
 def _contrast_shares(pos: Tensor, neg: Tensor, t: Tensor, rel: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """Per stream, the relevance per unit of P_j and of N_j that the contrast rule hands out."""
-    both, only_p, only_n = (pos > 0) & (neg > 0), (pos > 0) & (neg <= 0), (neg > 0) & (pos <= 0)
+    """Per stream, the relevance per unit of P_j and of N_j that the contrast rule hands out.
+
+    A one-sided unit sends both streams to both sides: the empty side's inverse is 0.
+    """
+    inv_p, inv_n = _inverse(pos), _inverse(neg)
+    one_sided = (inv_p == 0) | (inv_n == 0)
+    plus_to_pos = (t > 0) == (rel[0] >= rel[1])  # two-sided: + stream goes to the positive side
+    sides = ((plus_to_pos | one_sided, ~plus_to_pos | one_sided),
+             (~plus_to_pos | one_sided, plus_to_pos | one_sided))
     live = t != 0
-    plus_to_pos = (t > 0) == (rel[0] >= rel[1])  # + stream is the one the positive side gets
-    to_pos = (live & torch.where(both, plus_to_pos, only_p), live & torch.where(both, ~plus_to_pos, only_p))
-    to_neg = (live & torch.where(both, ~plus_to_pos, only_n), live & torch.where(both, plus_to_pos, only_n))
-    return [(r * tp / pos.clamp_min(1e-30), r * tn / neg.clamp_min(1e-30))
-            for r, tp, tn in zip(rel, to_pos, to_neg)]
+    return [(torch.where(to_p & live, r * inv_p, 0.0), torch.where(to_n & live, r * inv_n, 0.0))
+            for r, (to_p, to_n) in zip(rel, sides)]
 
 
 def _contrast(op: Op, f: Contraction) -> Flow:
-    """Contrast dense rule: P_j, N_j from the sign-split inputs and weights, one VJP per stream."""
+    """Contrast dense rule: P_j, N_j from sign-split inputs and weights, one VJP per stream."""
     a, w = op.inputs[0], op.module.weight.detach()
     xs = [a.clamp(min=0), (-a).clamp(min=0)]
     xs = [x.requires_grad_(True) for x in (xs if bool(xs[1].any()) else xs[:1])]
-    ws = [w.clamp(min=0).requires_grad_(op.want_weight), (-w).clamp(min=0).requires_grad_(op.want_weight)]
+    ws = [v.requires_grad_(op.want_weight) for v in (w.clamp(min=0), (-w).clamp(min=0))]
     with torch.enable_grad():  # x+ w+ and x- w- are positive z, x+ w- and x- w+ negative z
-        pos = sum(f(x, ws[k % 2]) for k, x in enumerate(xs))
-        neg = sum(f(x, ws[(k + 1) % 2]) for k, x in enumerate(xs))
-    t = pos.detach() - neg.detach() + _bias(op.module, pos)
-    leaves = xs + ws if op.want_weight else xs
-    inputs, weights = [], []
-    for k, shares in enumerate(_contrast_shares(pos.detach(), neg.detach(), t, op.rel)):
-        grads = torch.autograd.grad((pos, neg), leaves, shares, retain_graph=k == 0)
-        inputs.append(sum(x.detach() * g for x, g in zip(xs, grads)))
-        if op.want_weight:
-            weights.append(sum(v.detach() * g for v, g in zip(ws, grads[len(xs):])))
-    return Flow([torch.stack(inputs)], torch.stack(weights) if op.want_weight else None)
+        pn = (sum(f(x, ws[k % 2]) for k, x in enumerate(xs)),
+              sum(f(x, ws[(k + 1) % 2]) for k, x in enumerate(xs)))
+    t = pn[0].detach() - pn[1].detach() + _bias(op.module, pn[0])
+    shares = _contrast_shares(pn[0].detach(), pn[1].detach(), t, op.rel)
+    inputs = torch.stack([_carried(pn, xs, s) for s in shares])
+    # A weight's score is linear in the shares: one VJP of (R+ share - R- share).
+    diff = tuple(plus - minus for plus, minus in zip(*shares))
+    return Flow([inputs], _carried(pn, ws, diff) if op.want_weight else None)
 
 
 def _contract(op: Op, f: Contraction) -> Flow:

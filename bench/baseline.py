@@ -1,0 +1,42 @@
+"""Baselines: one trained model per (dataset, size, backbone, seed, epochs), cached by hash."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from . import cache, models
+from .data import Dataset
+from .evaluate import task_scores
+from .spec import BaselineKey
+from .train import BASELINE_LR, fit
+
+
+def path(key: BaselineKey, cache_dir: Path) -> Path:
+    return cache_dir / "baselines" / f"{key.hash}.pt"
+
+
+def train(key: BaselineKey, dataset: Dataset) -> dict[str, Any]:
+    """Train from scratch and return the cache entry: weights plus training metadata."""
+    start = time.perf_counter()
+    model = models.build(key.backbone, dataset.info.n_channels, dataset.info.n_classes)
+    model, history = fit(model, dataset, key.epochs, BASELINE_LR, key.seed)
+    return {
+        "key": key.__dict__ | {"hash": key.hash},
+        "state_dict": model.state_dict(),
+        "history": history,
+        "val": task_scores(model, dataset.val, dataset.info.task),
+        "test": task_scores(model, dataset.test, dataset.info.task),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def get(key: BaselineKey, dataset: Dataset, cache_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained baseline (training it first if it is not cached) and its metadata."""
+    entry = cache.get_or_compute(path(key, cache_dir), lambda: train(key, dataset))
+    model = models.build(key.backbone, dataset.info.n_channels, dataset.info.n_classes)
+    model.load_state_dict(entry["state_dict"])
+    return model.eval(), {k: v for k, v in entry.items() if k != "state_dict"}

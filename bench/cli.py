@@ -1,0 +1,213 @@
+"""The ``xprune`` command line. Thin: parse, call the module that owns the work, print.
+
+Every user error is an XPruneError: printed as one ``error: ...`` line, exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+
+from . import data, plugins, spec as specs
+from .errors import SpecError, XPruneError
+from .models import BACKBONES
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="XPrune Bench: attribution-guided pruning benchmark.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _csv(value: Optional[str]) -> Optional[list[str]]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _floats(value: Optional[str], what: str) -> Optional[list[float]]:
+    try:
+        return [float(v) for v in _csv(value)] if value else None
+    except ValueError:
+        raise SpecError(f"--{what}: {value!r} is not a comma-separated list of numbers") from None
+
+
+def _ints(value: Optional[str], what: str) -> Optional[list[int]]:
+    try:
+        return [int(v) for v in _csv(value)] if value else None
+    except ValueError:
+        raise SpecError(f"--{what}: {value!r} is not a comma-separated list of integers") from None
+
+
+class RichProgress:
+    """Progress bar with ETA on stderr; failed cells are reported as they happen."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                            console=err, transient=False)
+        self.task = None
+
+    def start(self, total: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("running", total=total)
+
+    def advance(self, label: str, record: Optional[dict]) -> None:
+        if record is not None and record["status"] == "failed":
+            self.bar.console.print(f"[red]failed[/red] {label}: {record['error']}")
+        self.bar.update(self.task, advance=1, description=label[:60])
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+@app.command()
+def run(
+    spec_file: Optional[str] = typer.Argument(None, metavar="[SPEC.yaml]"),
+    preset: Optional[str] = typer.Option(None, help="Named preset (xprune list presets)."),
+    datasets: Optional[str] = typer.Option(None, help="Comma-separated, overrides the spec."),
+    backbones: Optional[str] = typer.Option(None),
+    methods: Optional[str] = typer.Option(None, help="Names or wildcards (lrp-*)."),
+    granularities: Optional[str] = typer.Option(None, help="channel,weight"),
+    scopes: Optional[str] = typer.Option(None, help="layer,global"),
+    sparsities: Optional[str] = typer.Option(None, help="e.g. 0.3,0.5"),
+    recovery: Optional[str] = typer.Option(None, help="none,bnrecal,finetune:K"),
+    seeds: Optional[str] = typer.Option(None),
+    workers: int = typer.Option(1, min=0, help="Worker processes (0: inline, no isolation)."),
+    cell_timeout: Optional[float] = typer.Option(None, help="Seconds before a task is killed."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: runs/<spec name>."),
+    cache: Optional[Path] = typer.Option(None, help="Baseline/score cache (default "
+                                         "$XPRUNE_CACHE or .xprune-cache)."),
+    retry_failed: bool = typer.Option(False, help="Recompute cells whose record failed."),
+    dry_run: bool = typer.Option(False, help="Print the plan and exit."),
+) -> None:
+    """Run a benchmark matrix (resumable: finished cells are never recomputed)."""
+    from . import matrix
+    from .executors import LocalExecutor
+
+    if (spec_file is None) == (preset is None):
+        raise SpecError("give exactly one of --preset NAME or a SPEC.yaml path")
+    spec = specs.load_spec(spec_file or preset)
+    spec = specs.override(
+        spec, datasets=_csv(datasets), backbones=_csv(backbones), methods=_csv(methods),
+        granularities=_csv(granularities), scopes=_csv(scopes),
+        sparsities=_floats(sparsities, "sparsities"), recovery=_csv(recovery),
+        seeds=_ints(seeds, "seeds"))
+    spec = specs.spec_from_dict({k: list(v) if isinstance(v, tuple) else v
+                                 for k, v in spec.__dict__.items()}, spec.name)
+    out_dir = out_dir or Path("runs") / spec.name
+    cache = cache or Path(os.environ.get("XPRUNE_CACHE", ".xprune-cache"))
+    plan = matrix.plan(spec, out_dir, cache, retry_failed)
+    _print_plan(plan)
+    if dry_run:
+        return
+    _check_writable(out_dir)
+    from .tracking import Tracker
+
+    tracker = Tracker(spec.name, f"{spec.name}", {
+        "spec": spec.name, "cells": len(plan.cells), "new_cells": len(plan.todo),
+        "out": str(out_dir), "workers": workers})
+    progress = RichProgress()
+    status = "FAILED"
+    try:
+        counts = matrix.run(plan, LocalExecutor(cache, workers, cell_timeout), tracker, progress)
+        status = "FINISHED"
+    finally:
+        progress.stop()
+        tracker.finish(status)
+    out.print(f"done: {counts['ok']} ok, {counts['failed']} failed this run; "
+              f"{len(plan.cells)} cells in {out_dir / 'records'}; MLflow: {tracker.uri}")
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        (folder / "records").mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise XPruneError(f"output folder {folder} is not writable ({exc.strerror})") from None
+
+
+def _print_plan(plan) -> None:
+    todo = plan.todo
+    minutes = plan.estimate_seconds() / 60
+    out.print(f"[bold]{plan.spec.name}[/bold]: {len(plan.cells)} cells, "
+              f"{len(plan.cells) - len(todo)} finished, {len(todo)} to run; "
+              f"{len(plan.baselines_missing())} baselines to train, "
+              f"{len(plan.scores_missing())} score sets to compute; "
+              f"estimated {minutes:.1f} min on this machine (rough)")
+
+
+@app.command("list")
+def list_(what: str = typer.Argument(..., metavar="{methods,datasets,backbones,presets}")) -> None:
+    """List registered methods, datasets, backbones or presets."""
+    if what == "methods":
+        cat = plugins.catalogue()
+        table = Table("name", "family", "granularities", "version", "source", "description")
+        for name in cat.methods:
+            meta = cat.methods.get(name).metadata()
+            table.add_row(name, meta["family"], meta["granularities"], meta["version"],
+                          meta["source"], meta["description"])
+        out.print(table)
+        for source, error in cat.broken.items():
+            out.print(f"[red]broken[/red] {source}: {error}")
+    elif what == "datasets":
+        table = Table("name", "task", "channels", "classes", "data file")
+        root = data.data_root()
+        for name in data.names():
+            info = data.info(name)
+            present = ("generated (synthetic)" if info.synthetic else
+                       "present" if (root / data.file_name(name, 28)).is_file() else "missing")
+            table.add_row(name, info.task, str(info.n_channels), str(info.n_classes), present)
+        out.print(table)
+        out.print(f"data root: {root}")
+    elif what == "backbones":
+        for name in BACKBONES:
+            out.print(name)
+    elif what == "presets":
+        for name in specs.preset_names():
+            out.print(name)
+    else:
+        raise SpecError(f"unknown list {what!r} (methods, datasets, backbones, presets)")
+
+
+def main() -> None:
+    """Console entry point: one-line errors, no tracebacks for user mistakes."""
+    logging.basicConfig(level=os.environ.get("XPRUNE_LOG", "WARNING"),
+                        format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        app(standalone_mode=False)
+    except XPruneError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted: finished cells are saved; run the same command to resume")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("XPRUNE_DEBUG"):
+            raise
+        err.print(f"error: internal error: {type(exc).__name__}: {exc} "
+                  "(set XPRUNE_DEBUG=1 for the traceback)", markup=False, highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Executors: where tasks run. Local = a pool of long-lived worker processes.
+
+Workers are spawned processes that import torch once and then run task after task, so
+fault isolation costs nothing per cell. If a worker dies mid-task (segfault, SIGKILL, OOM)
+or a task overruns its timeout, that task alone is reported failed and a fresh worker takes
+the dead one's place. Only the coordinating process sees results; workers never write
+records or MLflow.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .runner import execute
+
+
+@dataclass(frozen=True)
+class Task:
+    """A unit of work: ``kind`` is baseline | scores | cell; ``key`` its content hash."""
+
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    label: str
+
+
+Callback = Callable[[Task, dict[str, Any]], None]
+
+
+def _threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _worker_main(conn: Connection, cache_dir: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        kind, payload = message
+        conn.send(execute(kind, payload, Path(cache_dir)))
+
+
+class _Worker:
+    def __init__(self, ctx, cache_dir: Path, threads: int) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, str(cache_dir), threads),
+                                   daemon=True)
+        self.process.start()
+        child.close()
+        self.task: Task | None = None
+        self.started = 0.0
+
+    def give(self, task: Task) -> None:
+        self.task, self.started = task, time.monotonic()
+        self.conn.send((task.kind, task.payload))
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+
+    def death_reason(self) -> str:
+        self.process.join(5)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            return f"worker process killed by {signal.Signals(-code).name}"
+        return f"worker process exited with code {code}"
+
+
+class LocalExecutor:
+    """Run tasks on ``workers`` processes (0 = inline in this process, no isolation)."""
+
+    def __init__(self, cache_dir: Path, workers: int = 1, timeout: float | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.workers = workers
+        self.timeout = timeout
+
+    def run(self, tasks: Iterable[Task], done: Callback) -> None:
+        """Run every task; call ``done(task, outcome)`` in this process as each finishes."""
+        queue = deque(tasks)
+        if self.workers == 0:
+            for task in queue:
+                done(task, execute(task.kind, task.payload, self.cache_dir))
+            return
+        ctx = mp.get_context("spawn")
+        threads = _threads(self.workers)
+        pool = [_Worker(ctx, self.cache_dir, threads) for _ in range(min(self.workers, len(queue)))]
+        try:
+            self._loop(queue, pool, ctx, threads, done)
+        finally:
+            for worker in pool:
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+                worker.process.join(2)
+                worker.kill()
+
+    def _loop(self, queue: deque, pool: list[_Worker], ctx, threads: int, done: Callback) -> None:
+        while queue or any(w.task for w in pool):
+            for worker in pool:
+                if worker.task is None and queue:
+                    worker.give(queue.popleft())
+            busy = [w for w in pool if w.task]
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
+                         timeout=1.0)
+            for i, worker in enumerate(pool):
+                task = worker.task
+                if task is None:
+                    continue
+                outcome = self._outcome(worker, ready)
+                if outcome is None:
+                    continue
+                if not outcome["ok"] and not worker.process.is_alive():
+                    pool[i] = _Worker(ctx, self.cache_dir, threads)
+                else:
+                    worker.task = None
+                done(task, outcome)
+
+    def _outcome(self, worker: _Worker, ready: list) -> dict[str, Any] | None:
+        """The finished task's result, a failure if the worker died or overran, else None."""
+        elapsed = time.monotonic() - worker.started
+        if worker.conn in ready:
+            try:
+                return worker.conn.recv()
+            except (EOFError, OSError):
+                pass
+        if worker.process.sentinel in ready or not worker.process.is_alive():
+            return {"ok": False, "seconds": elapsed, "error": worker.death_reason()}
+        if self.timeout is not None and elapsed > self.timeout:
+            worker.kill()
+            return {"ok": False, "seconds": elapsed,
+                    "error": f"timed out after {self.timeout:g} s (worker killed)"}
+        return None

@@ -1,0 +1,150 @@
+"""Turning scores into a smaller model: the pruning policy and the two mechanisms.
+
+* ``channel``: torch-pruning removes output channels / neurons for real. Its dependency
+  graph keeps coupled layers consistent (ResNet's residual adds form one group); the
+  method's scores reach each group through :class:`ScoreImportance`. The selection itself
+  is :func:`select_lowest`, so the achieved sparsity is exact (torch-pruning's own global
+  mode silently skips a layer that would lose too much, missing the target).
+* ``weight``: unstructured masks through ``torch.nn.utils.prune`` (kept during fine-tuning,
+  made permanent by :func:`finalize`).
+
+Scopes: ``layer`` removes the same fraction of every layer; ``global`` ranks all units at
+once after L1-normalising each layer's scores (Yeom et al. 2021). No layer ever loses all
+its units, and the classifier is never pruned.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch_pruning as tp
+from torch import Tensor, nn
+from torch.nn.utils import prune as torch_prune
+
+from .units import classifier_name, find_sites
+
+@dataclass
+class Pruned:
+    """A pruned copy of the model, its weight masks (if any) and what was achieved."""
+
+    model: nn.Module
+    masks: dict[str, Tensor] = field(default_factory=dict)
+    achieved_sparsity: float = 0.0
+    seconds: float = 0.0
+
+
+def _l1_normalised(scores: Tensor) -> Tensor:
+    return scores / scores.abs().sum().clamp_min(1e-12)
+
+
+def select_lowest(values: list[Tensor], scope: str, sparsity: float) -> list[Tensor]:
+    """Flat indices of the units to remove from each layer (the policy, in one place).
+
+    ``layer``: the lowest ``floor(sparsity * n)`` of every layer. ``global``: the lowest
+    ``floor(sparsity * total)`` of all layers ranked together after L1-normalising each
+    layer. Either way every layer keeps at least its best unit.
+    """
+    sizes = [v.numel() for v in values]
+    if scope == "layer":
+        return [torch.argsort(v.flatten().float(), stable=True)[:min(int(sparsity * n), n - 1)]
+                for v, n in zip(values, sizes)]
+    flat = torch.cat([_l1_normalised(v.float()).flatten() for v in values])
+    layer_of = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    order = torch.argsort(flat, stable=True)
+    layer_sorted = layer_of[order]
+    rank = torch.empty_like(order)  # position of each sorted unit within its own layer
+    for layer, n in enumerate(sizes):
+        rank[layer_sorted == layer] = torch.arange(n)
+    eligible = order[rank < (torch.tensor(sizes) - 1)[layer_sorted]]
+    chosen = eligible[:int(sparsity * flat.numel())]
+    offsets = [0, *torch.tensor(sizes).cumsum(0).tolist()]
+    return [chosen[(chosen >= lo) & (chosen < hi)] - lo for lo, hi in zip(offsets, offsets[1:])]
+
+
+class ScoreImportance(tp.importance.Importance):
+    """Feeds precomputed per-channel scores into torch-pruning's dependency groups.
+
+    Every member layer of a group that has scores contributes its L1-normalised scores at
+    the group's channels; the group's importance is their mean (for an uncoupled layer,
+    just its own normalised scores). ResNet's residual-coupled convs share one group.
+    """
+
+    def __init__(self, scores: dict[str, Tensor], names: dict[nn.Module, str]) -> None:
+        self.scores = scores
+        self.names = names
+
+    def __call__(self, group) -> Tensor | None:
+        parts = []
+        for dep, idxs in group:
+            name = self.names.get(dep.target.module)
+            if name in self.scores and dep.handler in (tp.prune_conv_out_channels,
+                                                       tp.prune_linear_out_channels):
+                parts.append(_l1_normalised(self.scores[name].float())[torch.as_tensor(idxs)])
+        return torch.stack(parts).mean(0) if parts else None
+
+
+def prune_channels(model: nn.Module, scores: dict[str, Tensor], scope: str, sparsity: float,
+                   example: Tensor) -> Pruned:
+    """Remove the selected channels for real through torch-pruning's dependency graph."""
+    start = time.perf_counter()
+    model = copy.deepcopy(model).eval()
+    head = dict(model.named_modules())[classifier_name(model)]
+    before = {s.name: s.shape[0] for s in find_sites(model, "channel")}
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example[:1])
+    importance = ScoreImportance(scores, {m: n for n, m in model.named_modules()})
+    groups = [(g, imp) for g in graph.get_all_groups(ignored_layers=[head],
+                                                     root_module_types=[nn.Conv2d, nn.Linear])
+              if (imp := importance(g)) is not None]
+    plan = select_lowest([imp for _, imp in groups], scope, sparsity)
+    for (group, _), idxs in zip(groups, plan):
+        if len(idxs):
+            root = group[0].dep
+            graph.get_pruning_group(root.target.module, root.handler, idxs.tolist()).prune()
+    after = {s.name: s.shape[0] for s in find_sites(model, "channel")}
+    removed = sum(before[n] - after[n] for n in before)
+    return Pruned(model, {}, removed / sum(before.values()), time.perf_counter() - start)
+
+
+def weight_masks(scores: dict[str, Tensor], scope: str, sparsity: float) -> dict[str, Tensor]:
+    """0/1 masks removing the selected weights of every site."""
+    plan = select_lowest(list(scores.values()), scope, sparsity)
+    masks = {}
+    for (name, s), idxs in zip(scores.items(), plan):
+        mask = torch.ones(s.numel())
+        mask[idxs] = 0.0
+        masks[name] = mask.view_as(s)
+    return masks
+
+
+def prune_weights(model: nn.Module, scores: dict[str, Tensor], scope: str,
+                  sparsity: float) -> Pruned:
+    """Mask the lowest-scoring weights; the masks stay attached until :func:`finalize`."""
+    start = time.perf_counter()
+    model = copy.deepcopy(model).eval()
+    masks = weight_masks(scores, scope, sparsity)
+    modules = dict(model.named_modules())
+    for name, mask in masks.items():
+        torch_prune.custom_from_mask(modules[name], "weight", mask)
+    total = sum(m.numel() for m in masks.values())
+    zeros = sum(int((m == 0).sum()) for m in masks.values())
+    return Pruned(model, masks, zeros / total, time.perf_counter() - start)
+
+
+def prune(model: nn.Module, scores: dict[str, Tensor], granularity: str, scope: str,
+          sparsity: float, example: Tensor) -> Pruned:
+    """Prune a copy of ``model``; the original is left untouched."""
+    if granularity == "channel":
+        return prune_channels(model, scores, scope, sparsity, example)
+    return prune_weights(model, scores, scope, sparsity)
+
+
+def finalize(pruned: Pruned) -> nn.Module:
+    """Make weight masks permanent (plain parameters with zeros); no-op for channel pruning."""
+    modules = dict(pruned.model.named_modules())
+    for name in pruned.masks:
+        if torch_prune.is_pruned(modules[name]):
+            torch_prune.remove(modules[name], "weight")
+    return pruned.model

@@ -1,0 +1,86 @@
+"""Running a method plugin: a private model copy, the reference batch, contract validation.
+
+The engine checks every returned tensor (type, shape, finiteness) and turns a violation into
+a PluginError naming the site, so a broken plugin fails its cells, never the matrix.
+Validated scores are cached per (baseline, method, version, granularity, reference set).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from . import cache, plugins
+from .api import Site
+from .data import Dataset, reference_batch
+from .errors import PluginError
+from .spec import ScoreKey
+from .units import find_sites, scoring_copy
+
+
+def validate(name: str, raw: Any, sites: Sequence[Site]) -> dict[str, Tensor]:
+    """Check a plugin's return value against the contract; return float32 CPU copies."""
+    if not isinstance(raw, Mapping):
+        raise PluginError(f"{name}: score() returned {type(raw).__name__}, expected a dict "
+                          "of site name -> tensor")
+    expected = {s.name: s for s in sites}
+    missing = [n for n in expected if n not in raw]
+    extra = [str(n) for n in raw if n not in expected]
+    if missing:
+        raise PluginError(f"{name}: no scores for {len(missing)} site(s), e.g. {missing[0]!r}")
+    if extra:
+        raise PluginError(f"{name}: scores for unknown site(s), e.g. {extra[0]!r}")
+    out = {}
+    for site_name, site in expected.items():
+        value = raw[site_name]
+        if not isinstance(value, Tensor):
+            raise PluginError(f"{name}: site {site_name!r}: got {type(value).__name__}, "
+                              "expected a torch.Tensor")
+        if tuple(value.shape) != site.shape:
+            raise PluginError(f"{name}: site {site_name!r}: expected shape {site.shape}, "
+                              f"got {tuple(value.shape)}")
+        if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
+            raise PluginError(f"{name}: site {site_name!r}: dtype {value.dtype} is not real-valued")
+        value = value.detach().to("cpu", torch.float32)
+        if not torch.isfinite(value).all():
+            raise PluginError(f"{name}: site {site_name!r}: scores contain NaN or infinity")
+        out[site_name] = value.clone()
+    return out
+
+
+def run_method(method_name: str, model: nn.Module, granularity: str, dataset: Dataset,
+               per_class: int, seed: int) -> tuple[dict[str, Tensor], float]:
+    """Score ``model``'s sites with a plugin; return validated scores and seconds taken."""
+    entry = plugins.get(method_name)
+    if granularity not in entry.cls.granularities:
+        raise PluginError(f"{method_name}: granularity {granularity!r} is not supported "
+                          f"(declares {', '.join(entry.cls.granularities)})")
+    clone = scoring_copy(model)
+    sites = find_sites(clone, granularity)
+    batch = reference_batch(dataset, per_class, seed)
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    try:
+        with torch.enable_grad():
+            raw = entry.cls().score(clone, sites, batch)
+    except PluginError:
+        raise
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        raise PluginError(f"{method_name}: score() raised {type(exc).__name__}: {msg}") from exc
+    seconds = time.perf_counter() - start
+    return validate(method_name, raw, sites), seconds
+
+
+def get(key: ScoreKey, model: nn.Module, dataset: Dataset, cache_dir: Path) -> dict[str, Any]:
+    """Cached ``{"scores", "seconds"}`` for a score key (computed on first use)."""
+    def compute() -> dict[str, Any]:
+        scores, seconds = run_method(key.method, model, key.granularity, dataset,
+                                     key.reference_per_class, key.baseline.seed)
+        return {"scores": scores, "seconds": seconds, "key": key.hash}
+
+    return cache.get_or_compute(cache_dir / "scores" / f"{key.hash}.pt", compute)
