@@ -29,6 +29,12 @@ class LRP(Method):
 
 
 class LRPEpsilon(LRP):
+    """Convs get z+ (= alpha1-beta0), so channel maps equal lrp-alphabeta's; the aggregation differs.
+
+    The first layer's flat rule spreads relevance uniformly over its weights, so first-layer
+    weight scores are constant within an output channel.
+    """
+
     name = "lrp-epsilon"
     description = ("zennit EpsilonPlusFlat (flat on the first layer, z+ on other convs, epsilon 1e-6 "
                    "on linears, BN merged), one-hot true-class seed; channel: sum over images of "
