@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from itertools import pairwise
 
 import torch.fx
 from torch import nn
@@ -31,7 +32,7 @@ def consumers_by_order(model: nn.Module, sites: Sequence[Site]) -> dict[str, nn.
     """Module order: a BatchNorm that is the very next leaf module after the site."""
     wanted = {site.name for site in sites}
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
-    return {name: nxt for (name, _), (_, nxt) in zip(leaves, leaves[1:])
+    return {name: nxt for (name, _), (_, nxt) in pairwise(leaves)
             if name in wanted and isinstance(nxt, BATCHNORMS)}
 
 
