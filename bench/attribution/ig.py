@@ -13,8 +13,8 @@ F(x) - F(0). Weight IG scales all site weights jointly, W(beta) = beta * W, beta
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from captum.attr._utils.approximation_methods import approximation_parameters

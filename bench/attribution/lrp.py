@@ -13,8 +13,8 @@ summed over images and positions; for the epsilon rule that is sum a_i * w_ji * 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
