@@ -1,0 +1,117 @@
+"""verify(): re-running published cells from scratch reproduces them; a tampered number is caught.
+
+A real two-cell matrix (synthetic data, smallcnn, magnitude and random) is run inline,
+published with bench.publish, then verified: every cell is recomputed in a fresh cache, the
+baseline retrained and the scores recomputed, so the test needs a deterministic engine.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import matrix
+from bench.errors import RecordError
+from bench.executors import LocalExecutor
+from bench.publish import publish
+from bench.spec import Spec
+from bench.verify import VerifyError, compare, sample_records, verify
+
+SPEC = Spec(name="verify-test", datasets=("synthetic",), backbones=("smallcnn",),
+            methods=("magnitude", "random"), epochs={"smallcnn": 2})
+
+
+class NullTracker:
+    """No MLflow in these tests: matrix.run only needs these two calls."""
+
+    def logged_cells(self) -> set[str]:
+        return set()
+
+    def log_cell(self, record: dict) -> None:
+        pass
+
+
+class NullProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, label: str, record: dict | None) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A published reports/ folder holding the two cells' records."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("verify")
+    plan = matrix.plan(SPEC, root / "run", root / "cache")
+    counts = matrix.run(plan, LocalExecutor(root / "cache", workers=0), NullTracker(), NullProgress())
+    assert counts["ok"] == 2, counts
+    publish(root / "run", to=root / "reports")
+    return root / "reports"
+
+
+def _copy(reports: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(reports, tmp_path / "reports"))
+
+
+def test_published_records_verify(published: Path, tmp_path: Path) -> None:
+    report = verify(published, tolerance=0.0, cache_dir=tmp_path)
+    assert report.ok, (f"re-running the same cells from scratch changed their metrics "
+                       f"(engine nondeterminism):\n{report}")
+    assert (len(report.checked), report.total, report.exit_code) == (2, 2, 0)
+    assert str(report).endswith(f"verified 2 of 2 record(s) in {published} (tolerance 0): ok")
+    assert list(tmp_path.iterdir()) == []  # the fresh cache is removed afterwards
+
+
+def test_tampered_accuracy_is_the_one_mismatch(published: Path, tmp_path: Path) -> None:
+    reports = _copy(published, tmp_path)
+    path = sorted(reports.rglob("*.json"))[0]
+    record = json.loads(path.read_text())
+    old = record["metrics"]["recovered"]["acc"]
+    record["metrics"]["recovered"]["acc"] = old + 0.2
+    path.write_text(json.dumps(record, indent=2, sort_keys=True))
+    report = verify(reports, tolerance=1e-3, cache_dir=tmp_path / "cache")
+    assert report.exit_code == 1 and not report.failures
+    assert [(m.cell_hash, m.field, m.published, m.rerun) for m in report.mismatches] == [
+        (record["cell_hash"], "recovered.acc", old + 0.2, old)]
+    assert f"recovered.acc published {old + 0.2!r}, re-run {old!r}" in str(report)
+    assert str(report).endswith("1 mismatch(es), 0 failure(s)")
+
+
+def test_sample_is_seeded_and_bounded(published: Path) -> None:
+    everything, total = sample_records(published, None, seed=0)
+    first, _ = sample_records(published, 1, seed=3)
+    assert total == 2 and len(everything) == 2 and len(first) == 1
+    assert sample_records(published, 1, seed=3)[0] == first
+    assert {r["cell_hash"] for r in first} < {r["cell_hash"] for r in everything}
+    assert sample_records(published, 10, seed=0)[0] == everything
+
+
+def test_compare_rules() -> None:
+    base = {"dense": {"acc": 0.9, "auc": 0.95}, "pruned": {"acc": 0.5, "auc": None},
+            "recovered": {"acc": 0.8, "auc": 0.9}, "params_dense": 100, "params": 50,
+            "macs_dense": 1000, "macs": 400, "compression": 2.0, "speedup": 2.5,
+            "achieved_sparsity": 0.5, "latency_ms": {"dense_b1": 1.0}, "score_seconds": 1.0}
+    close = json.loads(json.dumps(base))
+    close["recovered"]["acc"] += 5e-4
+    close["latency_ms"]["dense_b1"], close["score_seconds"] = 9.0, 9.0  # timings are ignored
+    assert compare(base, close, 1e-3) == []
+    close["params"], close["pruned"]["auc"] = 51, 0.5
+    assert compare(base, close, 1e-3) == [("pruned.auc", None, 0.5), ("params", 50, 51)]
+
+
+def test_user_errors_are_one_line(tmp_path: Path, published: Path) -> None:
+    with pytest.raises(RecordError, match="does not exist"):
+        verify(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RecordError, match="holds no ok records"):
+        verify(tmp_path / "empty")
+    with pytest.raises(VerifyError, match="--sample must be at least 1"):
+        verify(published, sample=0)
+    with pytest.raises(VerifyError, match="--tolerance must be non-negative"):
+        verify(published, tolerance=-1.0)
