@@ -4,6 +4,7 @@ conservation, the three backbones, and the error for an unsupported layer."""
 from __future__ import annotations
 
 import itertools
+import operator
 
 import pytest
 import torch
@@ -156,7 +157,7 @@ def test_contrast_linear_matches_loop_reference():
     layer = nn.Linear(6, 16).double()
     a, w, b = torch.randn(6, dtype=torch.float64), layer.weight.detach(), layer.bias.detach()
     r = torch.rand(2, 16, dtype=torch.float64)
-    want, cases = torch.zeros(2, 6, dtype=torch.float64), set()
+    want, want_w, cases = torch.zeros(2, 6, dtype=torch.float64), torch.zeros_like(w), set()
     for j in range(16):
         z = a * w[j]
         pos, neg = z.clamp(min=0).sum(), (-z).clamp(min=0).sum()
@@ -166,16 +167,19 @@ def test_contrast_linear_matches_loop_reference():
         pos_stream, neg_stream = (big, small) if t > 0 else (small, big)
         for i in range(6):
             if pos == 0 or neg == 0:  # one-sided unit: both streams go to its only side
-                for k in range(2):
-                    want[k, i] += r[k, j] * abs(z[i]) / (pos + neg)
+                shares = {k: r[k, j] * abs(z[i]) / (pos + neg) for k in range(2)}
             elif z[i] > 0:
-                want[pos_stream, i] += r[pos_stream, j] * z[i] / pos
-            elif z[i] < 0:
-                want[neg_stream, i] += r[neg_stream, j] * -z[i] / neg
+                shares = {pos_stream: r[pos_stream, j] * z[i] / pos}
+            else:
+                shares = {neg_stream: r[neg_stream, j] * -z[i] / neg}
+            for k, share in shares.items():
+                want[k, i] += share
+                want_w[j, i] += share if k == 0 else -share
     from bench.attribution.backtrace_rules import Op, linear
 
-    got = linear(Op("fc", layer, [a.unsqueeze(0)], r.unsqueeze(1), {}, True, False)).inputs[0]
-    assert torch.allclose(got[:, 0], want, atol=1e-12)
+    got = linear(Op("fc", layer, [a.unsqueeze(0)], r.unsqueeze(1), {}, True, True))
+    assert torch.allclose(got.inputs[0][:, 0], want, atol=1e-12)
+    assert torch.allclose(got.weight, want_w, atol=1e-12)
     assert {(t, True, hi) for t in (True, False) for hi in (True, False)} <= cases
     assert any(not two_sided for _, two_sided, _ in cases)
 
@@ -212,3 +216,42 @@ def test_plugins_are_registered_and_score_in_their_mode(name, mode):
     batch, sites = _batch(torch.randn(5, 4), 3), find_sites(model, "channel")
     got = plugins.get(name).cls().score(model, sites, batch)
     assert torch.equal(got["0"], scores(model, sites, batch, mode)["0"])
+
+
+def _pool_op(module: nn.Module, x: torch.Tensor, rel: torch.Tensor):
+    from bench.attribution.backtrace_rules import MODULE_RULES, Op
+
+    return MODULE_RULES[type(module)](Op("pool", module, [x], rel, {}, False, False)).inputs[0]
+
+
+def test_max_pool_splits_uniformly_over_real_window_cells():
+    torch.manual_seed(4)
+    x, rel = torch.randn(1, 2, 5, 5, dtype=torch.float64), torch.rand(1, 1, 2, 3, 3, dtype=torch.float64)
+    want = torch.zeros_like(x)
+    for c, oh, ow in itertools.product(range(2), range(3), range(3)):
+        cells = [(ih, iw) for ih in range(2 * oh - 1, 2 * oh + 2) for iw in range(2 * ow - 1, 2 * ow + 2)
+                 if 0 <= ih < 5 and 0 <= iw < 5]
+        for ih, iw in cells:
+            want[0, c, ih, iw] += rel[0, 0, c, oh, ow] / len(cells)
+    got = _pool_op(nn.MaxPool2d(3, stride=2, padding=1), x, rel)
+    assert torch.allclose(got[0], want, atol=1e-12)
+
+
+def test_adaptive_avg_pool_splits_uniformly_over_overlapping_windows():
+    torch.manual_seed(5)
+    x, rel = torch.randn(2, 1, 5, 5, dtype=torch.float64), torch.rand(1, 2, 1, 2, 2, dtype=torch.float64)
+    want = torch.zeros_like(x)
+    for n, oh, ow in itertools.product(range(2), range(2), range(2)):
+        rows, cols = range(oh * 5 // 2, -(-(oh + 1) * 5 // 2)), range(ow * 5 // 2, -(-(ow + 1) * 5 // 2))
+        for ih, iw in itertools.product(rows, cols):
+            want[n, 0, ih, iw] += rel[0, n, 0, oh, ow] / (len(rows) * len(cols))
+    got = _pool_op(nn.AdaptiveAvgPool2d(2), x, rel)
+    assert torch.allclose(got[0], want, atol=1e-12)
+
+
+def test_residual_sum_gives_half_to_each_summand():
+    from bench.attribution.backtrace_rules import FUNCTION_RULES, Op
+
+    x, rel = torch.randn(3, 4), torch.rand(2, 3, 4)
+    flow = FUNCTION_RULES[operator.add](Op("add", None, [x, x.clone()], rel, {}, True, False))
+    assert all(torch.equal(share, rel / 2) for share in flow.inputs)

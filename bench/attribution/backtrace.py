@@ -96,8 +96,13 @@ def _logits_node(gm: fx.GraphModule, values: Mapping[fx.Node, object]) -> fx.Nod
 
 
 def propagate(gm: fx.GraphModule, x: Tensor, mode: str, observe: Observer | None = None,
-              weights_of: frozenset[nn.Module] = frozenset()) -> dict[fx.Node, Tensor]:
-    """Back-trace one batch; call ``observe`` at every layer; return relevance at the inputs."""
+              weights_of: frozenset[nn.Module] = frozenset(),
+              to_inputs: bool = True) -> dict[fx.Node, Tensor]:
+    """Back-trace one batch; call ``observe`` at every layer; return relevance at the inputs.
+
+    ``weights_of``: modules whose per-weight relevance the rules should compute;
+    ``to_inputs=False`` skips the (unused) last step into the model's input.
+    """
     if mode not in MODES:
         raise PluginError(f"backtrace: unknown mode {mode!r} (known: {', '.join(MODES)})")
     values = _record(gm, x)
@@ -110,7 +115,8 @@ def propagate(gm: fx.GraphModule, x: Tensor, mode: str, observe: Observer | None
             rule, module = _rule(gm, node)
             op = Op(node.name, module, [values[a] for a in args], arriving,
                     {k: v for k, v in node.kwargs.items() if not isinstance(v, fx.Node)},
-                    mode == "contrast", module is not None and module in weights_of)
+                    mode == "contrast", module is not None and module in weights_of,
+                    to_inputs or any(a.op != "placeholder" for a in args))
             flow = rule(op)
             if observe is not None:
                 observe(node, op, flow)
@@ -150,5 +156,5 @@ def scores(model: nn.Module, sites: Sequence[Site], batch: Batch, mode: str = "d
                 totals[site.name] += flow.weight
 
     for chunk in batch.chunks(_chunk_size(batch.x)):
-        propagate(gm, chunk.x, mode, observe, weights_of)
+        propagate(gm, chunk.x, mode, observe, weights_of, to_inputs=False)
     return totals
