@@ -70,7 +70,7 @@ def test_published_records_verify(published: Path, tmp_path: Path) -> None:
 
 def test_tampered_accuracy_is_the_one_mismatch(published: Path, tmp_path: Path) -> None:
     reports = _copy(published, tmp_path)
-    path = sorted(reports.rglob("*.json"))[0]
+    path = min(reports.rglob("*.json"))
     record = json.loads(path.read_text())
     old = record["metrics"]["recovered"]["acc"]
     record["metrics"]["recovered"]["acc"] = old + 0.2
