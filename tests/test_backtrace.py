@@ -51,7 +51,7 @@ def ref_conv(a, w, b, r, stride: int, pad: int):
         cells = [(c, kh, kw, oh * stride - pad + kh, ow * stride - pad + kw)
                  for c, kh, kw in itertools.product(range(c_in), range(k), range(k))]
         cells = [cell for cell in cells if 0 <= cell[3] < a.shape[1] and 0 <= cell[4] < a.shape[2]]
-        z = {cell: abs(a[cell[0], cell[3], cell[4]] * w[o, cell[0], cell[1], cell[2]]) for cell in cells}
+        z = {(c, kh, kw, ih, iw): abs(a[c, ih, iw] * w[o, c, kh, kw]) for c, kh, kw, ih, iw in cells}
         denom = sum(z.values()) + abs(b[o])
         for (c, kh, kw, ih, iw), zij in z.items():
             share = r[o, oh, ow] * zij / denom
@@ -70,7 +70,7 @@ def test_default_mlp_matches_loop_reference():
     x = torch.randn(3, 5, dtype=torch.float64)
     hidden = model[1](model[0](x)).detach()
     seed = _seed(model(x))
-    want_ch, want_w, want_in = torch.zeros(4, dtype=torch.float64), torch.zeros(4, 5, dtype=torch.float64), []
+    want_ch, want_w, want_in = torch.zeros(4).double(), torch.zeros(4, 5).double(), []
     for n in range(len(x)):
         r_hidden, _ = ref_dense(hidden[n], model[2].weight.detach(), model[2].bias.detach(), seed[n])
         r_in, r_w = ref_dense(x[n], model[0].weight.detach(), model[0].bias.detach(), r_hidden)
@@ -114,7 +114,8 @@ class _Residual(nn.Module):
 
     def __init__(self, c: int, bias: bool) -> None:
         super().__init__()
-        self.a, self.b, self.relu = nn.Conv2d(c, c, 3, padding=1, bias=bias), nn.Conv2d(c, c, 3, padding=1, bias=bias), nn.ReLU()
+        self.a, self.b = (nn.Conv2d(c, c, 3, padding=1, bias=bias) for _ in range(2))
+        self.relu = nn.ReLU()
 
     def forward(self, x):
         return self.relu(self.b(self.relu(self.a(x))) + x)
@@ -226,11 +227,11 @@ def _pool_op(module: nn.Module, x: torch.Tensor, rel: torch.Tensor):
 
 def test_max_pool_splits_uniformly_over_real_window_cells():
     torch.manual_seed(4)
-    x, rel = torch.randn(1, 2, 5, 5, dtype=torch.float64), torch.rand(1, 1, 2, 3, 3, dtype=torch.float64)
+    x, rel = torch.randn(1, 2, 5, 5).double(), torch.rand(1, 1, 2, 3, 3).double()
     want = torch.zeros_like(x)
     for c, oh, ow in itertools.product(range(2), range(3), range(3)):
-        cells = [(ih, iw) for ih in range(2 * oh - 1, 2 * oh + 2) for iw in range(2 * ow - 1, 2 * ow + 2)
-                 if 0 <= ih < 5 and 0 <= iw < 5]
+        window = itertools.product(range(2 * oh - 1, 2 * oh + 2), range(2 * ow - 1, 2 * ow + 2))
+        cells = [(ih, iw) for ih, iw in window if 0 <= ih < 5 and 0 <= iw < 5]  # padding dropped
         for ih, iw in cells:
             want[0, c, ih, iw] += rel[0, 0, c, oh, ow] / len(cells)
     got = _pool_op(nn.MaxPool2d(3, stride=2, padding=1), x, rel)
@@ -239,10 +240,12 @@ def test_max_pool_splits_uniformly_over_real_window_cells():
 
 def test_adaptive_avg_pool_splits_uniformly_over_overlapping_windows():
     torch.manual_seed(5)
-    x, rel = torch.randn(2, 1, 5, 5, dtype=torch.float64), torch.rand(1, 2, 1, 2, 2, dtype=torch.float64)
+    x, rel = torch.randn(2, 1, 5, 5).double(), torch.rand(1, 2, 1, 2, 2).double()
     want = torch.zeros_like(x)
     for n, oh, ow in itertools.product(range(2), range(2), range(2)):
-        rows, cols = range(oh * 5 // 2, -(-(oh + 1) * 5 // 2)), range(ow * 5 // 2, -(-(ow + 1) * 5 // 2))
+        # adaptive windows: [floor(o * 5 / 2), ceil((o + 1) * 5 / 2))
+        rows = range(oh * 5 // 2, -(-(oh + 1) * 5 // 2))
+        cols = range(ow * 5 // 2, -(-(ow + 1) * 5 // 2))
         for ih, iw in itertools.product(rows, cols):
             want[n, 0, ih, iw] += rel[0, n, 0, oh, ow] / (len(rows) * len(cols))
     got = _pool_op(nn.AdaptiveAvgPool2d(2), x, rel)

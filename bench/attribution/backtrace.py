@@ -138,7 +138,8 @@ def _chunk_size(x: Tensor) -> int:
     return max(1, min(64, PIXEL_BUDGET // (x.shape[-1] * x.shape[-2])))
 
 
-def scores(model: nn.Module, sites: Sequence[Site], batch: Batch, mode: str = "default") -> dict[str, Tensor]:
+def scores(model: nn.Module, sites: Sequence[Site], batch: Batch,
+           mode: str = "default") -> dict[str, Tensor]:
     """DL-Backtrace site scores of ``model`` on ``batch`` (channel: (C,), weight: weight.shape)."""
     gm = trace(model)
     sign = _streams(mode)
