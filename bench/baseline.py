@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from . import cache, models
@@ -22,6 +23,7 @@ def path(key: BaselineKey, cache_dir: Path) -> Path:
 def train(key: BaselineKey, dataset: Dataset) -> dict[str, Any]:
     """Train from scratch and return the cache entry: weights plus training metadata."""
     start = time.perf_counter()
+    torch.manual_seed(key.seed)  # initial weights too: every process starts unseeded
     model = models.build(key.backbone, dataset.info.n_channels, dataset.info.n_classes)
     model, history = fit(model, dataset, key.epochs, BASELINE_LR, key.seed)
     return {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -30,9 +32,13 @@ def task_scores(model: nn.Module, split: Split, task: str) -> dict[str, float | 
     y_score = predict(model, split.x, task)
     y_true = split.y.numpy()
     acc = float(getACC(y_true, y_score, task))
-    try:
-        auc: float | None = float(getAUC(y_true, y_score, task))
-    except ValueError:  # a class absent from y_true: AUC is undefined, not zero
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns (or raises) when AUC is undefined
+        try:
+            auc: float | None = float(getAUC(y_true, y_score, task))
+        except ValueError:
+            auc = None
+    if auc is not None and not math.isfinite(auc):  # a class absent from y_true: undefined
         auc = None
     return {"acc": acc, "auc": auc}
 

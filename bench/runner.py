@@ -83,7 +83,8 @@ def execute(kind: str, payload: dict[str, Any], cache_dir: Path) -> dict[str, An
             result = {"seconds": scoring.get(key, model, dataset, cache_dir)["seconds"]}
         else:
             result = {"metrics": run_cell(Cell.from_dict(payload), cache_dir)}
-        return {"ok": True, "seconds": time.perf_counter() - start, **result}
+        return {"ok": True, "seconds": time.perf_counter() - start,
+                "threads": torch.get_num_threads(), **result}
     except Exception as exc:  # a failing cell must not take the matrix down
         return {"ok": False, "seconds": time.perf_counter() - start, "error": one_line(exc)}
 
@@ -115,6 +116,7 @@ def make_record(cell: Cell, outcome: dict[str, Any]) -> dict[str, Any]:
                     "synthetic": info.synthetic, "md5": _md5(cell)},
         "metrics": outcome.get("metrics") if outcome["ok"] else None,
         "provenance": provenance() | {
+            "torch_threads": outcome.get("threads", torch.get_num_threads()),
             "baseline_hash": cell.baseline.hash, "score_hash": cell.scores.hash,
             "seconds": round(outcome.get("seconds", 0.0), 3),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -132,7 +134,7 @@ def provenance() -> dict[str, Any]:
     names = ["torch", "torchvision", "torch-pruning", "zennit", "captum", "medmnist", "numpy"]
     versions = {n: _version(n) for n in names} | {"python": platform.python_version()}
     return {"xprune_version": __version__, "git_commit": git_commit(), "versions": versions,
-            "machine": platform.machine(), "torch_threads": torch.get_num_threads()}
+            "machine": platform.machine()}
 
 
 def _version(dist: str) -> str:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from . import cache, plugins
-from .api import Site
+from .api import Batch, Method, Site
 from .data import Dataset, reference_batch
 from .errors import PluginError
 from .spec import ScoreKey
@@ -52,35 +52,34 @@ def validate(name: str, raw: Any, sites: Sequence[Site]) -> dict[str, Tensor]:
     return out
 
 
-def run_method(method_name: str, model: nn.Module, granularity: str, dataset: Dataset,
-               per_class: int, seed: int) -> tuple[dict[str, Tensor], float]:
-    """Score ``model``'s sites with a plugin; return validated scores and seconds taken."""
-    entry = plugins.get(method_name)
-    if granularity not in entry.cls.granularities:
-        raise PluginError(f"{method_name}: granularity {granularity!r} is not supported "
-                          f"(declares {', '.join(entry.cls.granularities)})")
+def run_method(cls: type[Method], model: nn.Module, granularity: str, batch: Batch,
+               seed: int) -> tuple[dict[str, Tensor], float]:
+    """Score ``model``'s sites with a plugin class; return validated scores and seconds taken."""
+    if granularity not in cls.granularities:
+        raise PluginError(f"{cls.name}: granularity {granularity!r} is not supported "
+                          f"(declares {', '.join(cls.granularities)})")
     clone = scoring_copy(model)
     sites = find_sites(clone, granularity)
-    batch = reference_batch(dataset, per_class, seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
     try:
         with torch.enable_grad():
-            raw = entry.cls().score(clone, sites, batch)
+            raw = cls().score(clone, sites, batch)
     except PluginError:
         raise
     except Exception as exc:
         msg = str(exc).splitlines()[0] if str(exc) else ""
-        raise PluginError(f"{method_name}: score() raised {type(exc).__name__}: {msg}") from exc
+        raise PluginError(f"{cls.name}: score() raised {type(exc).__name__}: {msg}") from exc
     seconds = time.perf_counter() - start
-    return validate(method_name, raw, sites), seconds
+    return validate(cls.name, raw, sites), seconds
 
 
 def get(key: ScoreKey, model: nn.Module, dataset: Dataset, cache_dir: Path) -> dict[str, Any]:
     """Cached ``{"scores", "seconds"}`` for a score key (computed on first use)."""
     def compute() -> dict[str, Any]:
-        scores, seconds = run_method(key.method, model, key.granularity, dataset,
-                                     key.reference_per_class, key.baseline.seed)
+        batch = reference_batch(dataset, key.reference_per_class, key.baseline.seed)
+        scores, seconds = run_method(plugins.get(key.method).cls, model, key.granularity, batch,
+                                     key.baseline.seed)
         return {"scores": scores, "seconds": seconds, "key": key.hash}
 
     return cache.get_or_compute(cache_dir / "scores" / f"{key.hash}.pt", compute)
