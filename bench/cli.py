@@ -182,6 +182,48 @@ def list_(what: str = typer.Argument(..., metavar="{methods,datasets,backbones,p
         raise SpecError(f"unknown list {what!r} (methods, datasets, backbones, presets)")
 
 
+@app.command()
+def check(
+    target: str = typer.Argument(..., metavar="NAME-OR-PATH"),
+    backbone: str = typer.Option("smallcnn", help="Tiny model to check on."),
+    budget: float = typer.Option(30.0, help="Seconds one scoring run may take."),
+) -> None:
+    """Check a method plugin against the contract; exit 1 if any check fails."""
+    from .check import check as run_checks
+
+    results = run_checks(target, backbone, budget)
+    table = Table("plugin", "check", "result", "detail")
+    for r in results:
+        table.add_row(r.plugin, r.check, "[green]pass[/green]" if r.ok else "[red]FAIL[/red]",
+                      r.message)
+    out.print(table)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def publish(
+    run_dir: Path = typer.Argument(..., metavar="RUN-DIR"),
+    to: Path = typer.Option(Path("reports"), help="The published reports folder."),
+    force: bool = typer.Option(False, help="Replace conflicting records."),
+) -> None:
+    """Validate a run's records and copy the ok ones into reports/."""
+    from .publish import publish as do_publish
+
+    out.print(str(do_publish(run_dir, to, force)))
+
+
+@app.command()
+def leaderboard(
+    reports: Path = typer.Option(Path("reports"), help="Published records."),
+    out_dir: Path = typer.Option(Path("leaderboard/site"), "--out", help="Site folder."),
+) -> None:
+    """Render the static HTML leaderboard from published records."""
+    from .render import render
+
+    out.print(str(render(reports, out_dir)))
+
+
 def main() -> None:
     """Console entry point: one-line errors, no tracebacks for user mistakes."""
     logging.basicConfig(level=os.environ.get("XPRUNE_LOG", "WARNING"),
@@ -189,7 +231,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns (not raises) typer.Exit codes here
+        sys.exit(code if isinstance(code, int) else 0)
     except XPruneError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -1,0 +1,113 @@
+"""``xprune check``: run the plugin contract on a tiny model before anyone submits.
+
+For each declared granularity: the plugin runs, returns one finite tensor of the right
+shape per site, gives identical scores twice under the same seed, and finishes within a
+time budget. Each failure has its own message so a contributor knows what to fix.
+"""
+
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from . import data, models, plugins
+from .api import Method
+from .errors import PluginError
+from .scoring import run_method
+
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One check of one plugin (at one granularity, where it applies)."""
+
+    plugin: str
+    check: str
+    ok: bool
+    message: str = ""
+
+
+class _Overrun(BaseException):
+    """Raised by the alarm; a BaseException so plugin code's ``except Exception`` can't eat it."""
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Interrupt a plugin that runs far past its budget (a hang must not hang the check)."""
+    def alarm(signum, frame):
+        raise _Overrun()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def resolve(target: str) -> list[type[Method]]:
+    """A registered method name, or a path to a plugin file (every plugin class in it)."""
+    path = Path(target)
+    if target.endswith(".py") or path.exists():
+        if not path.is_file():
+            raise PluginError(f"plugin file {target} not found")
+        classes = plugins.load_file(path)
+        if not classes:
+            raise PluginError(f"{target}: defines no Method subclass with a name")
+        return classes
+    return [plugins.get(target).cls]
+
+
+def check_class(cls: type[Method], backbone: str = "smallcnn",
+                budget: float = 30.0) -> list[Outcome]:
+    """All checks for one plugin class, on an untrained backbone and the synthetic dataset."""
+    problems = plugins.metadata_problems(cls)
+    results = [Outcome(cls.name, "metadata", not problems, "; ".join(problems))]
+    if problems:
+        return results
+    dataset = data.load(data.SYNTHETIC)
+    batch = data.reference_batch(dataset, 4, SEED)
+    torch.manual_seed(SEED)
+    model = models.build(backbone, dataset.info.n_channels, dataset.info.n_classes).eval()
+    for granularity in cls.granularities:
+        results += _check_granularity(cls, model, granularity, batch, budget)
+    return results
+
+
+def _check_granularity(cls, model, granularity, batch, budget) -> list[Outcome]:
+    name = f"{granularity}"
+    runs = []
+    for _ in range(2):
+        try:
+            with _deadline(budget * 2):
+                runs.append(run_method(cls, model, granularity, batch, SEED))
+        except _Overrun:
+            return [Outcome(cls.name, f"{name}: budget", False,
+                            f"still running after {budget * 2:g} s (budget {budget:g} s): stopped")]
+        except PluginError as exc:
+            return [Outcome(cls.name, f"{name}: contract", False, str(exc))]
+    (first, seconds), (second, _) = runs
+    differing = [site for site in first if not torch.equal(first[site], second[site])]
+    return [
+        Outcome(cls.name, f"{name}: contract", True),
+        Outcome(cls.name, f"{name}: deterministic", not differing,
+                f"two runs with seed {SEED} differ at site {differing[0]!r}" if differing else ""),
+        Outcome(cls.name, f"{name}: budget", seconds <= budget,
+                f"took {seconds:.1f} s, over the budget of {budget:g} s" if seconds > budget else
+                f"{seconds:.2f} s"),
+    ]
+
+
+def check(target: str, backbone: str = "smallcnn", budget: float = 30.0) -> list[Outcome]:
+    """Resolve ``target`` and check every plugin class it names."""
+    out: list[Outcome] = []
+    for cls in resolve(target):
+        out += check_class(cls, backbone, budget)
+    return out
