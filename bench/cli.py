@@ -82,6 +82,11 @@ def run(
     recovery: Optional[str] = typer.Option(None, help="none,bnrecal,finetune:K"),
     seeds: Optional[str] = typer.Option(None),
     workers: int = typer.Option(1, min=0, help="Worker processes (0: inline, no isolation)."),
+    executor: str = typer.Option("local", help="local | slurm (submitit job arrays)."),
+    slurm_partition: Optional[str] = typer.Option(None, help="Slurm partition."),
+    slurm_time: int = typer.Option(60, help="Slurm time limit per task, minutes."),
+    slurm_cpus: int = typer.Option(1, help="CPUs per Slurm task."),
+    slurm_gpus: int = typer.Option(0, help="GPUs per Slurm task."),
     cell_timeout: Optional[float] = typer.Option(None, help="Seconds before a task is killed."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: runs/<spec name>."),
     cache: Optional[Path] = typer.Option(None, help="Baseline/score cache (default "
@@ -110,6 +115,15 @@ def run(
     if dry_run:
         return
     _check_writable(out_dir)
+    if executor == "local":
+        runner = LocalExecutor(cache, workers, cell_timeout)
+    elif executor == "slurm":
+        from .slurm import SlurmExecutor
+
+        runner = SlurmExecutor(cache, out_dir / "slurm", slurm_partition, slurm_time,
+                               slurm_gpus, slurm_cpus)
+    else:
+        raise SpecError(f"unknown executor {executor!r} (local, slurm)")
     from .tracking import Tracker
 
     tracker = Tracker(spec.name, f"{spec.name}", {
@@ -118,7 +132,7 @@ def run(
     progress = RichProgress()
     status = "FAILED"
     try:
-        counts = matrix.run(plan, LocalExecutor(cache, workers, cell_timeout), tracker, progress)
+        counts = matrix.run(plan, runner, tracker, progress)
         status = "FINISHED"
     finally:
         progress.stop()
@@ -222,6 +236,23 @@ def leaderboard(
     from .render import render
 
     out.print(str(render(reports, out_dir)))
+
+
+@app.command()
+def verify(
+    reports: Path = typer.Option(Path("reports"), help="Published records to re-check."),
+    sample: Optional[int] = typer.Option(None, min=1, help="Re-run this many (default: all)."),
+    tolerance: float = typer.Option(1e-3, help="Allowed difference for non-integer metrics."),
+    seed: int = typer.Option(0, help="Seed of the random sample."),
+    cache: Optional[Path] = typer.Option(None, help="Where the fresh temporary cache goes."),
+) -> None:
+    """Re-run a seeded sample of published cells from scratch and compare (exit 1 on mismatch)."""
+    from .verify import verify as do_verify
+
+    report = do_verify(reports, sample, tolerance, seed, cache)
+    out.print(str(report), markup=False, highlight=False)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 def main() -> None:
