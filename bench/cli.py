@@ -87,7 +87,7 @@ def run(
     slurm_time: int = typer.Option(60, help="Slurm time limit per task, minutes."),
     slurm_cpus: int = typer.Option(1, help="CPUs per Slurm task."),
     slurm_gpus: int = typer.Option(0, help="GPUs per Slurm task."),
-    cell_timeout: Optional[float] = typer.Option(None, help="Seconds before a task is killed."),
+    cell_timeout: Optional[float] = typer.Option(None, help="Seconds a scoring or cell task may run before its worker is killed."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: runs/<spec name>."),
     cache: Optional[Path] = typer.Option(None, help="Baseline/score cache (default "
                                          "$XPRUNE_CACHE or .xprune-cache)."),

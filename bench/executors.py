@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .errors import XPruneError
 from .runner import execute
 
 
@@ -34,6 +35,9 @@ class Task:
 
 Callback = Callable[[Task, dict[str, Any]], None]
 
+# --cell-timeout bounds plugin scoring and cells; baseline training is legitimately long.
+TIMED_KINDS = ("scores", "cell")
+
 
 def _threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
@@ -42,8 +46,12 @@ def _threads(workers: int) -> int:
 def _worker_main(conn: Connection, cache_dir: str, threads: int) -> None:
     import torch
 
+    from . import plugins
+
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
+    plugins.catalogue()  # discover plugins before the first task's clock starts
+    conn.send("ready")
     while True:
         message = conn.recv()
         if message is None:
@@ -61,6 +69,7 @@ class _Worker:
         child.close()
         self.task: Task | None = None
         self.started = 0.0
+        self.ready = False  # set when the worker has imported everything
 
     def give(self, task: Task) -> None:
         self.task, self.started = task, time.monotonic()
@@ -77,6 +86,18 @@ class _Worker:
         if code is not None and code < 0:
             return f"worker process killed by {signal.Signals(-code).name}"
         return f"worker process exited with code {code}"
+
+
+def _check_started(worker: _Worker, ready: list) -> None:
+    """Mark a worker ready once it says so; a worker that dies while starting is fatal."""
+    if worker.conn in ready:
+        try:
+            worker.ready = worker.conn.recv() == "ready"
+            return
+        except (EOFError, OSError):
+            pass
+    if worker.process.sentinel in ready or not worker.process.is_alive():
+        raise XPruneError(f"a worker process failed to start ({worker.death_reason()})")
 
 
 class LocalExecutor:
@@ -111,12 +132,15 @@ class LocalExecutor:
     def _loop(self, queue: deque, pool: list[_Worker], ctx, threads: int, done: Callback) -> None:
         while queue or any(w.task for w in pool):
             for worker in pool:
-                if worker.task is None and queue:
+                if worker.ready and worker.task is None and queue:
                     worker.give(queue.popleft())
-            busy = [w for w in pool if w.task]
-            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
+            watched = [w for w in pool if w.task or not w.ready]
+            ready = wait([w.conn for w in watched] + [w.process.sentinel for w in watched],
                          timeout=1.0)
             for i, worker in enumerate(pool):
+                if not worker.ready:
+                    _check_started(worker, ready)
+                    continue
                 task = worker.task
                 if task is None:
                     continue
@@ -139,7 +163,8 @@ class LocalExecutor:
                 pass
         if worker.process.sentinel in ready or not worker.process.is_alive():
             return {"ok": False, "seconds": elapsed, "error": worker.death_reason()}
-        if self.timeout is not None and elapsed > self.timeout:
+        timed = worker.task is not None and worker.task.kind in TIMED_KINDS
+        if timed and self.timeout is not None and elapsed > self.timeout:
             worker.kill()
             return {"ok": False, "seconds": elapsed,
                     "error": f"timed out after {self.timeout:g} s (worker killed)"}

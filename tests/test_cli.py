@@ -61,3 +61,43 @@ def test_unwritable_output_folder(workdir, cli):
 def test_list_commands_work(workdir, cli, what, expected):
     code, out, _ = cli("list", what)
     assert code == 0 and expected in out
+
+
+def test_corrupt_npz(workdir, cli, monkeypatch, tmp_path):
+    import zipfile
+
+    root = tmp_path / "corrupt"
+    root.mkdir()
+    with zipfile.ZipFile(root / "pneumoniamnist.npz", "w") as zf:
+        zf.writestr("train_images.npy", b"\x93NUMPY garbage")
+    monkeypatch.setenv("XPRUNE_DATA_ROOT", str(root))
+    code, _, err = cli("run", "--preset", "quick", "--datasets", "pneumoniamnist", "--dry-run")
+    assert code == 2
+    assert err.startswith("error: pneumoniamnist: md5 mismatch") and "corrupt" in err
+
+
+def _record_dir(workdir, name, text):
+    folder = workdir / name / "records"
+    folder.mkdir(parents=True)
+    (folder / "0123456789abcdef.json").write_text(text)
+    return workdir / name
+
+
+def test_invalid_record_json(workdir, cli):
+    run = _record_dir(workdir, "run", '{"schema_version": 1, "cell_hash": ')
+    code, _, err = cli("publish", str(run), "--to", "reports")
+    assert code == 2
+    assert err.startswith("error: ") and "not a readable JSON record" in err
+    assert not (workdir / "reports").exists()
+
+
+def test_record_from_a_newer_schema(workdir, cli):
+    run = _record_dir(workdir, "run", '{"schema_version": 2}')
+    code, _, err = cli("publish", str(run), "--to", "reports")
+    assert code == 2
+    assert "schema_version 2 is newer than this xprune understands (1); upgrade" in err
+
+
+def test_verify_missing_reports_folder(workdir, cli):
+    code, _, err = cli("verify", "--reports", "nowhere")
+    assert (code, err.strip()) == (2, "error: reports folder nowhere does not exist")

@@ -1,0 +1,20 @@
+"""Worker processes: a hanging plugin is killed at the timeout, a worker killed by the OS is
+recorded with its signal, and the matrix carries on (the real CLI, real worker processes)."""
+
+import os
+
+from bench import records
+from conftest import BROKEN_PLUGINS, xprune
+
+
+def test_hang_and_sigkill_fail_only_their_cells(workdir):
+    env = {"XPRUNE_PLUGIN_PATH": os.pathsep.join(
+        str(BROKEN_PLUGINS / f) for f in ("slow.py", "sigkill.py"))}
+    result = xprune("run", "--preset", "synthetic", "--granularities", "channel",
+                    "--methods", "broken-slow,broken-sigkill,magnitude", "--workers", "1",
+                    "--cell-timeout", "8", cwd=workdir, env=env)
+    assert result.returncode == 1, result.stderr
+    found = {r["cell"]["method"]: r for r in records.iter_records(workdir / "runs/synthetic/records")}
+    assert found["broken-slow"]["error"] == "scores failed: timed out after 8 s (worker killed)"
+    assert found["broken-sigkill"]["error"] == "scores failed: worker process killed by SIGKILL"
+    assert found["magnitude"]["status"] == "ok"  # the replacement worker carried on
