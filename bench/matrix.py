@@ -34,6 +34,16 @@ EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0}
 CELL_SECONDS = {"smallcnn": 1.0, "vgg": 2.0, "resnet18": 15.0}
 
 
+class SilentProgress:
+    """Progress reporting for library callers that want none (the CLI uses a rich bar)."""
+
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, label: str, record: dict | None) -> None:
+        pass
+
+
 @dataclass
 class Plan:
     spec: Spec

@@ -35,11 +35,12 @@ def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
 class Tracker:
     """A parent MLflow run for one matrix invocation and its child runs."""
 
-    def __init__(self, experiment: str, run_name: str, params: dict[str, Any]) -> None:
+    def __init__(self, experiment: str, run_name: str, params: dict[str, Any],
+                 uri: str | None = None) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         from mlflow.tracking import MlflowClient
 
-        self.uri = tracking_uri()
+        self.uri = uri or tracking_uri()
         try:
             self.client = MlflowClient(tracking_uri=self.uri)
             found = self.client.get_experiment_by_name(experiment)

@@ -50,6 +50,18 @@ def cli(capsys, monkeypatch):
     return call
 
 
+def run_matrix(plan, executor) -> dict:
+    """``matrix.run`` as a library caller would: real MLflow (a SQLite file beside the run)."""
+    from bench import matrix
+    from bench.tracking import Tracker
+
+    uri = f"sqlite:///{plan.out.parent / 'mlflow.db'}"
+    tracker = Tracker(plan.spec.name, plan.spec.name, {}, uri=uri)
+    counts = matrix.run(plan, executor, tracker, matrix.SilentProgress())
+    tracker.finish()
+    return counts
+
+
 def xprune(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300,
            ) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess, as a user would."""

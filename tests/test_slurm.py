@@ -20,29 +20,12 @@ from bench import matrix, records
 from bench.executors import LocalExecutor, Task
 from bench.slurm import SlurmExecutor
 from bench.spec import Spec
+from conftest import run_matrix
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = Spec(name="slurm-test", datasets=("synthetic",), backbones=("smallcnn",),
             methods=("magnitude", "random"), scopes=("layer", "global"), epochs={"smallcnn": 2})
 TIMINGS = {"latency_ms", "score_seconds", "prune_seconds", "recover_seconds"}
-
-
-class NullTracker:
-    """No MLflow in these tests: matrix.run only needs these two calls."""
-
-    def logged_cells(self) -> set[str]:
-        return set()
-
-    def log_cell(self, record: dict) -> None:
-        pass
-
-
-class NullProgress:
-    def start(self, total: int) -> None:
-        pass
-
-    def advance(self, label: str, record: dict | None) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +59,13 @@ def _metrics(out: Path) -> dict[str, dict]:
 def test_matrix_on_slurm_equals_local(slurm_conf: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)  # the Slurm jobs run with cpus=1 thread each
     local = matrix.plan(SPEC, tmp_path / "local", tmp_path / "local-cache")
-    assert matrix.run(local, LocalExecutor(tmp_path / "local-cache", workers=0),
-                      NullTracker(), NullProgress())["ok"] == 4
+    assert run_matrix(local, LocalExecutor(tmp_path / "local-cache", workers=0))["ok"] == 4
     out = tmp_path / "slurm"
     plan = matrix.plan(SPEC, out, tmp_path / "shared-cache")
     executor = SlurmExecutor(tmp_path / "shared-cache", out / "slurm", time_min=10, cpus=1,
                              poll=0.5, job_name="xprune-test")
     start = time.monotonic()
-    counts = matrix.run(plan, executor, NullTracker(), NullProgress())
+    counts = run_matrix(plan, executor)
     print(f"slurm matrix: {counts} in {time.monotonic() - start:.1f} s")
     assert counts == {"ok": 4}
     # the three stages really ran as Slurm array jobs: one log folder per array element

@@ -19,28 +19,11 @@ from bench.errors import RecordError
 from bench.executors import LocalExecutor
 from bench.publish import publish
 from bench.spec import Spec
+from conftest import run_matrix
 from bench.verify import VerifyError, compare, sample_records, verify
 
 SPEC = Spec(name="verify-test", datasets=("synthetic",), backbones=("smallcnn",),
             methods=("magnitude", "random"), epochs={"smallcnn": 2})
-
-
-class NullTracker:
-    """No MLflow in these tests: matrix.run only needs these two calls."""
-
-    def logged_cells(self) -> set[str]:
-        return set()
-
-    def log_cell(self, record: dict) -> None:
-        pass
-
-
-class NullProgress:
-    def start(self, total: int) -> None:
-        pass
-
-    def advance(self, label: str, record: dict | None) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +32,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("verify")
     plan = matrix.plan(SPEC, root / "run", root / "cache")
-    counts = matrix.run(plan, LocalExecutor(root / "cache", workers=0), NullTracker(), NullProgress())
+    counts = run_matrix(plan, LocalExecutor(root / "cache", workers=0))
     assert counts["ok"] == 2, counts
     publish(root / "run", to=root / "reports")
     return root / "reports"
