@@ -15,6 +15,7 @@ from typing import Optional
 import click
 import typer
 from rich.console import Console
+from rich.padding import Padding
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
@@ -168,12 +169,11 @@ def list_(what: str = typer.Argument(..., metavar="{methods,datasets,backbones,p
     """List registered methods, datasets, backbones or presets."""
     if what == "methods":
         cat = plugins.catalogue()
-        table = Table("name", "family", "granularities", "version", "source", "description")
         for name in cat.methods:
             meta = cat.methods.get(name).metadata()
-            table.add_row(name, meta["family"], meta["granularities"], meta["version"],
-                          meta["source"], meta["description"])
-        out.print(table)
+            out.print(f"[bold]{name}[/bold]  {meta['family']} | {meta['granularities']} | "
+                      f"v{meta['version']} | {meta['source']}", highlight=False)
+            out.print(Padding(meta["description"], (0, 0, 0, 4)), highlight=False)
         for source, error in cat.broken.items():
             out.print(f"[red]broken[/red] {source}: {error}")
     elif what == "datasets":

@@ -133,7 +133,11 @@ def provenance() -> dict[str, Any]:
     """Code and library versions, git commit, and the CPU/thread setting results came from."""
     names = ["torch", "torchvision", "torch-pruning", "zennit", "captum", "medmnist", "numpy"]
     versions = {n: _version(n) for n in names} | {"python": platform.python_version()}
+    determinism = {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+                   "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+                   "device": "cpu"}
     return {"xprune_version": __version__, "git_commit": git_commit(), "versions": versions,
+            "cuda": torch.version.cuda or "none", "determinism": determinism,
             "machine": platform.machine()}
 
 
