@@ -330,8 +330,10 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
         versions = [metas[k] for k in sorted(metas) if k[0] == method]
         _write(out / "methods" / f"{method}.html", env.get_template("method.j2").render(
             **method_context(method, versions, settings, names)), summary)
+    # compact: a generated file for machines (indented it triples in size)
     _write(out / "leaderboard.json", json.dumps(machine_view(settings, overall, metas, failed),
-                                                indent=2, sort_keys=True) + "\n", summary)
+                                                sort_keys=True, separators=(",", ":")) + "\n",
+           summary)
     for r in recs:
         if r["status"] == "ok":
             (out / "records").mkdir(exist_ok=True)
