@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import random
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+import torch
 
 from . import plugins, records
 from .errors import RecordError, XPruneError
@@ -103,6 +106,18 @@ def sample_records(reports: Path, sample: int | None, seed: int) -> tuple[list[d
     return sorted(chosen, key=lambda r: r["cell_hash"]), len(found)
 
 
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Re-run under the record's torch thread count: floating-point reduction order depends
+    on it, and over a whole training run different orders lead to different baselines."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
     """Re-run one record's cell in ``cache``; raise RecordError when it cannot be compared."""
     where = f"{record['cell_hash']}"
@@ -112,7 +127,8 @@ def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
     if current != cell.method_version:
         raise RecordError(f"{where}: method {cell.method} is now version {current}, the record "
                           f"has {cell.method_version}; the cell cannot be re-run as published")
-    outcome = execute("cell", cell.__dict__, cache)
+    with _torch_threads(int(record["provenance"].get("torch_threads") or 0)):
+        outcome = execute("cell", cell.__dict__, cache)
     if not outcome["ok"]:
         raise RecordError(f"{where}: re-run failed: {outcome['error']}")
     return outcome["metrics"]
