@@ -141,16 +141,21 @@ class Capture:
 
     inputs: dict[str, Tensor] = field(default_factory=dict)
     outputs: dict[str, Tensor] = field(default_factory=dict)
+    grads: dict[str, Tensor] = field(default_factory=dict)
 
     def grad(self, name: str) -> Tensor:
-        """Gradient reaching the site's output in the last backward pass (zeros if none)."""
-        out = self.outputs[name]
-        return out.grad if out.grad is not None else torch.zeros_like(out)
+        """Gradient reaching the site's output in the last backward pass (zeros if none).
+
+        Recorded by a tensor hook, so it works for ``loss.backward()``, ``torch.autograd.grad``
+        and modified backward passes (zennit's LRP rules) alike.
+        """
+        grad = self.grads.get(name)
+        return grad if grad is not None else torch.zeros_like(self.outputs[name])
 
 
 @contextlib.contextmanager
 def capture(model: nn.Module, sites: Sequence[Site]) -> Iterator[Capture]:
-    """Record each site module's input and output (with ``retain_grad``) on every forward.
+    """Record each site module's input, output and output-gradient on every forward.
 
     The hooks are removed when the block exits, also on error.
     """
@@ -159,11 +164,15 @@ def capture(model: nn.Module, sites: Sequence[Site]) -> Iterator[Capture]:
     handles = []
 
     def hook_for(name: str):
+        def store_grad(grad: Tensor) -> None:
+            record.grads[name] = grad.detach()
+
         def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
             record.inputs[name] = args[0]
-            if output.requires_grad:
-                output.retain_grad()
             record.outputs[name] = output
+            record.grads.pop(name, None)
+            if output.requires_grad:
+                output.register_hook(store_grad)
         return hook
 
     try:

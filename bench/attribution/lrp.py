@@ -26,7 +26,7 @@ from zennit.rules import AlphaBeta, Epsilon, ZPlus
 from zennit.torchvision import ResNetCanonizer
 from zennit.types import Convolution
 
-from bench.api import Batch, Site, per_channel
+from bench.api import Batch, Site, capture, per_channel
 
 CHUNK = 64
 
@@ -95,28 +95,6 @@ def recorded_rules(composite: Composite) -> Iterator[dict[str, BasicHook]]:
         composite.module_map = original
 
 
-@contextlib.contextmanager
-def site_io(sites: Sequence[Site]) -> Iterator[dict[str, dict[str, Tensor]]]:
-    """Record each site's input, and the gradient reaching its output tensor (a tensor hook)."""
-    seen: dict[str, dict[str, Tensor]] = {}
-    handles: list = []
-
-    def hook_for(name: str):
-        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
-            seen[name] = {"input": args[0].detach()}
-            if output.requires_grad:
-                output.register_hook(lambda grad: seen[name].__setitem__("grad", grad.detach()))
-        return hook
-
-    try:
-        for site in sites:
-            handles.append(site.module.register_forward_hook(hook_for(site.name)))
-        yield seen
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def coefficients(rule: BasicHook) -> list[float]:
     """The constant c_k of each modified pass in the rule's reducer (sum_k c_k * x_k * g_k)."""
     k = len(rule.input_modifiers)
@@ -154,18 +132,18 @@ def relevance(model: nn.Module, sites: Sequence[Site], batch: Batch, composite: 
     """
     channel = {s.name: torch.zeros(s.module.weight.shape[0]) for s in sites}
     weight = {s.name: torch.zeros(s.module.weight.shape) for s in sites} if weights else {}
-    with recorded_rules(composite) as rules, composite.context(model), site_io(sites) as seen:
+    with (recorded_rules(composite) as rules, composite.context(model),
+          capture(model, sites) as seen):
         for part in batch.chunks(chunk):
             x = part.x.clone().requires_grad_(True)
             logits = model(x)
             torch.autograd.grad(logits, x, grad_outputs=SEEDS[seed](logits, part))
             for site in sites:
-                r_out = seen[site.name].get("grad")
+                r_out = seen.grads.get(site.name)
                 if r_out is None:  # the site does not reach the output
                     continue
                 channel[site.name] += REDUCTIONS[reduce](r_out)
                 if weights:
                     weight[site.name] += weight_relevance(
-                        site.module, rules[site.name], seen[site.name]["input"], r_out)
-            seen.clear()
+                        site.module, rules[site.name], seen.inputs[site.name].detach(), r_out)
     return Relevance(channel, weight)
