@@ -8,10 +8,12 @@
 # Idempotent: a running cluster from an earlier call is reused. Never fails CI: when Slurm
 # cannot be installed or started it prints why and exits 0 (the Slurm test then skips).
 # On success the last line is SLURM_CONF=<dir>/slurm.conf (also written to <dir>/env).
-# Config, state, logs and pid files live in $XPRUNE_SLURM_DIR (default /tmp/xprune-slurm).
+# Config, state, logs and pid files live in $XPRUNE_SLURM_DIR (default $TMPDIR/xprune-slurm,
+# with TMPDIR defaulting to the system temporary folder).
 set -u
 
-DIR="${XPRUNE_SLURM_DIR:-/tmp/xprune-slurm}"
+TMP_ROOT="${TMPDIR:-$(dirname "$(mktemp -u)")}"
+DIR="${XPRUNE_SLURM_DIR:-$TMP_ROOT/xprune-slurm}"
 CONF="$DIR/slurm.conf"
 MODE="${1:-start}"
 
