@@ -43,6 +43,7 @@ __all__ = [
     "Site",
     "capture",
     "per_channel",
+    "per_image",
 ]
 
 
@@ -129,6 +130,10 @@ class Method:
     granularities: ClassVar[tuple[str, ...]] = GRANULARITIES
     needs_data: ClassVar[bool] = True
     needs_grad: ClassVar[bool] = False
+    # Whether the scores claim to measure each unit's effect on the output: such methods must
+    # rank units that cannot change the output at the bottom (``xprune check``'s soundness
+    # stage). Set False for criteria that only look at weights or activations.
+    effect_based: ClassVar[bool] = True
 
     def score(self, model: nn.Module, sites: Sequence[Site], batch: Batch) -> Mapping[str, Tensor]:
         """Return ``{site.name: scores}``, each shaped ``site.shape``; higher means keep."""
@@ -187,3 +192,8 @@ def capture(model: nn.Module, sites: Sequence[Site]) -> Iterator[Capture]:
 def per_channel(t: Tensor) -> Tensor:
     """Sum a (N, C, ...) tensor over every axis except the channel axis 1 -> shape (C,)."""
     return t.transpose(0, 1).reshape(t.shape[1], -1).sum(1)
+
+
+def per_image(t: Tensor) -> Tensor:
+    """Sum a (N, C, ...) tensor over its positions -> shape (N, C), one total per image and channel."""
+    return t.flatten(2).sum(2) if t.ndim > 2 else t

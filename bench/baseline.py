@@ -1,4 +1,5 @@
-"""Baselines: one trained model per (dataset, size, backbone, seed, epochs), cached by hash."""
+"""Baselines: one trained model per (dataset, size, backbone, seed, epochs, min_steps) and
+training recipe, cached by hash."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from torch import nn
 from . import cache, models
 from .data import Dataset
 from .evaluate import task_scores
-from .spec import BaselineKey
+from .spec import BASELINE_RECIPE, BaselineKey
 from .train import BASELINE_LR, fit
 
 
@@ -25,9 +26,11 @@ def train(key: BaselineKey, dataset: Dataset) -> dict[str, Any]:
     start = time.perf_counter()
     torch.manual_seed(key.seed)  # initial weights too: every process starts unseeded
     model = models.build(key.backbone, dataset.info.n_channels, dataset.info.n_classes)
-    model, history = fit(model, dataset, key.epochs, BASELINE_LR, key.seed)
+    model, history = fit(model, dataset, key.epochs, BASELINE_LR, key.seed, key.min_steps)
     return {
         "key": key.__dict__ | {"hash": key.hash},
+        "recipe": BASELINE_RECIPE,
+        "steps": history[-1]["step"],
         "state_dict": model.state_dict(),
         "history": history,
         "val": task_scores(model, dataset.val, dataset.info.task),

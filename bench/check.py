@@ -2,7 +2,8 @@
 
 For each declared granularity: the plugin runs, returns one finite tensor of the right
 shape per site, gives identical scores twice under the same seed, and finishes within a
-time budget. Each failure has its own message so a contributor knows what to fix.
+time budget. Each failure has its own message so a contributor knows what to fix. Then the
+soundness stage (:mod:`bench.soundness`) judges the scores on a small trained model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Iterator
 
 import torch
 
-from . import data, models, plugins
+from . import data, models, plugins, soundness
 from .api import Method
 from .errors import PluginError
 from .scoring import run_method
@@ -31,6 +32,12 @@ class Outcome:
     check: str
     ok: bool
     message: str = ""
+    verdict: soundness.Verdict | None = None  # set on soundness outcomes
+
+    @property
+    def blocking(self) -> bool:
+        """A failed contract check fails ``xprune check``; a failed soundness check warns."""
+        return not self.ok and self.verdict is None and not self.check.endswith("soundness")
 
 
 class _Overrun(BaseException):
@@ -53,7 +60,8 @@ def _deadline(seconds: float) -> Iterator[None]:
 
 
 def resolve(target: str) -> list[type[Method]]:
-    """A registered method name, or a path to a plugin file (every plugin class in it)."""
+    """A registered method name or wildcard (``'*'``, ``lrp-*``), or a path to a plugin file
+    (every plugin class in it)."""
     path = Path(target)
     if target.endswith(".py") or path.exists():
         if not path.is_file():
@@ -62,7 +70,7 @@ def resolve(target: str) -> list[type[Method]]:
         if not classes:
             raise PluginError(f"{target}: defines no Method subclass with a name")
         return classes
-    return [plugins.get(target).cls]
+    return [plugins.get(name).cls for name in plugins.catalogue().expand([target])]
 
 
 def check_class(cls: type[Method], backbone: str = "smallcnn",
@@ -77,8 +85,24 @@ def check_class(cls: type[Method], backbone: str = "smallcnn",
     torch.manual_seed(SEED)
     model = models.build(backbone, dataset.info.n_channels, dataset.info.n_classes).eval()
     for granularity in cls.granularities:
-        results += _check_granularity(cls, model, granularity, batch, budget)
+        outcomes = _check_granularity(cls, model, granularity, batch, budget)
+        results += outcomes
+        if all(o.ok for o in outcomes):
+            results.append(_soundness(cls, granularity))
     return results
+
+
+def _soundness(cls: type[Method], granularity: str) -> Outcome:
+    """The soundness stage on the small trained model, as one outcome."""
+    try:
+        verdict = soundness.judge(cls, granularity)
+    except PluginError as exc:
+        return Outcome(cls.name, f"{granularity}: soundness", False, str(exc))
+    detail = verdict.message or (
+        f"zero-effect units ranked last; largest tie at the minimum "
+        f"{100 * verdict.worst_tie:.1f}%" if verdict.zero_effect else
+        f"not effect-based: tie check only (largest tie {100 * verdict.worst_tie:.1f}%)")
+    return Outcome(cls.name, f"{granularity}: soundness", verdict.ok, detail, verdict)
 
 
 def _check_granularity(cls, model, granularity, batch, budget) -> list[Outcome]:

@@ -208,10 +208,25 @@ def check(
     results = run_checks(target, backbone, budget)
     table = Table("plugin", "check", "result", "detail")
     for r in results:
-        table.add_row(r.plugin, r.check, "[green]pass[/green]" if r.ok else "[red]FAIL[/red]",
-                      r.message)
+        verdict = ("[green]pass[/green]" if r.ok else "[red]FAIL[/red]" if r.blocking
+                   else "[yellow]WARN[/yellow]")
+        table.add_row(r.plugin, r.check, verdict, r.message)
     out.print(table)
-    if not all(r.ok for r in results):
+    judged = [r.verdict for r in results if r.verdict is not None]
+    if judged:
+        sound = Table("method", "granularity", "zero-effect units last", "largest tie at min",
+                      "soundness", title="Soundness on a small trained model")
+        for v in judged:
+            sound.add_row(v.method, v.granularity,
+                          {True: "yes", False: "NO", None: "n/a (not effect-based)"}[v.zero_effect],
+                          f"{100 * v.worst_tie:.1f}% (site {v.worst_site})",
+                          "[green]pass[/green]" if v.ok else "[yellow]fail[/yellow]")
+        out.print(sound)
+    for r in results:
+        if not r.ok and not r.blocking:
+            err.print(f"warning: {r.plugin} fails the soundness check ({r.message}); the "
+                      "leaderboard shows this warning on its page", markup=False, highlight=False)
+    if any(r.blocking for r in results):
         raise typer.Exit(1)
 
 

@@ -1,11 +1,13 @@
-"""Measurements: ACC/AUC with MedMNIST's evaluator semantics, parameters, MACs, CPU latency."""
+"""Measurements: ACC/AUC with MedMNIST's evaluator semantics, clinical metrics (sensitivity,
+specificity, balanced accuracy, calibration), parameters, MACs and CPU latency with its spread."""
 
 from __future__ import annotations
 
 import math
-import statistics
-import time
+import platform
 import warnings
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +17,8 @@ from torch import Tensor, nn
 
 from .api import MULTI_LABEL
 from .data import Split
+
+BINARY = "binary-class"
 
 
 @torch.inference_mode()
@@ -27,8 +31,55 @@ def predict(model: nn.Module, x: Tensor, task: str, batch_size: int = 512) -> np
     return probs.numpy()
 
 
+COLLAPSE_MARGIN = 0.02  # balanced accuracy within this of chance: the model has collapsed
+
+
+def chance(task: str, n_classes: int) -> float:
+    """Balanced accuracy of a constant (or random) predictor: 1/K, or 1/2 per binary label."""
+    return 0.5 if task in (BINARY, MULTI_LABEL) or n_classes == 2 else 1.0 / n_classes
+
+
+def collapsed(scores: dict[str, Any], task: str, n_classes: int) -> bool:
+    """True when balanced accuracy is within ``COLLAPSE_MARGIN`` of chance."""
+    return scores["bal_acc"] <= chance(task, n_classes) + COLLAPSE_MARGIN
+
+
+def clinical(y_true: np.ndarray, y_score: np.ndarray, task: str) -> dict[str, float]:
+    """Sensitivity, specificity, balanced accuracy and expected calibration error (torchmetrics).
+
+    Predictions follow MedMNIST's ACC: argmax for multi-class, probability > 0.5 for binary
+    (positive = class 1) and per label for multi-label. Multi-class sensitivity/specificity
+    are macro averages over one-vs-rest classes (so sensitivity = balanced accuracy); for
+    multi-label, macro over labels, balanced accuracy = mean of (sens + spec) / 2 per label.
+    ECE: 15 equal-width bins, L1, on the top-class confidence (multi-class) or on every label's
+    probability (binary, multi-label).
+    """
+    from torchmetrics.functional import classification as tmc
+
+    probs, target = torch.from_numpy(y_score).float(), torch.from_numpy(y_true).long()
+    if task == MULTI_LABEL:
+        labels = probs.shape[1]
+        sens = float(tmc.multilabel_recall(probs, target, labels, average="macro"))
+        spec = float(tmc.multilabel_specificity(probs, target, labels, average="macro"))
+        ece = float(tmc.binary_calibration_error(probs.flatten(), target.flatten()))
+        return {"bal_acc": (sens + spec) / 2, "sens": sens, "spec": spec, "ece": ece}
+    target = target.reshape(-1)
+    if probs.shape[1] == 2:
+        positive = probs[:, 1]
+        sens = float(tmc.binary_recall(positive, target))
+        spec = float(tmc.binary_specificity(positive, target))
+        ece = float(tmc.binary_calibration_error(positive, target))
+        return {"bal_acc": (sens + spec) / 2, "sens": sens, "spec": spec, "ece": ece}
+    k = probs.shape[1]
+    sens = float(tmc.multiclass_recall(probs, target, k, average="macro"))
+    spec = float(tmc.multiclass_specificity(probs, target, k, average="macro"))
+    ece = float(tmc.multiclass_calibration_error(probs, target, k))
+    return {"bal_acc": sens, "sens": sens, "spec": spec, "ece": ece}
+
+
 def task_scores(model: nn.Module, split: Split, task: str) -> dict[str, float | None]:
-    """``{"acc", "auc"}`` exactly as ``medmnist.evaluator`` computes them; AUC None if undefined."""
+    """``acc``/``auc`` exactly as ``medmnist.evaluator`` computes them (AUC None if undefined),
+    plus the clinical metrics of :func:`clinical`."""
     y_score = predict(model, split.x, task)
     y_true = split.y.numpy()
     acc = float(getACC(y_true, y_score, task))
@@ -40,7 +91,7 @@ def task_scores(model: nn.Module, split: Split, task: str) -> dict[str, float | 
             auc = None
     if auc is not None and not math.isfinite(auc):  # a class absent from y_true: undefined
         auc = None
-    return {"acc": acc, "auc": auc}
+    return {"acc": acc, "auc": auc, **clinical(y_true, y_score, task)}
 
 
 def _site_positions(model: nn.Module, example: Tensor) -> dict[str, int]:
@@ -74,15 +125,64 @@ def cost(model: nn.Module, example: Tensor, masks: dict[str, Tensor] | None = No
     return {"params": int(params), "macs": int(macs)}
 
 
+LATENCY_THREADS = 1  # latency is measured single-threaded: the same condition in every cell
+
+
+def hardware() -> str:
+    """The CPU latency figures come from, e.g. ``Intel Xeon ... (x86_64), 1 thread``."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({platform.machine()}), {LATENCY_THREADS} thread"
+
+
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median: order statistics x(t+1), x(n-t),
+    with the largest t such that 2 * P(Bin(n, 1/2) <= t) <= 1 - level (the full range below
+    n = 6, where no interval reaches 95%)."""
+    from scipy.stats import binom
+
+    xs, n = sorted(values), len(values)
+    t = 0
+    while t + 1 < n / 2 and 2 * binom.cdf(t + 1, n, 0.5) <= 1 - level:
+        t += 1
+    return xs[t], xs[n - 1 - t]
+
+
+def _quartiles(values: list[float]) -> list[float]:
+    q1, _, q3 = np.percentile(values, [25, 50, 75]).tolist()
+    return [q1, q3]
+
+
 @torch.inference_mode()
-def latency_ms(model: nn.Module, example: Tensor, batch: int, repeats: int) -> float:
-    """Median wall-clock milliseconds of one forward pass on ``batch`` images (after warm-up)."""
-    model.eval()
+def latency(dense: nn.Module, pruned: nn.Module, example: Tensor, batch: int,
+            repeats: int) -> dict[str, Any]:
+    """Interleaved CPU timing of the dense and the pruned model on ``batch`` images.
+
+    Each repeat times both models back to back (alternating which goes first) with
+    ``torch.utils.benchmark`` on one thread, so both see the same machine load. The measured
+    speed-up is the median of the per-repeat ratios dense/pruned, with a 95% interval of that
+    median; it is ``within_noise`` when the interval contains 1.
+    """
+    from torch.utils.benchmark import Timer
+
     x = example[:1].expand(batch, *example.shape[1:]).contiguous()
-    model(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    timers = [Timer("model(x)", globals={"model": m.eval(), "x": x}, num_threads=LATENCY_THREADS)
+              for m in (dense, pruned)]
+    once = max(t.timeit(1).median for t in timers)  # warm-up, and a size for the inner loop
+    number = max(1, min(50, math.ceil(2e-3 / max(once, 1e-6))))
+    times: list[list[float]] = [[], []]
+    for r in range(repeats):
+        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+            times[i].append(timers[i].timeit(number).median * 1000)
+    ratios = [d / p for d, p in zip(*times)]
+    low, high = median_interval(ratios)
+    return {"dense_ms": float(np.median(times[0])), "dense_iqr_ms": _quartiles(times[0]),
+            "pruned_ms": float(np.median(times[1])), "pruned_iqr_ms": _quartiles(times[1]),
+            "speedup": float(np.median(ratios)), "speedup_ci": [low, high],
+            "within_noise": bool(low <= 1.0 <= high), "repeats": repeats, "inner_loops": number}

@@ -10,7 +10,9 @@
 
 Scopes: ``layer`` removes the same fraction of every layer; ``global`` ranks all units at
 once after L1-normalising each layer's scores (Yeom et al. 2021). No layer ever loses all
-its units, and the classifier is never pruned.
+its units, and the classifier is never pruned. Units with equal scores are ordered by a
+permutation seeded with the cell's seed (never by position), and the share of units whose
+fate that tie-break decided is reported.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from torch.nn.utils import prune as torch_prune
 
 from .units import classifier_name, find_sites
 
+TIE_SEED = 0x7135  # offsets the cell seed, so tie-breaking and random scores use different streams
+
+
 @dataclass
 class Pruned:
     """A pruned copy of the model, its weight masks (if any) and what was achieved."""
@@ -34,34 +39,77 @@ class Pruned:
     masks: dict[str, Tensor] = field(default_factory=dict)
     achieved_sparsity: float = 0.0
     seconds: float = 0.0
+    tie_share: float = 0.0
 
 
 def _l1_normalised(scores: Tensor) -> Tensor:
     return scores / scores.abs().sum().clamp_min(1e-12)
 
 
-def select_lowest(values: list[Tensor], scope: str, sparsity: float) -> list[Tensor]:
+@dataclass(frozen=True)
+class Selection:
+    """Which units to remove from each layer, and how many were decided by the tie-break.
+
+    ``tied`` counts the units of every tie group that straddles a cut (some of its members
+    removed, some kept): their fate was decided by the seeded permutation, not by the scores.
+    """
+
+    indices: list[Tensor]
+    tied: int
+    total: int
+
+    @property
+    def tie_share(self) -> float:
+        return self.tied / self.total if self.total else 0.0
+
+
+def ascending(values: Tensor, generator: torch.Generator) -> Tensor:
+    """Indices of ``values`` (1-D) from lowest to highest; equal values in a seeded random order.
+
+    Never by position: a stable sort alone would always remove the first channels/weights.
+    """
+    perm = torch.randperm(values.numel(), generator=generator)
+    return perm[torch.argsort(values[perm], stable=True)]
+
+
+def _straddling(values: Tensor, removed: Tensor) -> int:
+    """Size of the tie group at the cut if it has members on both sides, else 0."""
+    if not len(removed) or len(removed) == values.numel():
+        return 0
+    chosen = torch.zeros(values.numel(), dtype=torch.bool)
+    chosen[removed] = True
+    group = values == values[removed].max()
+    return int(group.sum()) if bool((group & ~chosen).any()) else 0
+
+
+def select_lowest(values: list[Tensor], scope: str, sparsity: float, seed: int = 0) -> Selection:
     """Flat indices of the units to remove from each layer (the policy, in one place).
 
     ``layer``: the lowest ``floor(sparsity * n)`` of every layer. ``global``: the lowest
     ``floor(sparsity * total)`` of all layers ranked together after L1-normalising each
-    layer. Either way every layer keeps at least its best unit.
+    layer. Either way every layer keeps at least its best unit. Ties are broken by a
+    permutation seeded with ``seed``.
     """
-    sizes = [v.numel() for v in values]
+    generator = torch.Generator().manual_seed(TIE_SEED + seed)
+    flats = [v.detach().flatten().float() for v in values]
+    sizes = [v.numel() for v in flats]
     if scope == "layer":
-        return [torch.argsort(v.flatten().float(), stable=True)[:min(int(sparsity * n), n - 1)]
-                for v, n in zip(values, sizes)]
-    flat = torch.cat([_l1_normalised(v.float()).flatten() for v in values])
+        chosen = [ascending(v, generator)[:min(int(sparsity * n), n - 1)]
+                  for v, n in zip(flats, sizes)]
+        tied = sum(_straddling(v, idx) for v, idx in zip(flats, chosen))
+        return Selection(chosen, tied, sum(sizes))
+    flat = torch.cat([_l1_normalised(v) for v in flats])
     layer_of = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    order = torch.argsort(flat, stable=True)
+    order = ascending(flat, generator)
     layer_sorted = layer_of[order]
     rank = torch.empty_like(order)  # position of each sorted unit within its own layer
     for layer, n in enumerate(sizes):
         rank[layer_sorted == layer] = torch.arange(n)
     eligible = order[rank < (torch.tensor(sizes) - 1)[layer_sorted]]
-    chosen = eligible[:int(sparsity * flat.numel())]
+    removed = eligible[:int(sparsity * flat.numel())]
     offsets = [0, *torch.tensor(sizes).cumsum(0).tolist()]
-    return [chosen[(chosen >= lo) & (chosen < hi)] - lo for lo, hi in zip(offsets, offsets[1:])]
+    chosen = [removed[(removed >= lo) & (removed < hi)] - lo for lo, hi in zip(offsets, offsets[1:])]
+    return Selection(chosen, _straddling(flat, removed), flat.numel())
 
 
 class ScoreImportance(tp.importance.Importance):
@@ -87,7 +135,7 @@ class ScoreImportance(tp.importance.Importance):
 
 
 def prune_channels(model: nn.Module, scores: dict[str, Tensor], scope: str, sparsity: float,
-                   example: Tensor) -> Pruned:
+                   example: Tensor, seed: int = 0) -> Pruned:
     """Remove the selected channels for real through torch-pruning's dependency graph."""
     start = time.perf_counter()
     model = copy.deepcopy(model).eval()
@@ -98,47 +146,49 @@ def prune_channels(model: nn.Module, scores: dict[str, Tensor], scope: str, spar
     groups = [(g, imp) for g in graph.get_all_groups(ignored_layers=[head],
                                                      root_module_types=[nn.Conv2d, nn.Linear])
               if (imp := importance(g)) is not None]
-    plan = select_lowest([imp for _, imp in groups], scope, sparsity)
-    for (group, _), idxs in zip(groups, plan):
+    plan = select_lowest([imp for _, imp in groups], scope, sparsity, seed)
+    for (group, _), idxs in zip(groups, plan.indices):
         if len(idxs):
             root = group[0].dep
             graph.get_pruning_group(root.target.module, root.handler, idxs.tolist()).prune()
     after = {s.name: s.shape[0] for s in find_sites(model, "channel")}
     removed = sum(before[n] - after[n] for n in before)
-    return Pruned(model, {}, removed / sum(before.values()), time.perf_counter() - start)
+    return Pruned(model, {}, removed / sum(before.values()), time.perf_counter() - start,
+                  plan.tie_share)
 
 
-def weight_masks(scores: dict[str, Tensor], scope: str, sparsity: float) -> dict[str, Tensor]:
-    """0/1 masks removing the selected weights of every site."""
-    plan = select_lowest(list(scores.values()), scope, sparsity)
+def weight_masks(scores: dict[str, Tensor], scope: str, sparsity: float,
+                 seed: int = 0) -> tuple[dict[str, Tensor], Selection]:
+    """0/1 masks removing the selected weights of every site, and the selection behind them."""
+    plan = select_lowest(list(scores.values()), scope, sparsity, seed)
     masks = {}
-    for (name, s), idxs in zip(scores.items(), plan):
+    for (name, s), idxs in zip(scores.items(), plan.indices):
         mask = torch.ones(s.numel())
         mask[idxs] = 0.0
         masks[name] = mask.view_as(s)
-    return masks
+    return masks, plan
 
 
 def prune_weights(model: nn.Module, scores: dict[str, Tensor], scope: str,
-                  sparsity: float) -> Pruned:
+                  sparsity: float, seed: int = 0) -> Pruned:
     """Mask the lowest-scoring weights; the masks stay attached until :func:`finalize`."""
     start = time.perf_counter()
     model = copy.deepcopy(model).eval()
-    masks = weight_masks(scores, scope, sparsity)
+    masks, plan = weight_masks(scores, scope, sparsity, seed)
     modules = dict(model.named_modules())
     for name, mask in masks.items():
         torch_prune.custom_from_mask(modules[name], "weight", mask)
     total = sum(m.numel() for m in masks.values())
     zeros = sum(int((m == 0).sum()) for m in masks.values())
-    return Pruned(model, masks, zeros / total, time.perf_counter() - start)
+    return Pruned(model, masks, zeros / total, time.perf_counter() - start, plan.tie_share)
 
 
 def prune(model: nn.Module, scores: dict[str, Tensor], granularity: str, scope: str,
-          sparsity: float, example: Tensor) -> Pruned:
-    """Prune a copy of ``model``; the original is left untouched."""
+          sparsity: float, example: Tensor, seed: int = 0) -> Pruned:
+    """Prune a copy of ``model``; the original is left untouched. ``seed`` breaks score ties."""
     if granularity == "channel":
-        return prune_channels(model, scores, scope, sparsity, example)
-    return prune_weights(model, scores, scope, sparsity)
+        return prune_channels(model, scores, scope, sparsity, example, seed)
+    return prune_weights(model, scores, scope, sparsity, seed)
 
 
 def finalize(pruned: Pruned) -> nn.Module:

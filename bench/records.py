@@ -3,6 +3,10 @@
 A record is the durable, reviewable result of one cell. Numbers are stored as numbers;
 ``status`` is ``ok`` (metrics present) or ``failed`` (``error`` holds the one-line reason).
 Writes are atomic (temporary file + rename) so a killed run never leaves half a record.
+
+Schema 2 (protocol 2) adds the clinical metrics, collapse flags, the tie share, MAC reduction
+(renamed from schema 1's ``speedup``) and interleaved latency with its spread and measured
+speed-up. Schema 1 records stay readable: each record is validated against its own version.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import jsonschema
 
 from .errors import RecordError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _NUM = {"type": "number"}
 _OPT_NUM = {"type": ["number", "null"]}
@@ -64,12 +68,12 @@ METRIC_FIELDS = {
     "recover_seconds": _NUM,
 }
 
-SCHEMA: dict[str, Any] = {
+SCHEMA_V1: dict[str, Any] = {
     "type": "object",
     "required": ["schema_version", "cell_hash", "status", "error", "cell", "method",
                  "dataset", "metrics", "provenance"],
     "properties": {
-        "schema_version": {"const": SCHEMA_VERSION},
+        "schema_version": {"const": 1},
         "cell_hash": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
         "status": {"enum": ["ok", "failed"]},
         "error": {"type": ["string", "null"]},
@@ -95,6 +99,49 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+_CLINICAL = {"type": "object", "required": ["acc", "auc", "bal_acc", "sens", "spec", "ece"],
+             "properties": {"acc": _NUM, "auc": _OPT_NUM, "bal_acc": _NUM, "sens": _NUM,
+                            "spec": _NUM, "ece": _NUM},
+             "additionalProperties": False}
+_TIMING = {
+    "type": "object",
+    "required": ["dense_ms", "dense_iqr_ms", "pruned_ms", "pruned_iqr_ms", "speedup",
+                 "speedup_ci", "within_noise", "repeats"],
+    "properties": {"dense_iqr_ms": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
+                   "pruned_iqr_ms": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
+                   "speedup_ci": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
+                   "within_noise": {"type": "boolean"}},
+}
+METRIC_FIELDS_V2 = {
+    **{k: v for k, v in METRIC_FIELDS.items() if k not in ("speedup", "latency_ms")},
+    "dense": _CLINICAL,
+    "pruned": _CLINICAL,
+    "recovered": _CLINICAL,
+    "chance": _NUM,
+    "collapsed": {"type": "boolean"},
+    "mac_reduction": _NUM,
+    "tie_share": {"type": "number", "minimum": 0, "maximum": 1},
+    "latency": {"type": "object", "required": ["hardware", "threads", "b1", "b64"],
+                "properties": {"hardware": {"type": "string"}, "threads": {"type": "integer"},
+                               "b1": _TIMING, "b64": _TIMING}},
+}
+SCHEMA: dict[str, Any] = {
+    **SCHEMA_V1,
+    "properties": {
+        **SCHEMA_V1["properties"],
+        "schema_version": {"const": SCHEMA_VERSION},
+        "cell": {"type": "object", "required": [*CELL_FIELDS, "min_steps"],
+                 "properties": {**CELL_FIELDS, "min_steps": {"type": "integer", "minimum": 0}},
+                 "additionalProperties": False},
+        "metrics": {"oneOf": [
+            {"type": "null"},
+            {"type": "object", "required": list(METRIC_FIELDS_V2), "properties": METRIC_FIELDS_V2},
+        ]},
+    },
+}
+SCHEMAS = {1: SCHEMA_V1, 2: SCHEMA}
+
+
 def validate(record: Any, where: str = "record") -> dict[str, Any]:
     """Check a record against the schema; raise RecordError with a one-line reason."""
     if isinstance(record, dict):
@@ -102,8 +149,9 @@ def validate(record: Any, where: str = "record") -> dict[str, Any]:
         if isinstance(version, int) and version > SCHEMA_VERSION:
             raise RecordError(f"{where}: schema_version {version} is newer than this xprune "
                               f"understands ({SCHEMA_VERSION}); upgrade xprune-bench")
+    version = record.get("schema_version") if isinstance(record, dict) else None
     try:
-        jsonschema.validate(record, SCHEMA)
+        jsonschema.validate(record, SCHEMAS.get(version, SCHEMA))
     except jsonschema.ValidationError as exc:
         path = "/".join(str(p) for p in exc.absolute_path) or "(top)"
         raise RecordError(f"{where}: invalid record at {path}: {exc.message}") from None

@@ -21,7 +21,7 @@ import jinja2
 from . import records as records_io
 from .errors import RecordError, XPruneError
 from .publish import safe_name
-from .summary import MethodRank, Row, Setting, Stat, summarize
+from .summary import Comparison, Row, Setting, Stat, summarize
 
 ASSETS = Path(__file__).resolve().parent.parent / "leaderboard"
 MARKER = ".xprune-site"
@@ -68,10 +68,10 @@ def num(s: Stat | None, fmt: Any = pct, root: str = "../", detail: str = "",
     """
     if s is None:
         return {"text": "—", "sort": "", "title": "not measured", "links": []}
-    text = fmt(s.mean) + (f" ± {fmt(s.std)}" if s.std is not None else "")
+    text = fmt(s.mean) + (f" [{fmt(s.ci[0])}–{fmt(s.ci[1])}]" if s.ci is not None else "")
     seeds = ", ".join(str(x) for x in s.seeds)
-    title = (f"{detail}mean of {s.n} seed(s) [{seeds}], ± sample std" if s.n > 1
-             else f"{detail}seed {seeds}") + f"; records {', '.join(s.cells)}"
+    title = (f"{detail}mean of {s.n} seeds [{seeds}] with its 95% t-interval" if s.n > 1
+             else f"{detail}seed {seeds} (one seed: no interval)") + f"; records {', '.join(s.cells)}"
     links = ([{"href": f"{root}records/{h}.json", "label": f"s{seed}"} for seed, h in zip(s.seeds, s.cells)]
              if len(s.seeds) == len(s.cells) else [{"href": table, "label": "points"}])
     return {"text": text, "sort": repr(s.mean), "title": title, "links": links}
@@ -169,7 +169,7 @@ def macs_plot(setting: Setting, names: dict, colors: dict) -> dict[str, Any]:
 
 def _tip(name: str, sparsity: float, acc: Stat, macs: float) -> str:
     """A plot point's tooltip."""
-    spread = f" ± {pct(acc.std)}" if acc.std is not None else ""
+    spread = f" [95% CI {pct(acc.ci[0])}–{pct(acc.ci[1])}]" if acc.ci is not None else ""
     return (f"{name} at sparsity {sparsity:g}: accuracy {pct(acc.mean)}{spread}% "
             f"({acc.n} seed(s)), {si(macs)} MACs")
 
@@ -198,12 +198,15 @@ def _row_context(row: Row, setting: Setting, names: dict, root: str, table: str)
                       if row.rank is None else "rank by curve area among complete rows"),
         "area": num(row.area, root=root, detail="area under the accuracy-vs-sparsity curve; ",
                     table=table),
+        "collapsed": plain("—" if row.collapsed is None else str(row.collapsed), row.collapsed,
+                           "points (sparsity x seed) inside the curve area whose balanced "
+                           "accuracy is within 0.02 of chance: the model predicts ~one class"),
         "acc": [num(by_s[s].acc if s in by_s else None, root=root) for s in setting.sparsities],
         "auc": [num(by_s[s].auc if s in by_s else None, root=root) for s in setting.sparsities],
         "within": plain("—" if within is None else f"{within:g}", within,
                         f"largest sparsity whose mean accuracy is within 1 point of the dense "
                         f"{pct(row.dense.mean)}%"),
-        "macs": num(last.macs, si, root, at), "latency": num(last.latency_b1, _g3, root, at),
+        "macs": num(last.macs, si, root, at), "speedup": _speedup(last, root, at),
         "score": num(last.score_seconds, _g3, root),
         "points": [_point_context(row, p, names, root) for p in row.points],
     }
@@ -214,13 +217,25 @@ def _g3(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _speedup(p: Any, root: str, detail: str = "") -> dict[str, Any]:
+    """Measured batch-64 speed-up, marked when its interval contains 1 in most cells."""
+    cell = num(p.speedup_b64, _g3, root, detail + "measured CPU latency ratio dense/pruned, batch 64; ")
+    if p.within_noise is not None and p.within_noise >= 0.5:
+        cell = {**cell, "text": cell["text"] + " (noise)",
+                "title": cell["title"] + "; within noise: the interval of the speed-up contains 1"}
+    return cell
+
+
 def _point_context(row: Row, p: Any, names: dict, root: str) -> dict[str, Any]:
     """One measured point (method, sparsity) of the details table."""
+    collapsed = "—" if p.collapsed is None else f"{p.collapsed}/{p.acc.n}"
     return {"name": names[row.method, row.version], "sparsity": plain(f"{p.sparsity:g}", p.sparsity),
-            "acc": num(p.acc, root=root), "auc": num(p.auc, root=root), "macs": num(p.macs, si, root),
-            "params": num(p.params, si, root), "speedup": num(p.speedup, _g3, root),
-            "lat1": num(p.latency_b1, _g3, root), "lat64": num(p.latency_b64, _g3, root),
-            "score": num(p.score_seconds, _g3, root),
+            "acc": num(p.acc, root=root), "auc": num(p.auc, root=root),
+            "bal": num(p.bal_acc, root=root), "collapsed": plain(collapsed, p.collapsed),
+            "macs": num(p.macs, si, root), "params": num(p.params, si, root),
+            "reduction": num(p.mac_reduction, _g3, root, "dense / pruned MACs (theoretical); "),
+            "speedup": _speedup(p, root), "lat1": num(p.latency_b1, _g3, root),
+            "lat64": num(p.latency_b64, _g3, root), "score": num(p.score_seconds, _g3, root),
             "front": plain("yes" if p.sparsity in row.pareto else "", 1 if p.sparsity in row.pareto else None)}
 
 
@@ -235,27 +250,69 @@ def setting_context(setting: Setting, names: dict, colors: dict) -> dict[str, An
             "acc_plot": acc_plot(setting, names, colors), "macs_plot": macs_plot(setting, names, colors)}
 
 
-def index_context(settings: list[Setting], overall: list[MethodRank], names: dict) -> dict[str, Any]:
-    """The settings grid (best method per setting) and the mean-rank table."""
+def comparison_context(c: Comparison, names: dict, cd_figure: str | None) -> dict[str, Any]:
+    """One granularity's Friedman / Nemenyi comparison, as the index prints it."""
+    sig = c.significance
+    datasets = sorted({d for per in c.per_dataset.values() for d in per})
+    test = ("Friedman test not applicable (fewer than 3 methods or 2 settings)"
+            if sig.p_value is None else
+            f"Friedman χ² = {sig.statistic:.2f}, p = {sig.p_value:.2g} over {sig.blocks} settings; "
+            f"Nemenyi critical difference of mean ranks {sig.critical_difference:.2f} (α = {sig.alpha})")
+    rows = []
+    for name in sig.methods:
+        beats = [m for m in sig.methods if sig.mean_ranks[m] > sig.mean_ranks[name] and sig.differs(name, m)]
+        rows.append({"name": name, "href": f"methods/{name.split(' v')[0]}.html",
+                     "mean": plain(f"{sig.mean_ranks[name]:.2f}", sig.mean_ranks[name]),
+                     "per": [plain(f"{c.per_dataset[name][d]:.2f}", c.per_dataset[name][d])
+                             if d in c.per_dataset.get(name, {}) else plain("—") for d in datasets],
+                     "beats": ", ".join(beats) or "—"})
+    return {"granularity": c.granularity, "test": test, "significant": sig.significant,
+            "datasets": datasets, "rows": rows, "figure": cd_figure,
+            "excluded": len(c.excluded), "left_out": ", ".join(c.left_out)}
+
+
+def index_context(settings: list[Setting], comparisons: list[Comparison], names: dict,
+                  figures: dict[str, str]) -> dict[str, Any]:
+    """The settings grid (best method per setting) and the per-granularity comparisons."""
     columns = sorted({(s.key.granularity, s.key.scope, s.key.recovery) for s in settings})
     lines = sorted({(s.key.dataset, s.key.size, s.key.backbone) for s in settings})
     grid = [{"label": f"{d} {size}px · {b}", "cells": [[
         {"href": f"settings/{s.key.slug}.html", "best": " / ".join(names[r.method, r.version] for r in s.best)
          or "—", "area": num(s.best[0].area if s.best else None, root="",
                                      table=f"settings/{s.key.slug}.html#points"),
-         "note": f"e{s.key.epochs} r{s.key.reference_per_class}"}
+         "note": f"{s.best[0].area.n} seed(s)" if s.best else ""}
         for s in settings if (s.key.dataset, s.key.size, s.key.backbone) == (d, size, b)
         and (s.key.granularity, s.key.scope, s.key.recovery) == col] for col in columns]}
         for d, size, b in lines]
-    datasets = sorted({s.key.dataset for s in settings})
-    table = [{"name": names[m.method, m.version], "href": f"methods/{m.method}.html", "version": m.version,
-              "per": [plain(f"{m.per_dataset[d]:.2f}", m.per_dataset[d]) if d in m.per_dataset
-                      else plain("—") for d in datasets],
-              "mean": plain(f"{m.mean:.2f}", m.mean, f"over {m.settings} setting(s)"), "n": m.settings}
-             for m in overall]
     return {"title": "XPrune Bench leaderboard", "root": "", "columns": [" · ".join(c) for c in columns],
-            "grid": grid, "datasets": datasets, "overall": table,
+            "grid": grid, "comparisons": [comparison_context(c, names, figures.get(c.granularity))
+                                          for c in comparisons],
             "settings": [{"href": f"settings/{s.key.slug}.html", "title": setting_title(s)} for s in settings]}
+
+
+def cd_diagram(c: Comparison, path: Path) -> bool:
+    """A critical-difference diagram (scikit-posthocs, matplotlib SVG); False if not applicable."""
+    sig = c.significance
+    if sig.p_value is None:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import scikit_posthocs as sp
+
+    names = list(sig.methods)
+    matrix = pd.DataFrame([[1.0 if a == b else sig.pairwise_p[a][b] for b in names] for a in names],
+                          index=names, columns=names)
+    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(names) + 1.2))
+    sp.critical_difference_diagram(pd.Series(sig.mean_ranks), matrix, ax=ax, alpha=sig.alpha)
+    ax.set_title(f"{c.granularity}: mean rank over {sig.blocks} settings "
+                 f"(bars join methods the Nemenyi test does not separate)", fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return True
 
 
 def method_context(method: str, metas: list[dict], settings: list[Setting], names: dict) -> dict:
@@ -263,7 +320,8 @@ def method_context(method: str, metas: list[dict], settings: list[Setting], name
     results = [{"setting": setting_title(s), "href": f"../settings/{s.key.slug}.html",
                 **_row_context(r, s, names, "../", f"../settings/{s.key.slug}.html#points")}
                for s in settings for r in s.rows if r.method == method]
-    versions = [{**m, "reference_url": m["reference"] if re.match(r"^https?://", m["reference"]) else None}
+    versions = [{**m, "reference_url": m["reference"] if re.match(r"^https?://", m["reference"]) else None,
+                 "soundness": m.get("soundness", "not checked (record from before the soundness stage)")}
                 for m in metas]
     return {"title": f"method {method}", "root": "../", "method": method, "versions": versions,
             "results": results}
@@ -312,17 +370,19 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
     if not (assets / "templates").is_dir():
         raise XPruneError(f"leaderboard templates not found in {assets / 'templates'}")
     recs, metas = _load(reports)
-    settings, overall, failed = summarize(recs)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(assets / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     multi = {m for m, v in metas if sum(1 for mm, _ in metas if mm == m) > 1}
     names = {(m, v): f"{m} v{v}" if m in multi else m for m, v in metas}
+    settings, comparisons, failed = summarize(recs, names)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(assets / "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sorted(metas))}
     summary = RenderSummary(out=out, records=len(recs) - failed, skipped_failed=failed)
     _prepare(out)
     shutil.copytree(assets / "static", out / "static")
+    figures = {c.granularity: f"figures/cd-{c.granularity}.svg" for c in comparisons
+               if cd_diagram(c, out / "figures" / f"cd-{c.granularity}.svg")}
     _write(out / "index.html", env.get_template("index.j2").render(
-        **index_context(settings, overall, names)), summary)
+        **index_context(settings, comparisons, names, figures)), summary)
     for s in settings:
         _write(out / "settings" / f"{s.key.slug}.html",
                env.get_template("setting.j2").render(**setting_context(s, names, colors)), summary)
@@ -331,7 +391,7 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
         _write(out / "methods" / f"{method}.html", env.get_template("method.j2").render(
             **method_context(method, versions, settings, names)), summary)
     # compact: a generated file for machines (indented it triples in size)
-    _write(out / "leaderboard.json", json.dumps(machine_view(settings, overall, metas, failed),
+    _write(out / "leaderboard.json", json.dumps(machine_view(settings, comparisons, metas, failed),
                                                 sort_keys=True, separators=(",", ":")) + "\n",
            summary)
     for r in recs:
@@ -342,13 +402,18 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
     return summary
 
 
-def machine_view(settings: list[Setting], overall: list[MethodRank], metas: dict, failed: int) -> dict:
+def machine_view(settings: list[Setting], comparisons: list[Comparison], metas: dict,
+                 failed: int) -> dict:
     """leaderboard.json: the same numbers as the pages, raw fractions, with their cell hashes."""
     return {
-        "accuracy": "metrics.recovered.acc (fraction); area = trapezoid / sparsity span",
+        "accuracy": "metrics.recovered.acc (fraction); area = trapezoid / sparsity span; "
+                    "ci = 95% t-interval over seeds",
         "skipped_failed": failed,
         "methods": [{"name": m, "version": v, **meta} for (m, v), meta in sorted(metas.items())],
-        "overall": [asdict(m) for m in overall],
+        "comparisons": [{"granularity": c.granularity, "significance": asdict(c.significance),
+                         "blocks": [k.slug for k in c.blocks],
+                         "excluded": [k.slug for k in c.excluded], "left_out": list(c.left_out),
+                         "per_dataset": c.per_dataset} for c in comparisons],
         "settings": [{"slug": s.key.slug, "key": s.key._asdict(), "synthetic": s.synthetic,
                       "sparsities": list(s.sparsities), "dense": asdict(s.dense),
                       "macs_dense": s.macs_dense, "best": [[r.method, r.version] for r in s.best],

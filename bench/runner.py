@@ -19,48 +19,51 @@ from typing import Any
 
 import torch
 
-from . import __version__, baseline, data, evaluate, plugins, prune, recover, scoring
+from . import __version__, baseline, data, evaluate, plugins, prune, recover, scoring, soundness
 from .errors import XPruneError
 from .records import SCHEMA_VERSION
 from .spec import BaselineKey, Cell, ScoreKey
 
-LATENCY_REPEATS = {1: 20, 64: 5}
+LATENCY_REPEATS = {1: 21, 64: 11}  # interleaved dense/pruned pairs per batch size
 
 
 def run_cell(cell: Cell, cache_dir: Path) -> dict[str, Any]:
     """Run one cell and return its metrics (everything a record's ``metrics`` holds)."""
     dataset = data.load(cell.dataset, cell.size)
-    task, test = dataset.info.task, dataset.test
+    info, test = dataset.info, dataset.test
     example = test.x[:1]
 
     model, base_meta = baseline.get(cell.baseline, dataset, cache_dir)
     scored = scoring.get(cell.scores, model, dataset, cache_dir)
 
     pruned = prune.prune(model, scored["scores"], cell.granularity, cell.scope, cell.sparsity,
-                         example)
-    after_prune = evaluate.task_scores(pruned.model, test, task)
+                         example, cell.seed)
+    after_prune = evaluate.task_scores(pruned.model, test, info.task)
 
     pruned.model, recover_seconds = recover.recover(pruned.model, cell.recovery, dataset, cell.seed)
     final = prune.finalize(pruned)
-    after_recovery = evaluate.task_scores(final, test, task)
+    after_recovery = evaluate.task_scores(final, test, info.task)
 
     dense_cost = evaluate.cost(model, example)
     pruned_cost = evaluate.cost(final, example, pruned.masks)
-    latency = {f"{which}_b{b}": evaluate.latency_ms(net, example, b, reps)
-               for b, reps in LATENCY_REPEATS.items()
-               for which, net in (("dense", model), ("pruned", final))}
+    latency = {f"b{b}": evaluate.latency(model, final, example, b, reps)
+               for b, reps in LATENCY_REPEATS.items()}
     return {
         "dense": base_meta["test"],
         "pruned": after_prune,
         "recovered": after_recovery,
+        "chance": evaluate.chance(info.task, info.n_classes),
+        "collapsed": evaluate.collapsed(after_recovery, info.task, info.n_classes),
         "params_dense": dense_cost["params"],
         "params": pruned_cost["params"],
         "macs_dense": dense_cost["macs"],
         "macs": pruned_cost["macs"],
         "compression": dense_cost["params"] / pruned_cost["params"],
-        "speedup": dense_cost["macs"] / pruned_cost["macs"],
+        "mac_reduction": dense_cost["macs"] / pruned_cost["macs"],
         "achieved_sparsity": pruned.achieved_sparsity,
-        "latency_ms": latency,
+        "tie_share": pruned.tie_share,
+        "latency": {"hardware": evaluate.hardware(), "threads": evaluate.LATENCY_THREADS,
+                    **latency},
         "score_seconds": scored["seconds"],
         "prune_seconds": pruned.seconds,
         "recover_seconds": recover_seconds,
@@ -82,7 +85,9 @@ def execute(kind: str, payload: dict[str, Any], cache_dir: Path) -> dict[str, An
             model, _ = baseline.get(key.baseline, dataset, cache_dir)
             result = {"seconds": scoring.get(key, model, dataset, cache_dir)["seconds"]}
         else:
-            result = {"metrics": run_cell(Cell.from_dict(payload), cache_dir)}
+            cell = Cell.from_dict(payload)
+            result = {"metrics": run_cell(cell, cache_dir),
+                      "soundness": soundness.verdict(cell.method, cell.granularity, cache_dir)}
         return {"ok": True, "seconds": time.perf_counter() - start,
                 "threads": torch.get_num_threads(), **result}
     except Exception as exc:  # a failing cell must not take the matrix down
@@ -105,6 +110,7 @@ def make_record(cell: Cell, outcome: dict[str, Any]) -> dict[str, Any]:
     except XPruneError:
         method = {k: "" for k in ("family", "description", "reference", "source")}
         method |= {"name": cell.method, "version": cell.method_version}
+    method["soundness"] = outcome.get("soundness") or "not checked"
     return {
         "schema_version": SCHEMA_VERSION,
         "cell_hash": cell.hash,
@@ -131,7 +137,8 @@ def _md5(cell: Cell) -> str | None:
 @functools.lru_cache(maxsize=1)
 def provenance() -> dict[str, Any]:
     """Code and library versions, git commit, and the CPU/thread setting results came from."""
-    names = ["torch", "torchvision", "torch-pruning", "zennit", "captum", "medmnist", "numpy"]
+    names = ["torch", "torchvision", "torch-pruning", "zennit", "captum", "medmnist", "numpy",
+             "torchmetrics"]
     versions = {n: _version(n) for n in names} | {"python": platform.python_version()}
     determinism = {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
                    "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),

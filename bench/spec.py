@@ -21,7 +21,16 @@ import yaml
 from .errors import SpecError
 
 # Bump when a change to the engine changes what a cell measures: all hashes change with it.
-PROTOCOL = 1
+# 2: seeded tie-breaking, clinical metrics, interleaved latency, the baseline recipe below.
+PROTOCOL = 2
+
+# How baselines are trained (bench/train.py reads it from here); hashed into every baseline
+# key, so changing the recipe retrains every baseline and re-runs every cell.
+BASELINE_RECIPE: dict[str, Any] = {
+    "optimizer": "adam", "lr": 1e-3, "batch": 128, "schedule": "cosine-per-step",
+    "bn_images": 2048, "evals": 20, "select": "val (auc+bal_acc)/2, non-collapsed first",
+}
+DEFAULT_MIN_STEPS = 1000
 
 SCOPES = ("layer", "global")
 RECOVERY = re.compile(r"^(none|bnrecal|finetune:[1-9][0-9]*)$")
@@ -43,10 +52,12 @@ class BaselineKey:
     backbone: str
     seed: int
     epochs: int
+    min_steps: int = 0  # specs default to DEFAULT_MIN_STEPS; 0 = exactly ``epochs`` epochs
 
     @property
     def hash(self) -> str:
-        return stable_hash({"protocol": PROTOCOL, "kind": "baseline", **asdict(self)})
+        return stable_hash({"protocol": PROTOCOL, "kind": "baseline", "recipe": BASELINE_RECIPE,
+                            **asdict(self)})
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,7 @@ class Cell:
     seed: int
     epochs: int
     reference_per_class: int
+    min_steps: int = 0
 
     @property
     def hash(self) -> str:
@@ -88,7 +100,8 @@ class Cell:
 
     @property
     def baseline(self) -> BaselineKey:
-        return BaselineKey(self.dataset, self.size, self.backbone, self.seed, self.epochs)
+        return BaselineKey(self.dataset, self.size, self.backbone, self.seed, self.epochs,
+                           self.min_steps)
 
     @property
     def scores(self) -> ScoreKey:
@@ -101,7 +114,7 @@ class Cell:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Cell":
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,7 @@ class Spec:
     seeds: tuple[int, ...] = (0,)
     size: int = 28
     reference_per_class: int = 10
+    min_steps: int = DEFAULT_MIN_STEPS
     epochs: dict[str, int] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -140,6 +154,8 @@ class Spec:
                 raise SpecError(f"seed {seed!r} is not a non-negative integer")
         if self.reference_per_class < 1:
             raise SpecError("reference_per_class must be at least 1")
+        if self.min_steps < 0:
+            raise SpecError("min_steps must be a non-negative integer")
 
     def epochs_for(self, backbone: str) -> int:
         return int(self.epochs.get(backbone, DEFAULT_EPOCHS.get(backbone, 10)))
@@ -165,7 +181,7 @@ def spec_from_dict(data: Any, name: str) -> Spec:
             if key == "sparsities":
                 value = [_number(v) for v in value]
             values[key] = tuple(value)
-        elif key in ("size", "reference_per_class"):
+        elif key in ("size", "reference_per_class", "min_steps"):
             values[key] = _integer(key, value)
         elif key == "epochs":
             if not isinstance(value, dict):
@@ -238,5 +254,5 @@ def expand(spec: Spec, methods: dict[str, tuple[str, tuple[str, ...]]]) -> list[
         if gran in supported:
             cells.append(Cell(dataset, spec.size, backbone, method, version, gran, scope,
                               float(sparsity), rec, seed, spec.epochs_for(backbone),
-                              spec.reference_per_class))
+                              spec.reference_per_class, spec.min_steps))
     return cells

@@ -3,8 +3,16 @@
 Accuracy is ``metrics.recovered.acc`` (after the cell's recovery), a fraction in [0, 1];
 the dense reference is ``metrics.dense.acc``. A *setting* is every axis but method,
 sparsity and seed; a *row* is one method (at one version) in one setting, its seeds
-averaged per sparsity. The curve area is the trapezoid under mean accuracy over the
-measured sparsities divided by their span (Hatefi et al. 2024), so it reads as an accuracy.
+averaged per sparsity. The curve area is the trapezoid under accuracy over the measured
+sparsities divided by their span (Hatefi et al. 2024), so it reads as an accuracy; it is
+computed per seed and reported as the mean with a 95% t-interval over seeds.
+
+Methods are compared per granularity (channel-only methods are never ranked against weight
+settings): :func:`compare` runs a Friedman test with the Nemenyi post-hoc over the settings
+in which every compared method has a complete curve (see :mod:`bench.stats`).
+
+Schema 1 records (no clinical metrics, collapse flags or interleaved latency) are read too;
+what they lack is ``None``.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
+
+from .stats import Significance, block_ranks, friedman, t_interval
 
 ONE_POINT = 0.01  # one accuracy point, as a fraction
 
@@ -31,38 +41,50 @@ class SettingKey(NamedTuple):
     recovery: str
     epochs: int
     reference_per_class: int
+    min_steps: int = 0  # schema 1 records predate the minimum-steps recipe
 
     @property
     def slug(self) -> str:
         """A file-name-safe identifier."""
         recovery = self.recovery.replace(":", "")
         return (f"{self.dataset}-{self.size}-{self.backbone}-{self.granularity}-{self.scope}-"
-                f"{recovery}-e{self.epochs}-r{self.reference_per_class}")
+                f"{recovery}-e{self.epochs}-r{self.reference_per_class}-m{self.min_steps}")
 
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean over seeds with its sample standard deviation (None below two values)."""
+    """Mean over seeds with its sample standard deviation and 95% t-interval (None below 2)."""
 
     mean: float
     std: float | None
     n: int
     seeds: tuple[int, ...] = ()
     cells: tuple[str, ...] = ()
+    ci: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
 class Point:
-    """One method at one sparsity in one setting, averaged over seeds."""
+    """One method at one sparsity in one setting, averaged over seeds.
+
+    ``collapsed``: how many of its seeds collapsed (balanced accuracy within 0.02 of chance;
+    None for schema 1 records). ``speedup_b64``: the measured latency ratio dense/pruned at
+    batch 64; ``within_noise``: the share of its cells whose speed-up interval contains 1.
+    """
 
     sparsity: float
     acc: Stat
     auc: Stat | None
+    bal_acc: Stat | None
+    collapsed: int | None
     macs: Stat
     params: Stat
-    speedup: Stat
-    latency_b1: Stat
-    latency_b64: Stat
+    mac_reduction: Stat
+    latency_b1: Stat | None
+    latency_b64: Stat | None
+    speedup_b1: Stat | None
+    speedup_b64: Stat | None
+    within_noise: float | None
     score_seconds: Stat
 
 
@@ -79,6 +101,7 @@ class Row:
     complete: bool
     rank: float | None = None
     pareto: tuple[float, ...] = ()  # sparsities of this row's points on the setting's front
+    collapsed: int | None = None  # collapsed (point, seed) pairs inside the curve area
 
 
 @dataclass(frozen=True)
@@ -99,14 +122,20 @@ class Setting:
 
 
 @dataclass(frozen=True)
-class MethodRank:
-    """A method's mean rank per dataset and overall (datasets weighted equally)."""
+class Comparison:
+    """Methods of one granularity compared over the settings where all of them are complete.
 
-    method: str
-    version: str
-    per_dataset: dict[str, float] = field(default_factory=dict)
-    mean: float = math.nan
-    settings: int = 0
+    ``excluded``: settings left out because a compared method has no complete curve there;
+    ``left_out``: methods with complete curves in no more than half of the settings (compared
+    nowhere rather than shrinking every block).
+    """
+
+    granularity: str
+    significance: Significance
+    blocks: tuple[SettingKey, ...]
+    per_dataset: dict[str, dict[str, float]]  # method -> dataset -> mean rank there
+    excluded: tuple[SettingKey, ...] = ()
+    left_out: tuple[str, ...] = ()
 
 
 def min_rank(rows: Iterable[Row]) -> float | None:
@@ -125,7 +154,7 @@ def stat(records: list[dict[str, Any]], get: Callable[[dict[str, Any]], float | 
     return Stat(mean=statistics.fmean(values),
                 std=statistics.stdev(values) if len(values) > 1 else None, n=len(values),
                 seeds=tuple(r["cell"]["seed"] for r, _ in pairs),
-                cells=tuple(r["cell_hash"] for r, _ in pairs))
+                cells=tuple(r["cell_hash"] for r, _ in pairs), ci=t_interval(values))
 
 
 def curve_area(sparsities: list[float], accs: list[float]) -> float:
@@ -157,20 +186,11 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: (points[i][0], points[i][1]))
 
 
-def rank(scores: dict[Any, float]) -> dict[Any, float]:
-    """Rank 1 for the highest score; exact ties share the mean of their ranks."""
-    ordered = sorted(scores.values(), reverse=True)
-    positions: dict[float, list[int]] = defaultdict(list)
-    for position, value in enumerate(ordered, start=1):
-        positions[value].append(position)
-    return {k: statistics.fmean(positions[v]) for k, v in scores.items()}
-
-
 def setting_key(record: dict[str, Any]) -> SettingKey:
     """The setting a record belongs to."""
     c = record["cell"]
     return SettingKey(c["dataset"], c["size"], c["backbone"], c["granularity"], c["scope"],
-                      c["recovery"], c["epochs"], c["reference_per_class"])
+                      c["recovery"], c["epochs"], c["reference_per_class"], c.get("min_steps", 0))
 
 
 def _acc(r: dict[str, Any]) -> float:
@@ -186,6 +206,18 @@ def _dense(records: list[dict[str, Any]]) -> Stat:
     return stat(list(per_baseline.values()), lambda r: r["metrics"]["dense"]["acc"])
 
 
+def _latency(r: dict[str, Any], batch: str, field_: str) -> float | None:
+    """A schema 2 latency figure (``pruned_ms`` or ``speedup``); None for schema 1."""
+    block = r["metrics"].get("latency", {}).get(batch)
+    return None if block is None else block[field_]
+
+
+def _mac_reduction(r: dict[str, Any]) -> float:
+    """Dense / pruned MACs (schema 1 called it ``speedup``)."""
+    m = r["metrics"]
+    return m["mac_reduction"] if "mac_reduction" in m else m["speedup"]
+
+
 def _point(sparsity: float, records: list[dict[str, Any]]) -> Point:
     """Aggregate one sparsity's records (one per seed)."""
     records = sorted(records, key=lambda r: (r["cell"]["seed"], r["cell_hash"]))
@@ -193,28 +225,38 @@ def _point(sparsity: float, records: list[dict[str, Any]]) -> Point:
     def m(key: str) -> Stat | None:
         return stat(records, lambda r: r["metrics"][key])
 
-    def lat(key: str) -> Stat | None:
-        return stat(records, lambda r: r["metrics"]["latency_ms"][key])
-
+    flags = [r["metrics"].get("collapsed") for r in records]
+    noise = [r["metrics"]["latency"]["b64"]["within_noise"] for r in records
+             if "latency" in r["metrics"]]
     return Point(sparsity=sparsity, acc=stat(records, _acc),
                  auc=stat(records, lambda r: r["metrics"]["recovered"]["auc"]),
-                 macs=m("macs"), params=m("params"), speedup=m("speedup"),
-                 latency_b1=lat("pruned_b1"), latency_b64=lat("pruned_b64"),
+                 bal_acc=stat(records, lambda r: r["metrics"]["recovered"].get("bal_acc")),
+                 collapsed=None if None in flags else sum(flags),
+                 macs=m("macs"), params=m("params"), mac_reduction=stat(records, _mac_reduction),
+                 latency_b1=stat(records, lambda r: _latency(r, "b1", "pruned_ms")),
+                 latency_b64=stat(records, lambda r: _latency(r, "b64", "pruned_ms")),
+                 speedup_b1=stat(records, lambda r: _latency(r, "b1", "speedup")),
+                 speedup_b64=stat(records, lambda r: _latency(r, "b64", "speedup")),
+                 within_noise=statistics.fmean(noise) if noise else None,
                  score_seconds=m("score_seconds"))
 
 
 def _area(records: list[dict[str, Any]], points: list[Point]) -> Stat:
-    """Area of the mean curve; spread over per-seed areas when every seed has every sparsity."""
+    """Mean over seeds of each seed's curve area, with its 95% interval; when some seed lacks a
+    sparsity, the area of the mean curve (no spread)."""
     xs = [p.sparsity for p in points]
-    mean = curve_area(xs, [p.acc.mean for p in points])
     by_seed: dict[int, dict[float, float]] = defaultdict(dict)
     for r in records:
         by_seed[r["cell"]["seed"]][r["cell"]["sparsity"]] = _acc(r)
-    full = {s: c for s, c in by_seed.items() if sorted(c) == xs}
-    per_seed = [curve_area(list(c), list(c.values())) for c in full.values()]
-    std = statistics.stdev(per_seed) if len(per_seed) > 1 and len(full) == len(by_seed) else None
-    return Stat(mean=mean, std=std, n=len(by_seed), seeds=tuple(sorted(by_seed)),
-                cells=tuple(sorted(r["cell_hash"] for r in records)))
+    cells = tuple(sorted(r["cell_hash"] for r in records))
+    seeds = tuple(sorted(by_seed))
+    if all(sorted(c) == xs for c in by_seed.values()):
+        per_seed = [curve_area(list(by_seed[s]), list(by_seed[s].values())) for s in seeds]
+        return Stat(mean=statistics.fmean(per_seed),
+                    std=statistics.stdev(per_seed) if len(per_seed) > 1 else None,
+                    n=len(per_seed), seeds=seeds, cells=cells, ci=t_interval(per_seed))
+    return Stat(mean=curve_area(xs, [p.acc.mean for p in points]), std=None, n=len(seeds),
+                seeds=seeds, cells=cells)
 
 
 def _row(method: str, version: str, records: list[dict[str, Any]],
@@ -226,9 +268,10 @@ def _row(method: str, version: str, records: list[dict[str, Any]],
     points = [_point(s, by_sparsity[s]) for s in sorted(by_sparsity)]
     dense = _dense(records)
     xs, ys = [p.sparsity for p in points], [p.acc.mean for p in points]
+    flags = [p.collapsed for p in points]
     return Row(method=method, version=version, points=tuple(points), dense=dense,
                area=_area(records, points), within_one_point=within_one_point(xs, ys, dense.mean),
-               complete=tuple(xs) == sparsities)
+               complete=tuple(xs) == sparsities, collapsed=None if None in flags else sum(flags))
 
 
 def summarize_setting(records: list[dict[str, Any]]) -> Setting:
@@ -240,7 +283,7 @@ def summarize_setting(records: list[dict[str, Any]]) -> Setting:
     for r in records:
         groups[(r["cell"]["method"], r["cell"]["method_version"])].append(r)
     rows = [_row(m, v, rs, sparsities) for (m, v), rs in sorted(groups.items())]
-    ranks = rank({(r.method, r.version): r.area.mean for r in rows if r.complete})
+    ranks = block_ranks({(r.method, r.version): r.area.mean for r in rows if r.complete})
     flat = [(row, p) for row in rows for p in row.points]
     front = {(flat[i][0].method, flat[i][0].version, flat[i][1].sparsity)
              for i in pareto_front([(p.macs.mean, p.acc.mean) for _, p in flat])}
@@ -254,23 +297,50 @@ def summarize_setting(records: list[dict[str, Any]]) -> Setting:
                    rows=tuple(rows))
 
 
-def mean_ranks(settings: Iterable[Setting]) -> list[MethodRank]:
-    """Mean rank per method: averaged within each dataset, then across datasets."""
-    ranks: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for setting in settings:
-        for row in setting.rows:
-            if row.rank is not None:
-                ranks[(row.method, row.version)][setting.key.dataset].append(row.rank)
+def label(method: str, version: str, labels: dict[tuple[str, str], str] | None = None) -> str:
+    """How a (method, version) is named in comparisons: the name, or ``name v2`` when given."""
+    return (labels or {}).get((method, version), method)
+
+
+def compare(settings: Iterable[Setting],
+            labels: dict[tuple[str, str], str] | None = None) -> list[Comparison]:
+    """Per granularity: Friedman + Nemenyi over the settings where every compared method has a
+    complete curve (curve area, mean over seeds); methods complete in no more than half of that
+    granularity's settings are left out rather than shrinking every block."""
     out = []
-    for (method, version), per in ranks.items():
-        per_dataset = {d: statistics.fmean(v) for d, v in sorted(per.items())}
-        out.append(MethodRank(method, version, per_dataset, statistics.fmean(per_dataset.values()),
-                              sum(len(v) for v in per.values())))
-    return sorted(out, key=lambda m: (m.mean, m.method, m.version))
+    by_gran: dict[str, list[Setting]] = defaultdict(list)
+    for setting in settings:
+        by_gran[setting.key.granularity].append(setting)
+    for gran, group in sorted(by_gran.items()):
+        areas = {s.key: {label(r.method, r.version, labels): r.area.mean for r in s.rows if r.complete}
+                 for s in group}
+        counts: dict[str, int] = defaultdict(int)
+        for row in areas.values():
+            for name in row:
+                counts[name] += 1
+        compared = sorted(n for n, c in counts.items() if 2 * c > len(group))
+        blocks = [k for k in areas if set(compared) <= set(areas[k])]
+        if not compared or not blocks:
+            continue
+        table = {k: {n: areas[k][n] for n in compared} for k in blocks}
+        per: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for k, row in table.items():
+            for name, r in block_ranks(row).items():
+                per[name][k.dataset].append(r)
+        out.append(Comparison(
+            granularity=gran, significance=friedman(table), blocks=tuple(blocks),
+            per_dataset={n: {d: statistics.fmean(v) for d, v in sorted(ds.items())}
+                         for n, ds in per.items()},
+            excluded=tuple(k for k in areas if k not in blocks),
+            left_out=tuple(sorted(set(counts) - set(compared)))))
+    return out
 
 
-def summarize(records: Iterable[dict[str, Any]]) -> tuple[list[Setting], list[MethodRank], int]:
-    """All settings (sorted by key), the overall mean ranks, and how many failed records were skipped."""
+def summarize(records: Iterable[dict[str, Any]],
+              labels: dict[tuple[str, str], str] | None = None,
+              ) -> tuple[list[Setting], list[Comparison], int]:
+    """All settings (sorted by key), the per-granularity comparisons, and how many failed
+    records were skipped."""
     groups: dict[SettingKey, list[dict[str, Any]]] = defaultdict(list)
     failed = 0
     for r in records:
@@ -279,4 +349,4 @@ def summarize(records: Iterable[dict[str, Any]]) -> tuple[list[Setting], list[Me
         else:
             groups[setting_key(r)].append(r)
     settings = [summarize_setting(groups[k]) for k in sorted(groups)]
-    return settings, mean_ranks(settings), failed
+    return settings, compare(settings, labels), failed

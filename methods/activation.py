@@ -14,6 +14,7 @@ class Activation(Method):
                  "arXiv:1607.03250")
     version = "1"
     granularities = ("channel",)
+    effect_based = False  # a unit nobody downstream reads can still fire strongly
 
     def score(self, model, sites, batch):
         totals = {site.name: torch.zeros(site.shape) for site in sites}

@@ -1,4 +1,15 @@
-"""Layer-wise relevance propagation criteria (zennit), as used for pruning by Yeom et al. 2021."""
+"""Layer-wise relevance propagation criteria (zennit), as used for pruning by Yeom et al. 2021
+and Hatefi et al. 2024 (PXP).
+
+Weight criteria must give every weight a relevance: under z+ (and alpha1-beta0) a negative
+weight's relevance is exactly 0, which ties about half of all weights at the minimum. So the
+alpha1-beta0 preset is a channel criterion only; weight pruning uses the epsilon and gamma
+rules with |R_w| (PXP's unstructured setting). Yeom et al.'s VGG criterion (z+ on every layer,
+signed sum) is not offered: z+ at the classifier gives every hidden neuron whose weights to
+the seeded classes are all negative exactly zero relevance (20% of the live hidden neurons of
+the soundness model), so it fails ``xprune check``'s soundness stage even as a channel
+criterion.
+"""
 
 import torch
 
@@ -7,58 +18,52 @@ from bench.attribution.lrp import composite_for, relevance
 
 YEOM = ("Yeom et al. 2021, Pruning by Explaining: A Novel Criterion for Deep Neural Network "
         "Pruning, Pattern Recognition 115:107899, doi:10.1016/j.patcog.2021.107899, arXiv:1912.08881")
+PXP = ("Hatefi et al. 2024, Pruning By Explaining Revisited: Optimizing Attribution Methods to Prune "
+       "CNNs and Transformers, arXiv:2408.12568")
+_WEIGHT = "weight: |sum over images and positions of a_i*w_ji*R_j/z_j under the rule| (|R_w|)"
 
 
 class LRP(Method):
     """Seed 1 at each image's true class (one-hot), relevance read at each site's output."""
 
     family = "lrp"
-    version = "1"
+    version = "2"
     granularities = ("channel", "weight")
     needs_grad = True
     preset = ""          # a bench.attribution.lrp.COMPOSITES key
-    reduce = "sum"       # a bench.attribution.lrp.REDUCTIONS key
-    weight_abs = False   # |sum| instead of the signed sum of weight relevance
+    reduce = "abs-per-image"  # a bench.attribution.lrp.REDUCTIONS key
 
     def score(self, model, sites, batch):
         rel = relevance(model, sites, batch, composite_for(model, self.preset), reduce=self.reduce,
                         weights=any(site.granularity == "weight" for site in sites))
-        post = torch.abs if self.weight_abs else torch.clone
         return {site.name: rel.channel[site.name] if site.granularity == "channel"
-                else post(rel.weight[site.name]) for site in sites}
+                else torch.abs(rel.weight[site.name]) for site in sites}
 
 
 class LRPEpsilon(LRP):
-    """Convs get z+ (= alpha1-beta0), so channel maps equal lrp-alphabeta's; the aggregation differs.
-
-    The first layer's flat rule spreads relevance uniformly over its weights, so first-layer
-    weight scores are constant within an output channel.
-    """
-
     name = "lrp-epsilon"
-    description = ("zennit EpsilonPlusFlat (flat on the first layer, z+ on other convs, epsilon 1e-6 "
-                   "on linears, BN merged), one-hot true-class seed; channel: sum over images of "
-                   "|sum over positions of R| (abs after the spatial sum); weight: |sum over images "
-                   "and positions of a_i*w_ji*R_j/z_j under the rule|")
-    reference = ("Hatefi et al. 2024, Pruning By Explaining Revisited, arXiv:2408.12568; "
-                 "Anders et al. 2021 (zennit), arXiv:2106.13200")
-    preset, reduce, weight_abs = "epsilon-plus-flat", "abs-per-image", True
+    description = ("epsilon rule (epsilon 1e-6) on every conv and linear, first layer included (BN "
+                   "merged), one-hot true-class seed; channel: sum over images of |sum over positions "
+                   f"of R| (abs after the spatial sum); {_WEIGHT}")
+    reference = f"{PXP}; Bach et al. 2015, doi:10.1371/journal.pone.0130140"
+    preset = "epsilon"
 
 
-class LRPZPlus(LRP):
-    name = "lrp-zplus"
-    description = ("z+ rule on every conv and linear (BN merged), one-hot true-class seed; channel: "
-                   "signed sum over images and positions of R; weight: signed sum over images and "
-                   "positions of a_i*w+_ji*R_j/z+_j (Yeom 2021 VGG criterion)")
-    reference = YEOM
-    preset, reduce = "zplus", "sum"
+class LRPGamma(LRP):
+    name = "lrp-gamma"
+    description = ("generalised gamma rule (gamma 0.25, valid for signed inputs) on every conv, "
+                   "epsilon 1e-6 on linears (BN merged), one-hot true-class seed; channel: sum over "
+                   f"images of |sum over positions of R|; {_WEIGHT}")
+    reference = f"{PXP}; Montavon et al. 2019, doi:10.1007/978-3-030-28954-6_10"
+    preset = "gamma"
 
 
 class LRPAlphaBeta(LRP):
     name = "lrp-alphabeta"
     description = ("alpha1-beta0 on convs, epsilon 1e-6 on linears and residual sums (BN merged), "
                    "one-hot true-class seed; channel: sum over images and positions of |R| (abs "
-                   "before the sum); weight: |sum over images and positions of the rule's "
-                   "a_i*w_ji*R_j/z_j| (Yeom 2021 ResNet criterion)")
+                   "before the sum; Yeom 2021 ResNet criterion). Channel only: alpha1-beta0 gives "
+                   "every negative conv weight zero relevance")
     reference = YEOM
-    preset, reduce, weight_abs = "alpha1-beta0", "abs", True
+    granularities = ("channel",)
+    preset, reduce = "alpha1-beta0", "abs"

@@ -22,42 +22,66 @@ METHOD_META = {
 
 def make_cell(dataset: str = "synthetic", backbone: str = "smallcnn", method: str = "magnitude",
               granularity: str = "channel", scope: str = "layer", sparsity: float = 0.5,
-              recovery: str = "bnrecal", seed: int = 0, version: str = "1") -> dict[str, Any]:
-    """The ``cell`` block of a record, as the runner writes it."""
-    return {"dataset": dataset, "size": 28, "backbone": backbone, "method": method,
+              recovery: str = "bnrecal", seed: int = 0, version: str = "1",
+              min_steps: int | None = 0) -> dict[str, Any]:
+    """The ``cell`` block of a record, as the runner writes it (``min_steps=None``: schema 1)."""
+    cell = {"dataset": dataset, "size": 28, "backbone": backbone, "method": method,
             "method_version": version, "granularity": granularity, "scope": scope,
             "sparsity": float(sparsity), "recovery": recovery, "seed": seed,
             "epochs": 10, "reference_per_class": 10}
+    return cell if min_steps is None else {**cell, "min_steps": min_steps}
+
+
+def _scores(acc: float, auc: float | None, bal_acc: float) -> dict[str, Any]:
+    return {"acc": acc, "auc": auc, "bal_acc": bal_acc, "sens": bal_acc, "spec": 0.9, "ece": 0.05}
+
+
+def _timing(dense_ms: float, pruned_ms: float) -> dict[str, Any]:
+    ratio = dense_ms / pruned_ms
+    return {"dense_ms": dense_ms, "dense_iqr_ms": [dense_ms * 0.95, dense_ms * 1.05],
+            "pruned_ms": pruned_ms, "pruned_iqr_ms": [pruned_ms * 0.95, pruned_ms * 1.05],
+            "speedup": ratio, "speedup_ci": [ratio * 0.9, ratio * 1.1],
+            "within_noise": ratio * 0.9 <= 1 <= ratio * 1.1, "repeats": 11}
 
 
 def make_metrics(acc: float, dense_acc: float, sparsity: float, auc: float | None = 0.9,
-                 macs_dense: int = 1_000_000, score_seconds: float = 0.5) -> dict[str, Any]:
-    """A metrics block whose MACs/params shrink with sparsity."""
+                 macs_dense: int = 1_000_000, score_seconds: float = 0.5,
+                 bal_acc: float | None = None, schema: int = 2) -> dict[str, Any]:
+    """A metrics block whose MACs/params shrink with sparsity (schema 1 or 2)."""
     macs = round(macs_dense * (1 - sparsity) ** 2)
     params = round(50_000 * (1 - sparsity) ** 2)
-    return {
-        "dense": {"acc": dense_acc, "auc": 0.97},
-        "pruned": {"acc": acc - 0.05, "auc": auc},
-        "recovered": {"acc": acc, "auc": auc},
+    common = {
         "params_dense": 50_000, "params": params, "macs_dense": macs_dense, "macs": macs,
-        "compression": 50_000 / max(params, 1), "speedup": macs_dense / max(macs, 1),
-        "achieved_sparsity": sparsity,
-        "latency_ms": {"dense_b1": 2.0, "pruned_b1": 2.0 * (1 - sparsity) + 0.1,
-                       "dense_b64": 40.0, "pruned_b64": 40.0 * (1 - sparsity) + 1.0},
+        "compression": 50_000 / max(params, 1), "achieved_sparsity": sparsity,
         "score_seconds": score_seconds, "prune_seconds": 0.1, "recover_seconds": 1.0,
     }
+    if schema == 1:
+        return {**common, "dense": {"acc": dense_acc, "auc": 0.97},
+                "pruned": {"acc": acc - 0.05, "auc": auc}, "recovered": {"acc": acc, "auc": auc},
+                "speedup": macs_dense / max(macs, 1),
+                "latency_ms": {"dense_b1": 2.0, "pruned_b1": 2.0 * (1 - sparsity) + 0.1,
+                               "dense_b64": 40.0, "pruned_b64": 40.0 * (1 - sparsity) + 1.0}}
+    bal = acc if bal_acc is None else bal_acc
+    return {**common, "dense": _scores(dense_acc, 0.97, dense_acc),
+            "pruned": _scores(acc - 0.05, auc, bal - 0.05), "recovered": _scores(acc, auc, bal),
+            "chance": 1 / 3, "collapsed": bal <= 1 / 3 + 0.02,
+            "mac_reduction": macs_dense / max(macs, 1), "tie_share": 0.0,
+            "latency": {"hardware": "test CPU (x86_64), 1 thread", "threads": 1,
+                        "b1": _timing(2.0, 2.0 * (1 - sparsity) + 0.1),
+                        "b64": _timing(40.0, 40.0 * (1 - sparsity) + 1.0)}}
 
 
 def make_record(acc: float = 0.9, dense_acc: float = 0.95, auc: float | None = 0.9,
                 status: str = "ok", description: str | None = None,
                 macs_dense: int = 1_000_000, score_seconds: float = 0.5,
+                bal_acc: float | None = None, schema: int = SCHEMA_VERSION,
                 **cell_fields: Any) -> dict[str, Any]:
     """One validated record; ``cell_fields`` go to :func:`make_cell`."""
-    cell = make_cell(**cell_fields)
-    key = Cell.from_dict(cell)
+    cell = make_cell(**cell_fields, **({"min_steps": None} if schema == 1 else {}))
+    key = Cell.from_dict({"min_steps": 0, **cell})
     family, desc, ref = METHOD_META.get(cell["method"], ("other", "A test method.", "none"))
     record = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": schema,
         "cell_hash": key.hash,
         "status": status,
         "error": None if status == "ok" else "PluginError: scores contain NaN",
@@ -68,8 +92,8 @@ def make_record(acc: float = 0.9, dense_acc: float = 0.95, auc: float | None = 0
                    "source": f"methods/{cell['method']}.py"},
         "dataset": {"flag": cell["dataset"], "task": "multi-class", "n_classes": 3,
                     "synthetic": cell["dataset"] == "synthetic", "md5": "0" * 32},
-        "metrics": (make_metrics(acc, dense_acc, cell["sparsity"], auc, macs_dense, score_seconds)
-                    if status == "ok" else None),
+        "metrics": (make_metrics(acc, dense_acc, cell["sparsity"], auc, macs_dense, score_seconds,
+                                 bal_acc, schema) if status == "ok" else None),
         "provenance": {"xprune_version": "0.1.0", "git_commit": "a" * 40,
                        "baseline_hash": key.baseline.hash,
                        "versions": {"python": "3.11.9", "torch": "2.3.0"},

@@ -225,17 +225,25 @@ def _pool_op(module: nn.Module, x: torch.Tensor, rel: torch.Tensor):
     return MODULE_RULES[type(module)](Op("pool", module, [x], rel, {}, False, False)).inputs[0]
 
 
-def test_max_pool_splits_uniformly_over_real_window_cells():
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_max_pool_sends_each_window_to_its_maximum(ceil_mode):
     torch.manual_seed(4)
-    x, rel = torch.randn(1, 2, 5, 5).double(), torch.rand(1, 1, 2, 3, 3).double()
+    x, rel = torch.randn(1, 2, 6, 6).double(), None
+    x[0, 0, 0, :3] = 5.0  # a tie inside the first window of channel 0: split evenly
+    pool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=ceil_mode)
+    oh = pool(x).shape[-1]
+    rel = torch.rand(1, 1, 2, oh, oh).double()
     want = torch.zeros_like(x)
-    for c, oh, ow in itertools.product(range(2), range(3), range(3)):
-        window = itertools.product(range(2 * oh - 1, 2 * oh + 2), range(2 * ow - 1, 2 * ow + 2))
-        cells = [(ih, iw) for ih, iw in window if 0 <= ih < 5 and 0 <= iw < 5]  # padding dropped
-        for ih, iw in cells:
-            want[0, c, ih, iw] += rel[0, 0, c, oh, ow] / len(cells)
-    got = _pool_op(nn.MaxPool2d(3, stride=2, padding=1), x, rel)
+    for c, i, j in itertools.product(range(2), range(oh), range(oh)):
+        window = itertools.product(range(2 * i - 1, 2 * i + 2), range(2 * j - 1, 2 * j + 2))
+        cells = [(a, b) for a, b in window if 0 <= a < 6 and 0 <= b < 6]  # padding dropped
+        top = max(x[0, c, a, b] for a, b in cells)
+        winners = [(a, b) for a, b in cells if x[0, c, a, b] == top]
+        for a, b in winners:
+            want[0, c, a, b] += rel[0, 0, c, i, j] / len(winners)
+    got = _pool_op(pool, x, rel)
     assert torch.allclose(got[0], want, atol=1e-12)
+    assert torch.allclose(got.sum(), rel.sum())  # max-pool relevance is conserved
 
 
 def test_adaptive_avg_pool_splits_uniformly_over_overlapping_windows():

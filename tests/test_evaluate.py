@@ -1,6 +1,7 @@
 """Measurements: MedMNIST metric semantics, parameter and MAC counts."""
 
 import numpy as np
+import pytest
 import torch
 from medmnist.evaluator import getACC, getAUC
 from torch import nn
@@ -57,7 +58,54 @@ def test_masked_weights_are_not_counted_as_params_or_macs():
     assert after["macs"] == dense["macs"] - 18 * 64  # each conv weight works at 8x8 positions
 
 
-def test_latency_is_a_positive_median():
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
-    ms = evaluate.latency_ms(model, torch.randn(1, 1, 4, 4), batch=8, repeats=5)
-    assert ms > 0 and np.isfinite(ms)
+def test_latency_interleaves_and_measures_a_real_speed_up():
+    torch.manual_seed(0)
+    big = nn.Sequential(nn.Flatten(), *[nn.Linear(512, 512) for _ in range(6)], nn.Linear(512, 2))
+    small = nn.Sequential(nn.Flatten(), nn.Linear(512, 2))
+    got = evaluate.latency(big, small, torch.randn(1, 2, 16, 16), batch=16, repeats=7)
+    assert got["repeats"] == 7 and got["dense_ms"] > got["pruned_ms"] > 0
+    assert got["dense_iqr_ms"][0] <= got["dense_ms"] <= got["dense_iqr_ms"][1]
+    low, high = got["speedup_ci"]
+    assert 1 < low <= got["speedup"] <= high and got["within_noise"] is False
+
+
+def test_median_interval_uses_binomial_order_statistics():
+    # 95% distribution-free intervals of the median: ranks (2, 10) for n = 11, (6, 15) for n = 20
+    assert evaluate.median_interval(list(range(1, 12))) == (2, 10)
+    assert evaluate.median_interval(list(range(1, 21))) == (6, 15)
+    assert evaluate.median_interval([3.0, 1.0, 2.0]) == (1.0, 3.0)  # n < 6: the full range
+
+
+def test_binary_sensitivity_specificity_and_balanced_accuracy():
+    # positive = class 1; predictions (p1 > 0.5): 1, 1, 0, 0, 1 for labels 1, 1, 1, 0, 0
+    p1 = np.array([0.9, 0.6, 0.2, 0.3, 0.7])
+    got = evaluate.clinical(np.array([1, 1, 1, 0, 0]), np.stack([1 - p1, p1], 1), "binary-class")
+    assert got["sens"] == pytest.approx(2 / 3) and got["spec"] == pytest.approx(1 / 2)
+    assert got["bal_acc"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+
+
+def test_multi_class_metrics_are_macro_averages():
+    # argmax predictions 0, 1, 1, 2 for labels 0, 1, 2, 2
+    probs = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7]])
+    got = evaluate.clinical(np.array([0, 1, 2, 2]), probs, "multi-class")
+    assert got["sens"] == pytest.approx((1 + 1 + 0.5) / 3) == got["bal_acc"]
+    # specificity per class: 3/3, 2/3 (one false positive for class 1), 2/2
+    assert got["spec"] == pytest.approx((1 + 2 / 3 + 1) / 3)
+
+
+def test_a_perfectly_calibrated_toy_has_zero_ece_and_an_overconfident_one_does_not():
+    probs = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    assert evaluate.clinical(np.array([0, 1, 0]), probs, "multi-class")["ece"] == 0.0
+    # confidence 0.9 everywhere, half right: ECE = |0.9 - 0.5| = 0.4
+    probs = np.array([[0.9, 0.1, 0.0]] * 4)
+    got = evaluate.clinical(np.array([0, 0, 1, 2]), probs, "multi-class")
+    assert got["ece"] == pytest.approx(0.4, abs=1e-6)
+
+
+def test_a_constant_predictor_is_collapsed():
+    logits = torch.tensor([[2.0, 0.0, 0.0]] * 6)
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    got = evaluate.task_scores(Fixed(logits), Split(torch.zeros(6, 1), y), "multi-class")
+    assert got["bal_acc"] == pytest.approx(1 / 3) and evaluate.chance("multi-class", 3) == 1 / 3
+    assert evaluate.collapsed(got, "multi-class", 3)
+    assert not evaluate.collapsed({**got, "bal_acc": 0.4}, "multi-class", 3)

@@ -39,7 +39,7 @@ def test_render_writes_every_page(tmp_path: Path) -> None:
     summary = render(_standard(tmp_path), tmp_path / "site")
     site = tmp_path / "site"
     names = sorted(str(p.relative_to(site)) for p in summary.pages)
-    slug = "synthetic-28-smallcnn-channel-layer-bnrecal-e10-r10"
+    slug = "synthetic-28-smallcnn-channel-layer-bnrecal-e10-r10-m0"
     assert names == ["index.html", "leaderboard.json", "methods/magnitude.html",
                      "methods/random.html", f"settings/{slug}.html"]
     assert (summary.records, summary.skipped_failed) == (12, 1)
@@ -75,7 +75,11 @@ def test_leaderboard_json_holds_the_numbers_and_their_cells(tmp_path: Path) -> N
     assert mag["points"][0]["acc"]["mean"] == pytest.approx(0.945)
     assert mag["points"][0]["acc"]["std"] == pytest.approx(0.00707106781)
     assert len(mag["points"][0]["acc"]["cells"]) == 2
-    assert [m["method"] for m in data["overall"]] == ["magnitude", "random"]
+    assert mag["points"][0]["acc"]["ci"] == pytest.approx([0.945 - 0.0635310, 0.945 + 0.0635310],
+                                                          abs=1e-6)  # t(0.975, 1) = 12.7062
+    (channel,) = data["comparisons"]
+    assert channel["significance"]["methods"] == ["magnitude", "random"]
+    assert channel["significance"]["p_value"] is None  # two methods: no Friedman test
     assert data["methods"][1]["description"] == EVIL
 
 
@@ -87,7 +91,7 @@ def test_every_cited_record_is_in_the_site(tmp_path: Path) -> None:
     published = {p.stem for p in (tmp_path / "reports").rglob("*.json")
                  if records.read(p)["status"] == "ok"}
     assert cited == published
-    assert "94.5 ± 0.7" in html  # ACC@0.2 of magnitude: seeds 95% and 94%
+    assert "94.5 [88.1–100.9]" in html  # ACC@0.2 of magnitude: seeds 95% and 94%, 95% t-interval
     assert html.count('<a class="rec" href="#points">points</a>') == 2  # each curve area
     method = (tmp_path / "site" / "methods" / "magnitude.html").read_text()
     assert set(re.findall(r'href="\.\./records/([0-9a-f]{16})\.json"', method)) == {

@@ -24,7 +24,7 @@ from conftest import run_matrix
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = Spec(name="slurm-test", datasets=("synthetic",), backbones=("smallcnn",),
-            methods=("magnitude", "random"), scopes=("layer", "global"), epochs={"smallcnn": 2})
+            methods=("magnitude", "random"), scopes=("layer", "global"), epochs={"smallcnn": 2}, min_steps=0)
 TIMINGS = {"latency_ms", "score_seconds", "prune_seconds", "recover_seconds"}
 
 

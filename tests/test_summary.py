@@ -7,11 +7,11 @@ import math
 import pytest
 from recordfactory import curve, make_record
 
+from bench.stats import block_ranks
 from bench.summary import (
+    compare,
     curve_area,
-    mean_ranks,
     pareto_front,
-    rank,
     summarize,
     summarize_setting,
     within_one_point,
@@ -44,8 +44,8 @@ def test_pareto_front_minimises_cost_and_maximises_accuracy() -> None:
 
 
 def test_rank_averages_ties() -> None:
-    assert rank({"a": 0.9, "b": 0.8, "c": 0.9, "d": 0.1}) == {"a": 1.5, "c": 1.5, "b": 3, "d": 4}
-    assert rank({}) == {}
+    assert block_ranks({"a": 0.9, "b": 0.8, "c": 0.9, "d": 0.1}) == {"a": 1.5, "c": 1.5, "b": 3, "d": 4}
+    assert block_ranks({}) == {}
 
 
 def _setting_records() -> list[dict]:
@@ -109,23 +109,60 @@ def test_pareto_points_are_attached_to_rows() -> None:
     assert by_name["magnitude"].pareto == (0.2,) and by_name["random"].pareto == (0.8,)
 
 
-def test_mean_rank_weights_datasets_equally_and_failed_are_counted() -> None:
+def test_comparisons_are_per_granularity_over_complete_settings() -> None:
     recs = []
-    # dataset A, two backbones: magnitude 1st then 2nd; dataset B: magnitude 1st
-    recs += curve({0.5: 0.9}, method="magnitude", dataset="a", backbone="vgg")
-    recs += curve({0.5: 0.8}, method="random", dataset="a", backbone="vgg")
-    recs += curve({0.5: 0.7}, method="magnitude", dataset="a", backbone="resnet18")
-    recs += curve({0.5: 0.8}, method="random", dataset="a", backbone="resnet18")
-    recs += curve({0.5: 0.9}, method="magnitude", dataset="b")
-    recs += curve({0.5: 0.8}, method="random", dataset="b")
+    # channel: three methods in datasets a and b; a fourth method only in a -> left out
+    for dataset, accs in (("a", (0.9, 0.8, 0.7)), ("b", (0.8, 0.9, 0.6))):
+        for method, acc in zip(("taylor", "magnitude", "random"), accs):
+            recs += curve({0.5: acc}, method=method, dataset=dataset)
+    recs += curve({0.5: 0.95}, method="gradient", dataset="a")
+    # weight: two methods in a and b; dataset c has only one of them -> excluded block
+    for dataset in ("a", "b"):
+        recs += curve({0.5: 0.9}, method="taylor", granularity="weight", dataset=dataset)
+        recs += curve({0.5: 0.7}, method="random", granularity="weight", dataset=dataset)
+    recs += curve({0.5: 0.9}, method="taylor", granularity="weight", dataset="c")
     recs += [make_record(status="failed", method="taylor", dataset="b")]
-    settings, overall, failed = summarize(recs)
-    assert failed == 1 and len(settings) == 3
-    mag, rnd = overall
-    assert (mag.method, mag.per_dataset, mag.mean, mag.settings) == \
-        ("magnitude", {"a": 1.5, "b": 1.0}, 1.25, 3)
-    assert (rnd.method, rnd.per_dataset, rnd.mean) == ("random", {"a": 1.5, "b": 2.0}, 1.75)
-    assert mean_ranks([]) == []
+    settings, comparisons, failed = summarize(recs)
+    assert failed == 1 and len(settings) == 5
+    channel, weight = comparisons
+    assert channel.granularity == "channel" and weight.granularity == "weight"
+    assert channel.significance.methods == ("magnitude", "taylor", "random")
+    assert channel.significance.mean_ranks == {"taylor": 1.5, "magnitude": 1.5, "random": 3.0}
+    assert channel.left_out == ("gradient",) and len(channel.blocks) == 2
+    assert channel.per_dataset["random"] == {"a": 3.0, "b": 3.0}
+    assert weight.significance.methods == ("taylor", "random") and len(weight.blocks) == 2
+    assert weight.significance.p_value is None  # two methods: Friedman needs at least three
+    assert [k.dataset for k in weight.excluded] == ["c"]
+    assert compare([]) == []
+
+
+def test_collapsed_points_are_counted_per_row() -> None:
+    recs = (curve({0.3: 0.8, 0.6: 0.4}, method="random", bal_acc=0.34)
+            + curve({0.3: 0.8, 0.6: 0.7}, method="taylor"))
+    rows = {r.method: r for r in summarize_setting(recs).rows}
+    assert rows["random"].collapsed == 2 and rows["random"].points[0].collapsed == 1
+    assert rows["taylor"].collapsed == 0
+
+
+def test_area_interval_is_the_t_interval_of_per_seed_areas() -> None:
+    recs = []
+    for seed, accs in enumerate(((0.9, 0.7), (0.8, 0.6), (0.7, 0.5))):
+        recs += curve(dict(zip((0.2, 0.8), accs)), method="taylor", seed=seed)
+    row = summarize_setting(recs).rows[0]
+    # per-seed areas 0.8, 0.7, 0.6: mean 0.7, sd 0.1, t(0.975, 2) = 4.302653
+    assert row.area.mean == pytest.approx(0.7)
+    assert row.area.ci == pytest.approx((0.7 - 4.302653 * 0.1 / math.sqrt(3),
+                                         0.7 + 4.302653 * 0.1 / math.sqrt(3)), abs=1e-6)
+    assert row.points[0].acc.ci == pytest.approx((0.8 - 4.302653 * 0.1 / math.sqrt(3),
+                                                  0.8 + 4.302653 * 0.1 / math.sqrt(3)), abs=1e-6)
+
+
+def test_schema_1_records_are_summarised_with_what_they_have() -> None:
+    row = summarize_setting(curve({0.5: 0.9}, schema=1)).rows[0]
+    point = row.points[0]
+    assert point.acc.mean == 0.9 and point.mac_reduction.mean == pytest.approx(4.0)
+    assert point.bal_acc is None and point.collapsed is None and row.collapsed is None
+    assert point.speedup_b64 is None and point.latency_b1 is None
 
 
 def test_versions_are_separate_rows() -> None:

@@ -23,7 +23,7 @@ from conftest import run_matrix
 from bench.verify import VerifyError, compare, sample_records, verify
 
 SPEC = Spec(name="verify-test", datasets=("synthetic",), backbones=("smallcnn",),
-            methods=("magnitude", "random"), epochs={"smallcnn": 2})
+            methods=("magnitude", "random"), epochs={"smallcnn": 2}, min_steps=0)
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,12 @@ Seed, per image: relevance 1 at the predicted class (arg-max logit). Contrast mo
 second stream ``R-`` seeded on the other classes in proportion to their softmax probability,
 rescaled to sum to 1 (the same total as ``R+``).
 
-Site scores, summed over the reference images: channel = relevance arriving at the site's
-output summed over images and positions (``R+ - R-`` in contrast mode); weight = relevance
-``R_{i<-j}`` carried by each weight, summed over images and output positions (``+`` minus ``-``
-stream in contrast mode).
+Site scores rank by a magnitude: channel = sum over images of |relevance arriving at the site's
+output, summed over positions| (``R+ - R-`` in contrast mode); weight = |relevance ``R_{i<-j}``
+carried by each weight, summed over images and output positions| (``+`` minus ``-`` stream in
+contrast mode). Default-mode relevance is non-negative, so the absolute value changes nothing
+there; in contrast mode a signed score would prune the units with the strongest
+counter-evidence first.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor, fx, nn
 
-from bench.api import Batch, Site, per_channel
+from bench.api import Batch, Site, per_image
 from bench.errors import PluginError
 
 from .backtrace_rules import FUNCTION_RULES, METHOD_RULES, MODULE_RULES, Flow, Op, Rule
@@ -152,10 +154,11 @@ def scores(model: nn.Module, sites: Sequence[Site], batch: Batch,
     def observe(node: fx.Node, op: Op, flow: Flow) -> None:
         for site in by_module.get(op.module, ()) if op.module is not None else ():
             if site.granularity == "channel":
-                totals[site.name] += per_channel(torch.einsum("s,sn...->n...", sign.to(op.rel), op.rel))
+                net = torch.einsum("s,sn...->n...", sign.to(op.rel), op.rel)  # (N, C, ...)
+                totals[site.name] += per_image(net).abs().sum(0)
             else:
                 totals[site.name] += flow.weight
 
     for chunk in batch.chunks(_chunk_size(batch.x)):
         propagate(gm, chunk.x, mode, observe, weights_of, to_inputs=False)
-    return totals
+    return {name: total.abs() for name, total in totals.items()}

@@ -13,7 +13,8 @@ Variants followed (the DL-Backtrace v0.1.x releases, the current ones):
   side, which gets ``max(R+_j, R-_j)``, the other side ``min``; within a side shares are
   ``|z_ij| / P_j`` (or ``/ N_j``) and stay in their stream; one-sided units send both streams
   to their only side; ``t_j = 0`` or no contributor propagates nothing.
-* MaxPool2d: uniform split over the window's input cells (padding excluded).
+* MaxPool2d: all of a window's relevance to its maximum, ties split evenly (the official
+  package's rule; the v0.1.x docs' uniform split is not what its code does).
 * AvgPool2d / AdaptiveAvgPool2d (incl. global pooling): uniform split, i.e. ``R_c / (H*W)``.
 * Residual sum ``y = x1 + x2``: ``R_y / 2`` to each summand (``R_y / k`` for k tensors).
 * BatchNorm, ReLU, Dropout, Identity: identity; Flatten / view / reshape: reshape back.
@@ -25,6 +26,7 @@ Every non-contraction rule is applied to each stream separately, so contrast mod
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from dataclasses import dataclass
 from typing import Callable
@@ -115,13 +117,27 @@ def adaptive_avg_pool(op: Op) -> Flow:
     return Flow([_split(torch.ops.aten._adaptive_avg_pool2d_backward, op.inputs[0], op.rel)])
 
 
-def max_pool_uniform(op: Op) -> Flow:
-    """MaxPool2d (v0.1.x): each window's relevance split uniformly over its input cells."""
+def max_pool_winner(op: Op) -> Flow:
+    """MaxPool2d: each window's relevance goes to the cell(s) holding its maximum, ties split
+    evenly; overlapping windows add up, padding receives nothing."""
     m = op.module
     if _pair(m.dilation) != (1, 1) or m.return_indices:
         raise PluginError(f"backtrace: MaxPool2d {op.name!r} with dilation or return_indices "
                           "is not supported")
-    return _avg_split(op, count_include_pad=False, divisor=None)
+    (kh, kw), (sh, sw), (ph, pw) = (_pair(v) for v in (m.kernel_size, m.stride, m.padding))
+    x, rel = op.inputs[0], op.rel
+    n, c, h, w = x.shape
+    oh, ow = rel.shape[-2:]
+    full = ((oh - 1) * sh + kh, (ow - 1) * sw + kw)  # covers ceil_mode's partial windows
+    padded = F.pad(x, (pw, max(pw, full[1] - w - pw), ph, max(ph, full[0] - h - ph)),
+                   value=-math.inf)
+    size = padded.shape[-2:]
+    cols = F.unfold(padded.reshape(n * c, 1, *size), (kh, kw), stride=(sh, sw))  # (NC, k, L)
+    winners = (cols == cols.amax(1, keepdim=True)).to(rel.dtype)
+    shares = winners / winners.sum(1, keepdim=True)
+    spread = shares.unsqueeze(0) * rel.reshape(rel.shape[0], n * c, 1, oh * ow)
+    back = F.fold(spread.flatten(0, 1), size, (kh, kw), stride=(sh, sw))
+    return Flow([back.view(rel.shape[0], n, c, *size)[..., ph:ph + h, pw:pw + w]])
 
 
 def _bias(module: nn.Module, like: Tensor) -> Tensor:
@@ -222,7 +238,7 @@ MODULE_RULES: dict[type[nn.Module], Rule] = {
     nn.Dropout: passthrough,
     nn.Identity: passthrough,
     nn.Flatten: reshape_back,
-    nn.MaxPool2d: max_pool_uniform,
+    nn.MaxPool2d: max_pool_winner,
     nn.AvgPool2d: avg_pool,
     nn.AdaptiveAvgPool2d: adaptive_avg_pool,
 }

@@ -22,11 +22,11 @@ from torchvision.models import ResNet
 from zennit.canonizers import Canonizer, SequentialMergeBatchNorm
 from zennit.composites import EpsilonPlusFlat, LayerMapComposite, layer_map_base
 from zennit.core import BasicHook, Composite, ParamMod
-from zennit.rules import AlphaBeta, Epsilon, ZPlus
+from zennit.rules import AlphaBeta, Epsilon, Gamma, ZPlus
 from zennit.torchvision import ResNetCanonizer
 from zennit.types import Convolution
 
-from bench.api import Batch, Site, capture, per_channel
+from bench.api import Batch, Site, capture, per_channel, per_image
 
 CHUNK = 64
 
@@ -38,9 +38,20 @@ CANONIZERS: tuple[tuple[type, Callable[[], list[Canonizer]]], ...] = (
     (nn.Module, lambda: [SequentialMergeBatchNorm()]),
 )
 
-# Composite presets: name -> factory(canonizers).
+EPSILON = 1e-6  # zennit's default stabiliser of the epsilon rule
+GAMMA = 0.25
+
+# Composite presets: name -> factory(canonizers). Under z+ (= alpha1-beta0) every negative
+# weight gets relevance exactly 0 (post-ReLU inputs are >= 0), so presets using it on convs
+# are channel criteria only; "epsilon" and "gamma" give every weight a relevance.
 COMPOSITES: dict[str, Callable[[list[Canonizer]], Composite]] = {
     "epsilon-plus-flat": lambda canon: EpsilonPlusFlat(canonizers=canon),
+    "epsilon": lambda canon: LayerMapComposite(
+        layer_map_base() + [(Convolution, Epsilon(epsilon=EPSILON)),
+                            (nn.Linear, Epsilon(epsilon=EPSILON))], canonizers=canon),
+    "gamma": lambda canon: LayerMapComposite(
+        layer_map_base() + [(Convolution, Gamma(gamma=GAMMA)),
+                            (nn.Linear, Epsilon(epsilon=EPSILON))], canonizers=canon),
     "zplus": lambda canon: LayerMapComposite(
         layer_map_base() + [(Convolution, ZPlus()), (nn.Linear, ZPlus())], canonizers=canon),
     "alpha1-beta0": lambda canon: LayerMapComposite(
@@ -58,7 +69,7 @@ SEEDS: dict[str, Callable[[Tensor, Batch], Tensor]] = {
 REDUCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "sum": per_channel,                                       # sum_n,h,w R
     "abs": lambda r: per_channel(r.abs()),                    # sum_n,h,w |R|
-    "abs-per-image": lambda r: r.flatten(2).sum(2).abs().sum(0) if r.ndim > 2 else r.abs().sum(0),
+    "abs-per-image": lambda r: per_image(r).abs().sum(0),     # sum_n |sum_h,w R|
 }
 
 

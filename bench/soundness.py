@@ -1,0 +1,177 @@
+"""Soundness of a criterion on a small *trained* model: does it rank units by what they do?
+
+Run on the built-in smallcnn trained for a few seconds on the synthetic set, at every
+granularity the method declares:
+
+1. **Zero-effect units.** Four channels of the second conv and two neurons of the hidden
+   Linear get their outgoing weights zeroed (they cannot change the output) and their own
+   weights scaled by 4 (large weights, large activations). A method that claims to measure
+   a unit's effect on the output (``needs_data`` and ``effect_based``) must score every one
+   of them no higher than any other unit of its site (ties allowed), at both granularities
+   (for weights: the zero-effect units' own weights). Data-free criteria and criteria that
+   declare ``effect_based = False`` (activation magnitude) are not subject to it: a large,
+   useless unit is exactly what they cannot see.
+2. **Ties at the minimum.** On the unmodified model, no site may have more than 1% of its
+   units tied at its minimum score (a degenerate criterion, e.g. z+ weight relevance, which
+   is exactly 0 for every negative weight). Units with no first-order effect on any logit
+   over the reference batch (dead ReLUs, weights reading a dead input) are left out of this
+   count: giving them all the same lowest score is correct, not degenerate.
+
+A built-in must pass both; a third-party plugin that fails gets a warning in ``xprune check``
+and on its leaderboard page (the verdict travels in every record as ``method.soundness``).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from . import baseline, cache, data, models, plugins
+from .api import Batch, Method, capture
+from .errors import PluginError
+from .scoring import run_method
+from .spec import PROTOCOL, BaselineKey
+from .units import find_sites, scoring_copy
+
+TIE_LIMIT = 0.01
+SCALE = 4.0
+# site -> (zero-effect units, the consumer whose input weights for them are zeroed)
+ZERO_EFFECT = {"4": ((3, 11, 19, 27), "8"), "13": ((5, 40), "15")}
+TRAINED = BaselineKey(data.SYNTHETIC, 28, "smallcnn", seed=0, epochs=8, min_steps=0)
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The soundness of one method at one granularity."""
+
+    method: str
+    granularity: str
+    zero_effect: bool | None  # None: not subject (data-free or not effect-based)
+    worst_tie: float  # largest share of a site's units tied at its minimum
+    worst_site: str
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.zero_effect is not False and self.worst_tie <= TIE_LIMIT
+
+    def summary(self) -> str:
+        """One line for records and the leaderboard: ``pass`` or ``fail: reason``."""
+        return "pass" if self.ok else f"fail: {self.message}"
+
+
+def subject_to_zero_effect(cls: type[Method]) -> bool:
+    """Whether a method claims to measure each unit's effect on the output."""
+    return bool(cls.needs_data) and bool(getattr(cls, "effect_based", True))
+
+
+@functools.lru_cache(maxsize=2)
+def _trained(cache_dir: str | None) -> nn.Module:
+    dataset = data.load(data.SYNTHETIC)
+    if cache_dir is None:
+        entry = baseline.train(TRAINED, dataset)
+        model = models.build("smallcnn", 1, dataset.info.n_classes)
+        model.load_state_dict(entry["state_dict"])
+        return model.eval()
+    return baseline.get(TRAINED, dataset, Path(cache_dir))[0]
+
+
+def trained_model(cache_dir: Path | None = None) -> nn.Module:
+    """A private copy of the small trained model (cached per process, and on disk if asked)."""
+    return copy.deepcopy(_trained(None if cache_dir is None else str(cache_dir)))
+
+
+@torch.no_grad()
+def with_zero_effect_units(model: nn.Module) -> nn.Module:
+    """A copy whose ZERO_EFFECT units cannot change the output, with 4x larger own weights."""
+    out = copy.deepcopy(model)
+    modules = dict(out.named_modules())
+    for site, (units, consumer) in ZERO_EFFECT.items():
+        idx = torch.tensor(units)
+        modules[site].weight[idx] *= SCALE
+        modules[consumer].weight[:, idx] = 0.0
+    return out
+
+
+def inert_units(model: nn.Module, granularity: str, batch: Batch) -> dict[str, Tensor]:
+    """Per site, True for units with no first-order effect on any logit over ``batch``: every
+    image's gradient of every logit at the unit's output (channel) or at the weight is 0."""
+    clone = scoring_copy(model)
+    sites = find_sites(clone, granularity)
+    live = {s.name: torch.zeros(s.shape, dtype=torch.bool) for s in sites}
+    with capture(clone, sites) as cap:
+        logits = clone(batch.x)
+        outputs = [cap.outputs[s.name] for s in sites]
+        for k in range(logits.shape[1]):
+            wrt = outputs if granularity == "channel" else [s.weight for s in sites]
+            grads = torch.autograd.grad(logits[:, k].sum(), wrt, retain_graph=True)
+            for site, grad in zip(sites, grads):
+                nonzero = grad != 0
+                live[site.name] |= (nonzero.transpose(0, 1).flatten(1).any(1)
+                                    if granularity == "channel" else nonzero)
+    return {name: ~mask for name, mask in live.items()}
+
+
+def tie_share(scores: Tensor, inert: Tensor | None = None) -> float:
+    """Share of the (non-inert) units whose score equals their minimum; a lone minimum is 0."""
+    flat = scores.flatten() if inert is None else scores.flatten()[~inert.flatten()]
+    if flat.numel() == 0:
+        return 0.0
+    ties = int((flat == flat.min()).sum())
+    return 0.0 if ties == 1 else ties / flat.numel()
+
+
+def _zero_effect_problem(scores: dict[str, Tensor]) -> str:
+    """'' if every zero-effect unit scores no higher than every other unit of its site."""
+    for site, (units, _) in ZERO_EFFECT.items():
+        s = scores[site]
+        mask = torch.zeros(s.shape[0], dtype=torch.bool)
+        mask[list(units)] = True
+        dead, alive = s[mask].flatten(), s[~mask].flatten()
+        if dead.max() > alive.min():
+            above = int((alive < dead.max()).sum())
+            return (f"site {site}: a zero-effect unit scores {float(dead.max()):.3g}, above "
+                    f"{above} unit(s) that affect the output (lowest {float(alive.min()):.3g})")
+    return ""
+
+
+def judge(cls: type[Method], granularity: str, cache_dir: Path | None = None) -> Verdict:
+    """Run both checks for one method and granularity (PluginError if the plugin fails)."""
+    dataset = data.load(data.SYNTHETIC)
+    batch = data.reference_batch(dataset, 10, SEED)
+    model = trained_model(cache_dir)
+    scores, _ = run_method(cls, model, granularity, batch, SEED)
+    inert = inert_units(model, granularity, batch)
+    worst_site, worst = max(((name, tie_share(s, inert[name])) for name, s in scores.items()),
+                            key=lambda item: item[1])
+    problems = []
+    if worst > TIE_LIMIT:
+        problems.append(f"site {worst_site}: {100 * worst:.1f}% of its units that affect the "
+                        f"output tie at the minimum score (limit {100 * TIE_LIMIT:g}%)")
+    zero_effect = None
+    if subject_to_zero_effect(cls):
+        modified, _ = run_method(cls, with_zero_effect_units(model), granularity, batch, SEED)
+        problem = _zero_effect_problem(modified)
+        zero_effect = not problem
+        problems += [problem] if problem else []
+    return Verdict(cls.name, granularity, zero_effect, worst, worst_site, "; ".join(problems))
+
+
+def verdict(method: str, granularity: str, cache_dir: Path) -> str:
+    """``pass`` or ``fail: reason`` for a registered method, cached per method version."""
+    cls = plugins.get(method).cls
+    path = cache_dir / "soundness" / f"{method}-v{cls.version}-{granularity}-p{PROTOCOL}.pt"
+
+    def compute() -> str:
+        try:
+            return judge(cls, granularity, cache_dir).summary()
+        except PluginError as exc:
+            return f"fail: {exc}"
+
+    return cache.get_or_compute(path, compute)
