@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .data import SIZES
 from .errors import SpecError
 
 # Bump when a change to the engine changes what a cell measures: all hashes change with it.
@@ -26,6 +27,8 @@ PROTOCOL = 1
 SCOPES = ("layer", "global")
 RECOVERY = re.compile(r"^(none|bnrecal|finetune:[1-9][0-9]*)$")
 DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5}
+# A spec name becomes a folder (runs/<name>) and part of an MLflow experiment name.
+SPEC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 
 
 def stable_hash(payload: dict[str, Any]) -> str:
@@ -122,6 +125,11 @@ class Spec:
     epochs: dict[str, int] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
+        if not SPEC_NAME.match(self.name):
+            raise SpecError(f"spec name {self.name!r} is not a plain name (letters, digits, "
+                            "'.', '_', '+', '-', at most 100; no '/' and no leading dot)")
+        if self.size not in SIZES:
+            raise SpecError(f"size {self.size!r} is not one of {', '.join(map(str, SIZES))}")
         for axis in ("datasets", "backbones", "methods", "granularities", "scopes",
                      "sparsities", "recovery", "seeds"):
             if not getattr(self, axis):
