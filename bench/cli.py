@@ -203,7 +203,7 @@ def run(
     if dry_run:
         return
     _make_writable(cache, "cache folder")
-    _make_writable(out_dir / "records", "output folder")
+    _make_writable(out_dir, "output folder")
     _run_locked(plan, executor, workers, cell_timeout, retry_failed,
                 (slurm_partition, slurm_time, slurm_gpus, slurm_cpus))
 
@@ -218,6 +218,7 @@ def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[f
 
     uri, experiment = tracking_uri(), experiment_name(plan.spec.name)
     with OutputLock(plan.out):
+        _make_writable(plan.out / "records", "output folder")
         plan = matrix.plan(plan.spec, plan.out, plan.cache, retry_failed)  # now under the lock
         journal = Journal(plan.out, uri, experiment)
         if not plan.todo and journal.covers(plan.finished):

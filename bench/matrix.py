@@ -186,6 +186,8 @@ def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False) -> Plan
     backbone_list = _resolve("backbone", spec.backbones, list(known_backbones),
                              known_backbones.get)
     methods = catalogue.expand(list(spec.methods))
+    for source, error in catalogue.broken.items():
+        log.warning("skipping method plugin %s: %s", source, error)
     for flag in datasets:
         if flag != data.SYNTHETIC:
             data.locate(flag, spec.size)

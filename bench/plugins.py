@@ -233,8 +233,6 @@ def _build(found: list[tuple[str, Any, list]], broken: dict[str, str]) -> Catalo
                 methods.add(entry.name, entry)
             except Exception as exc:
                 broken[source] = str(exc)
-    for source, error in broken.items():
-        log.warning("method plugin %s is broken: %s", source, error)
     return Catalogue(methods, broken)
 
 
