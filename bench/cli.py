@@ -362,6 +362,9 @@ def leaderboard(
                                  help="Site folder."),
 ) -> None:
     """Render the static HTML leaderboard from published records."""
+    _check_folder_name(out_dir, "site folder")
+    if reports.is_dir():  # else render refuses the missing folder, and nothing is written
+        _make_writable(out_dir, "site folder")
     from .render import render
 
     out.print(str(render(reports, out_dir)), markup=False)

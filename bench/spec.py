@@ -25,6 +25,7 @@ from .errors import SpecError
 PROTOCOL = 1
 
 SCOPES = ("layer", "global")
+GRANULARITIES = ("channel", "weight")  # == bench.api.GRANULARITIES (api imports torch)
 RECOVERY = re.compile(r"^(none|bnrecal|finetune:[1-9][0-9]*)$")
 DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5}
 # A spec name becomes a folder (runs/<name>) and part of an MLflow experiment name.
@@ -137,6 +138,9 @@ class Spec:
         for s in self.sparsities:
             if not (isinstance(s, (int, float)) and 0 < s < 1):
                 raise SpecError(f"sparsity {s!r} is outside (0, 1)")
+        for gran in self.granularities:
+            if gran not in GRANULARITIES:
+                raise SpecError(f"unknown granularity {gran!r} (known: {', '.join(GRANULARITIES)})")
         for scope in self.scopes:
             if scope not in SCOPES:
                 raise SpecError(f"unknown scope {scope!r} (known: {', '.join(SCOPES)})")

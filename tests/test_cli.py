@@ -49,6 +49,13 @@ def _files(folder: Path) -> set[Path]:
     (SYN + ["--methods", ""], "error: --methods is empty (leave the option out to keep the spec's methods)"),
     (SYN + ["--sparsities", ""], "error: --sparsities is empty (leave the option out to keep the spec's sparsities)"),
     (SYN + ["--datasets", " , "], "error: --datasets is empty"),
+    (SYN + ["--granularities", "nosuch"], "error: unknown granularity 'nosuch' (known: channel, weight)"),
+    (SYN + ["--seeds", "-1"], "error: seed -1 is not a non-negative integer"),
+    (SYN + ["--workers", "abc"], "error: Invalid value for '--workers'"),
+    (["list", "methods", "extra"], "error: Got unexpected extra argument(s) (extra)"),
+    (["leaderboard", "--reports", "nowhere"], "error: reports directory nowhere does not exist"),
+    (["publish", "nowhere"], "error: run directory nowhere does not exist"),
+    (["check", "nosuch.py"], "error: plugin file nosuch.py not found"),
     (["check", "p.py", "--budget", "inf"], "error: --budget must be a positive number of seconds, got inf"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(workdir, cli, args, message):
@@ -75,6 +82,13 @@ def test_bad_spec_file_is_refused(workdir, cli, body, message):
     assert (code, err.strip().splitlines()) == (2, [err.strip()])
     assert err.strip().startswith(message)
     assert not (workdir / "runs").exists()
+
+
+def test_unwritable_site_folder(workdir, cli):
+    (workdir / "reports").mkdir()
+    code, _, err = cli("leaderboard", "--out", "/proc/site")
+    assert (code, err.strip()) == (
+        2, "error: site folder /proc/site is not writable (No such file or directory)")
 
 
 def test_cache_that_is_a_file_is_refused(workdir, cli):
