@@ -56,6 +56,13 @@ def _files(folder: Path) -> set[Path]:
     (["leaderboard", "--reports", "nowhere"], "error: reports directory nowhere does not exist"),
     (["publish", "nowhere"], "error: run directory nowhere does not exist"),
     (["check", "nosuch.py"], "error: plugin file nosuch.py not found"),
+    (SYN + ["--datasets", "zz*"], "error: no dataset matches 'zz*'"),
+    (SYN + ["--granularities", "weight", "--methods", "activation"],
+     "error: the matrix is empty: no method supports the requested granularities"),
+    (SYN + ["--recovery", "finetune:0"], "error: unknown recovery 'finetune:0'"),
+    (SYN + ["--methods", "random", "--cache", "/proc/xprune-cache"],
+     "error: cache folder /proc/xprune-cache is not writable (No such file or directory)"),
+    (["check", "magnitude", "--backbone", "nosuch"], "error: unknown backbone 'nosuch'"),
     (["check", "p.py", "--budget", "inf"], "error: --budget must be a positive number of seconds, got inf"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(workdir, cli, args, message):
@@ -89,6 +96,21 @@ def test_unwritable_site_folder(workdir, cli):
     code, _, err = cli("leaderboard", "--out", "/proc/site")
     assert (code, err.strip()) == (
         2, "error: site folder /proc/site is not writable (No such file or directory)")
+
+
+@pytest.mark.parametrize("body", ["- a\n", ""])
+def test_spec_that_is_not_a_mapping_is_refused(workdir, cli, body):
+    (workdir / "seq.yaml").write_text(body)
+    assert cli("run", "seq.yaml")[::2] == (
+        2, "error: spec 'seq': expected a mapping of axis names to lists\n")
+
+
+def test_unusable_mlflow_store_is_one_line(workdir, cli, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://x")
+    code, _, err = cli(*SYN, "--methods", "random", "--granularities", "channel")
+    assert code == 2
+    assert err.startswith("error: MLflow tracking at nosuchscheme://x is unusable: ")
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_cache_that_is_a_file_is_refused(workdir, cli):

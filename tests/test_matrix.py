@@ -120,6 +120,19 @@ def test_dry_run_prints_the_plan_table_and_writes_nothing(workdir):
     assert sorted(p.name for p in workdir.iterdir()) == ["cache"] or not list(workdir.iterdir())
 
 
+def test_an_unreadable_record_is_ignored_and_its_cell_planned_again(workdir, caplog):
+    from bench import matrix
+    from bench.spec import load_spec, override
+
+    spec = override(load_spec("synthetic"), methods=["random"], granularities=["channel"])
+    folder = workdir / "runs" / "synthetic" / "records"
+    folder.mkdir(parents=True)
+    (folder / "0123456789abcdef.json").write_text("{not json")
+    plan = matrix.plan(spec, folder.parent, workdir / "cache")
+    assert len(plan.todo) == len(plan.cells) == 1
+    assert "ignoring unreadable record" in caplog.text
+
+
 def test_a_second_run_on_a_busy_output_folder_exits_2_naming_the_holder(workdir):
     with OutputLock(workdir / "runs" / "synthetic"):
         result = xprune("run", *ONE_CELL, cwd=workdir)
