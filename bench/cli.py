@@ -23,6 +23,8 @@ import typer
 from rich.padding import Padding
 
 from . import __version__, data, plugins, spec as specs
+from .cliargs import (_check_folder_name, _complete_backbones, _complete_datasets,
+                      _complete_methods, _complete_presets, _csv, _floats, _ints, _make_writable)
 from .console import err, out, print_next_steps, print_plan, table
 from .errors import SpecError, XPruneError
 
@@ -30,7 +32,6 @@ app = typer.Typer(add_completion=True, pretty_exceptions_enable=False,
                   help="XPrune Bench: attribution-guided pruning benchmark.")
 
 DEFAULT_PRESET = "quick"
-NAME_MAX = 255
 
 
 class Executor(str, enum.Enum):
@@ -43,77 +44,6 @@ class Listing(str, enum.Enum):
     datasets = "datasets"
     backbones = "backbones"
     presets = "presets"
-
-
-def _complete(known: list[str], incomplete: str) -> list[str]:
-    """Complete the last item of a comma-separated list."""
-    head, _, last = incomplete.rpartition(",")
-    prefix = f"{head}," if head else ""
-    return [prefix + n for n in known if n.startswith(last)]
-
-
-def _complete_methods(incomplete: str) -> list[str]:
-    return _complete(list(plugins.metadata().methods), incomplete)
-
-
-def _complete_datasets(incomplete: str) -> list[str]:
-    return _complete(data.names(), incomplete)
-
-
-def _complete_backbones(incomplete: str) -> list[str]:
-    from .matrix import backbone_names
-
-    return _complete(backbone_names(), incomplete)
-
-
-def _complete_presets(incomplete: str) -> list[str]:
-    return _complete(specs.preset_names(), incomplete)
-
-
-def _csv(value: Optional[str], what: str) -> Optional[list[str]]:
-    """A comma-separated option: None when absent; an empty one is a mistake, not 'all'."""
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise SpecError(f"--{what} is empty (leave the option out to keep the spec's {what})")
-    return items
-
-
-def _floats(value: Optional[str], what: str) -> Optional[list[float]]:
-    items = _csv(value, what)
-    try:
-        return [float(v) for v in items] if items else None
-    except ValueError:
-        raise SpecError(f"--{what}: {value!r} is not a comma-separated list of numbers") from None
-
-
-def _ints(value: Optional[str], what: str) -> Optional[list[int]]:
-    items = _csv(value, what)
-    try:
-        return [int(v) for v in items] if items else None
-    except ValueError:
-        raise SpecError(f"--{what}: {value!r} is not a comma-separated list of integers") from None
-
-
-def _check_folder_name(folder: Path, what: str) -> None:
-    """Refuse a path the file system cannot hold, or a file where a folder must be."""
-    for part in folder.parts:
-        if len(os.fsencode(part)) > NAME_MAX:
-            raise SpecError(f"{what} name {part[:24]}… is too long ({len(os.fsencode(part))} "
-                            f"bytes; at most {NAME_MAX} per folder name)")
-    if folder.exists() and not folder.is_dir():
-        raise SpecError(f"{what} {folder} is a file, not a folder")
-
-
-def _make_writable(folder: Path, what: str) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise XPruneError(f"{what} {folder} is not writable ({exc.strerror})") from None
 
 
 def _version(value: bool) -> None:
