@@ -1,220 +1,278 @@
 """The ``xprune`` command line. Thin: parse, call the module that owns the work, print.
 
-Every user error is an XPruneError: printed as one ``error: ...`` line, exit status 2.
+Every user mistake exits with status 2 and one ``error: ...`` line, no traceback: an
+XPruneError from the engine, or a usage error from typer's own (bundled) click. Heavy
+libraries (torch, MLflow, medmnist, the attribution libraries) are imported only by the
+commands and code paths that need them, so ``--help``, ``list``, ``--dry-run`` and a
+re-run with nothing to do answer at once.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import math
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
-from rich.console import Console
 from rich.padding import Padding
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
-from rich.table import Table
 
-from . import data, plugins, spec as specs
+from . import __version__, data, plugins, spec as specs
+from .cliargs import (_check_folder_name, _complete_backbones, _complete_datasets,
+                      _complete_methods, _complete_presets, _csv, _floats, _ints, _make_writable)
+from .console import err, out, print_next_steps, print_plan, table
 from .errors import SpecError, XPruneError
-from .models import BACKBONES
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+app = typer.Typer(add_completion=True, pretty_exceptions_enable=False,
                   help="XPrune Bench: attribution-guided pruning benchmark.")
-out = Console()
-err = Console(stderr=True)
+
+DEFAULT_PRESET = "quick"
 
 
-def _csv(value: Optional[str]) -> Optional[list[str]]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+class Executor(str, enum.Enum):
+    local = "local"
+    slurm = "slurm"
 
 
-def _floats(value: Optional[str], what: str) -> Optional[list[float]]:
-    try:
-        return [float(v) for v in _csv(value)] if value else None
-    except ValueError:
-        raise SpecError(f"--{what}: {value!r} is not a comma-separated list of numbers") from None
+class Listing(str, enum.Enum):
+    methods = "methods"
+    datasets = "datasets"
+    backbones = "backbones"
+    presets = "presets"
 
 
-def _ints(value: Optional[str], what: str) -> Optional[list[int]]:
-    try:
-        return [int(v) for v in _csv(value)] if value else None
-    except ValueError:
-        raise SpecError(f"--{what}: {value!r} is not a comma-separated list of integers") from None
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"xprune-bench {__version__}")
+        raise typer.Exit()
 
 
-class RichProgress:
-    """Progress bar with ETA on stderr; failed cells are reported as they happen."""
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context,
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """XPrune Bench: attribution-guided pruning benchmark."""
+    if ctx.invoked_subcommand is None:
+        out.print(ctx.get_help())
+        raise typer.Exit()
 
-    def __init__(self) -> None:
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                            console=err, transient=False)
-        self.task = None
 
-    def start(self, total: int) -> None:
-        self.bar.start()
-        self.task = self.bar.add_task("running", total=total)
-
-    def advance(self, label: str, record: Optional[dict]) -> None:
-        if record is not None and record["status"] == "failed":
-            self.bar.console.print(f"[red]failed[/red] {label}: {record['error']}")
-        self.bar.update(self.task, advance=1, description=label[:60])
-
-    def stop(self) -> None:
-        self.bar.stop()
+LIST = "LIST"
 
 
 @app.command()
 def run(
-    spec_file: Optional[str] = typer.Argument(None, metavar="[SPEC.yaml]"),
-    preset: Optional[str] = typer.Option(None, help="Named preset (xprune list presets)."),
-    datasets: Optional[str] = typer.Option(None, help="Comma-separated, overrides the spec."),
-    backbones: Optional[str] = typer.Option(None),
-    methods: Optional[str] = typer.Option(None, help="Names or wildcards (lrp-*)."),
-    granularities: Optional[str] = typer.Option(None, help="channel,weight"),
-    scopes: Optional[str] = typer.Option(None, help="layer,global"),
-    sparsities: Optional[str] = typer.Option(None, help="e.g. 0.3,0.5"),
-    recovery: Optional[str] = typer.Option(None, help="none,bnrecal,finetune:K"),
-    seeds: Optional[str] = typer.Option(None),
-    workers: int = typer.Option(1, min=0, help="Worker processes (0: inline, no isolation)."),
-    executor: str = typer.Option("local", help="local | slurm (submitit job arrays)."),
-    slurm_partition: Optional[str] = typer.Option(None, help="Slurm partition."),
-    slurm_time: int = typer.Option(60, help="Slurm time limit per task, minutes."),
-    slurm_cpus: int = typer.Option(1, help="CPUs per Slurm task."),
-    slurm_gpus: int = typer.Option(0, help="GPUs per Slurm task."),
-    cell_timeout: Optional[float] = typer.Option(None, help="Seconds a scoring or cell task may run before its worker is killed."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: runs/<spec name>."),
-    cache: Optional[Path] = typer.Option(None, help="Baseline/score cache (default "
-                                         "$XPRUNE_CACHE or .xprune-cache)."),
-    retry_failed: bool = typer.Option(False, help="Recompute cells whose record failed."),
-    dry_run: bool = typer.Option(False, help="Print the plan and exit."),
+    spec_file: Optional[str] = typer.Argument(
+        None, metavar="SPEC", show_default=False,
+        help="A spec YAML file or a preset name; without it and --preset: the quick preset."),
+    preset: Optional[str] = typer.Option(None, metavar="NAME", autocompletion=_complete_presets,
+                                         help="A named preset (xprune list presets)."),
+    datasets: Optional[str] = typer.Option(None, metavar=LIST, autocompletion=_complete_datasets,
+                                           help="Datasets, comma-separated (overrides the spec)."),
+    backbones: Optional[str] = typer.Option(None, metavar=LIST,
+                                            autocompletion=_complete_backbones,
+                                            help="Backbones, comma-separated."),
+    methods: Optional[str] = typer.Option(None, metavar=LIST, autocompletion=_complete_methods,
+                                          help="Methods or wildcards such as 'lrp-*'."),
+    granularities: Optional[str] = typer.Option(None, metavar=LIST,
+                                                help="channel and/or weight."),
+    scopes: Optional[str] = typer.Option(None, metavar=LIST, help="layer and/or global."),
+    sparsities: Optional[str] = typer.Option(None, metavar=LIST,
+                                             help="Fractions in (0, 1), e.g. 0.3,0.5."),
+    recovery: Optional[str] = typer.Option(None, metavar=LIST,
+                                           help="none, bnrecal and/or finetune:K."),
+    seeds: Optional[str] = typer.Option(None, metavar=LIST, help="Seeds, e.g. 0,1,2."),
+    workers: int = typer.Option(1, min=0, metavar="N",
+                                help="Worker processes (0: inline, no isolation)."),
+    executor: Executor = typer.Option(Executor.local, help="Where tasks run: local worker "
+                                      "processes or Slurm job arrays (submitit)."),
+    slurm_partition: Optional[str] = typer.Option(None, metavar="NAME", help="Slurm partition."),
+    slurm_time: int = typer.Option(60, min=1, metavar="MIN",
+                                   help="Slurm time limit per task, minutes."),
+    slurm_cpus: int = typer.Option(1, min=1, metavar="N", help="CPUs per Slurm task."),
+    slurm_gpus: int = typer.Option(0, min=0, metavar="N", help="GPUs per Slurm task."),
+    cell_timeout: Optional[float] = typer.Option(
+        None, metavar="SECONDS",
+        help="Seconds a scoring or cell task may run before its worker is killed."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", metavar="DIR",
+                                           help="Output folder (default: runs/<spec name>)."),
+    cache: Optional[Path] = typer.Option(None, metavar="DIR", help="Baseline and score cache "
+                                         "(default: $XPRUNE_CACHE or .xprune-cache)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="Recompute cells whose record failed."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and exit."),
 ) -> None:
     """Run a benchmark matrix (resumable: finished cells are never recomputed)."""
     from . import matrix
-    from .executors import LocalExecutor
 
-    if (spec_file is None) == (preset is None):
-        raise SpecError("give exactly one of --preset NAME or a SPEC.yaml path")
-    spec = specs.load_spec(spec_file or preset)
+    if spec_file is not None and preset is not None:
+        raise SpecError("give either --preset NAME or a SPEC.yaml path, not both")
+    if spec_file is None and preset is None:
+        err.print(f"no spec or preset given: running the {DEFAULT_PRESET} preset (the main job)")
+    spec = specs.load_spec(spec_file or preset or DEFAULT_PRESET)
     spec = specs.override(
-        spec, datasets=_csv(datasets), backbones=_csv(backbones), methods=_csv(methods),
-        granularities=_csv(granularities), scopes=_csv(scopes),
-        sparsities=_floats(sparsities, "sparsities"), recovery=_csv(recovery),
-        seeds=_ints(seeds, "seeds"))
+        spec, datasets=_csv(datasets, "datasets"), backbones=_csv(backbones, "backbones"),
+        methods=_csv(methods, "methods"), granularities=_csv(granularities, "granularities"),
+        scopes=_csv(scopes, "scopes"), sparsities=_floats(sparsities, "sparsities"),
+        recovery=_csv(recovery, "recovery"), seeds=_ints(seeds, "seeds"))
     spec = specs.spec_from_dict({k: list(v) if isinstance(v, tuple) else v
                                  for k, v in spec.__dict__.items()}, spec.name)
+    if cell_timeout is not None and not (math.isfinite(cell_timeout) and cell_timeout > 0):
+        raise SpecError(f"--cell-timeout must be a positive number of seconds, got {cell_timeout:g}")
     out_dir = out_dir or Path("runs") / spec.name
     cache = cache or Path(os.environ.get("XPRUNE_CACHE", ".xprune-cache"))
+    _check_folder_name(out_dir, "output folder")
+    _check_folder_name(cache, "cache folder")
     plan = matrix.plan(spec, out_dir, cache, retry_failed)
-    _print_plan(plan)
+    print_plan(plan)
     if dry_run:
         return
-    _check_writable(out_dir)
-    if executor == "local":
-        runner = LocalExecutor(cache, workers, cell_timeout)
-    elif executor == "slurm":
-        from .slurm import SlurmExecutor
+    _make_writable(cache, "cache folder")
+    _make_writable(out_dir, "output folder")
+    _run_locked(plan, executor, workers, cell_timeout, retry_failed,
+                (slurm_partition, slurm_time, slurm_gpus, slurm_cpus))
 
-        runner = SlurmExecutor(cache, out_dir / "slurm", slurm_partition, slurm_time,
-                               slurm_gpus, slurm_cpus)
-    else:
-        raise SpecError(f"unknown executor {executor!r} (local, slurm)")
-    from .tracking import Tracker
 
-    tracker = Tracker(spec.name, f"{spec.name}", {
-        "spec": spec.name, "cells": len(plan.cells), "new_cells": len(plan.todo),
-        "out": str(out_dir), "workers": workers})
-    progress = RichProgress()
-    status = "FAILED"
-    try:
-        counts = matrix.run(plan, runner, tracker, progress)
-        status = "FINISHED"
-    finally:
-        progress.stop()
-        tracker.finish(status)
-    out.print(f"done: {counts['ok']} ok, {counts['failed']} failed this run; "
-              f"{len(plan.cells)} cells in {out_dir / 'records'}; MLflow: {tracker.uri}")
+def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[float],
+                retry_failed: bool, slurm: tuple) -> None:
+    """Hold the output folder's lock while deciding what to do and doing it."""
+    from . import matrix
+    from .console import progress as make_progress
+    from .rundir import Journal, OutputLock
+    from .tracking import experiment_name, tracking_uri
+
+    uri, experiment = tracking_uri(), experiment_name(plan.spec.name)
+    with OutputLock(plan.out):
+        _make_writable(plan.out / "records", "output folder")
+        plan = matrix.plan(plan.spec, plan.out, plan.cache, retry_failed)  # now under the lock
+        journal = Journal(plan.out, uri, experiment)
+        if not plan.todo and journal.covers(plan.finished):
+            out.print(f"nothing to do: all {len(plan.cells)} cells have records in "
+                      f"{plan.records_dir}")
+            print_next_steps(plan.out, uri)
+            return
+        if plan.todo:
+            plugins.catalogue()  # import the plugins: their versions are authoritative now
+            plan = matrix.plan(plan.spec, plan.out, plan.cache, retry_failed)
+        if executor is Executor.local:
+            from .executors import LocalExecutor
+
+            runner = LocalExecutor(plan.cache, workers, cell_timeout)
+        else:
+            from .slurm import SlurmExecutor
+
+            runner = SlurmExecutor(plan.cache, plan.out / "slurm", *slurm)
+        from .tracking import Tracker
+
+        tracker = Tracker(experiment, plan.spec.name, {
+            "spec": plan.spec.name, "cells": len(plan.cells), "new_cells": len(plan.todo),
+            "out": str(plan.out), "workers": workers, "executor": executor.value},
+            uri=uri, journal=journal)
+        if tracker.reaped:
+            err.print(f"marked {len(tracker.reaped)} MLflow run(s) of dead coordinators KILLED")
+        progress, status, started = make_progress(), "FAILED", time.monotonic()
+        try:
+            counts = matrix.run(plan, runner, tracker, progress)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            progress.stop()
+            tracker.finish(status)
+    minutes, seconds = divmod(int(time.monotonic() - started), 60)
+    out.print(f"done: {counts['ok']} ok, {counts['failed']} failed this run "
+              f"({minutes} min {seconds} s)")
+    out.print(f"records: {plan.records_dir} ({len(plan.cells)} cells)")
+    if counts["failed"]:
+        out.print("failed cells keep their reason in their record; --retry-failed reruns them")
+    print_next_steps(plan.out, uri)
     if counts["failed"]:
         raise typer.Exit(1)
 
 
-def _check_writable(folder: Path) -> None:
-    try:
-        (folder / "records").mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise XPruneError(f"output folder {folder} is not writable ({exc.strerror})") from None
-
-
-def _print_plan(plan) -> None:
-    todo = plan.todo
-    minutes = plan.estimate_seconds() / 60
-    out.print(f"[bold]{plan.spec.name}[/bold]: {len(plan.cells)} cells, "
-              f"{len(plan.cells) - len(todo)} finished, {len(todo)} to run; "
-              f"{len(plan.baselines_missing())} baselines to train, "
-              f"{len(plan.scores_missing())} score sets to compute; "
-              f"estimated {minutes:.1f} min on this machine (rough)")
-
-
 @app.command("list")
-def list_(what: str = typer.Argument(..., metavar="{methods,datasets,backbones,presets}")) -> None:
-    """List registered methods, datasets, backbones or presets."""
-    if what == "methods":
-        cat = plugins.catalogue()
+def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
+    """List methods, datasets, backbones or presets."""
+    if what is Listing.methods:
+        cat = plugins.metadata()
+        grid = table("method", "family", "granularities", "version", "source")
         for name in cat.methods:
             meta = cat.methods.get(name).metadata()
-            out.print(f"[bold]{name}[/bold]  {meta['family']} | {meta['granularities']} | "
-                      f"v{meta['version']} | {meta['source']}", highlight=False)
-            out.print(Padding(meta["description"], (0, 0, 0, 4)), highlight=False)
+            grid.add_row(name, meta["family"], meta["granularities"], meta["version"],
+                         meta["source"])
+        out.print(grid)
+        for name in cat.methods:
+            out.print(f"[bold]{name}[/bold]")
+            out.print(Padding(cat.methods.get(name).metadata()["description"], (0, 0, 0, 4)),
+                      markup=False)
         for source, error in cat.broken.items():
-            out.print(f"[red]broken[/red] {source}: {error}")
-    elif what == "datasets":
-        table = Table("name", "task", "channels", "classes", "data file")
+            out.print(f"[red]broken[/red] {source}: {error}", markup=True, highlight=False)
+    elif what is Listing.datasets:
+        grid = table("dataset", "task", "channels", "classes", "data file")
         root = data.data_root()
         for name in data.names():
             info = data.info(name)
             present = ("generated (synthetic)" if info.synthetic else
                        "present" if (root / data.file_name(name, 28)).is_file() else "missing")
-            table.add_row(name, info.task, str(info.n_channels), str(info.n_classes), present)
-        out.print(table)
-        out.print(f"data root: {root}")
-    elif what == "backbones":
-        for name in BACKBONES:
-            out.print(name)
-    elif what == "presets":
-        for name in specs.preset_names():
-            out.print(name)
+            grid.add_row(name, info.task, str(info.n_channels), str(info.n_classes), present)
+        out.print(grid)
+        out.print(f"data root: {root}", markup=False)
+    elif what is Listing.backbones:
+        from .matrix import backbone_names
+
+        grid = table("backbone", "baseline epochs")
+        for name in backbone_names():
+            grid.add_row(name, str(specs.DEFAULT_EPOCHS.get(name, 10)))
+        out.print(grid)
     else:
-        raise SpecError(f"unknown list {what!r} (methods, datasets, backbones, presets)")
+        grid = table("preset", "description")
+        for name in specs.preset_names():
+            grid.add_row(name, _preset_description(name))
+        out.print(grid)
+
+
+def _preset_description(name: str) -> str:
+    """The leading comment of a preset's YAML file, as one line."""
+    from importlib import resources
+
+    text = (resources.files("bench") / "presets" / f"{name}.yaml").read_text()
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").strip())
+    return " ".join(lines)
 
 
 @app.command()
 def check(
-    target: str = typer.Argument(..., metavar="NAME-OR-PATH"),
-    backbone: str = typer.Option("smallcnn", help="Tiny model to check on."),
-    budget: float = typer.Option(30.0, help="Seconds one scoring run may take."),
+    target: str = typer.Argument(..., metavar="NAME-OR-PATH",
+                                 help="A registered method name or a plugin file."),
+    backbone: str = typer.Option("smallcnn", metavar="NAME", help="Tiny model to check on."),
+    budget: float = typer.Option(30.0, metavar="SECONDS",
+                                 help="Seconds one scoring run may take."),
 ) -> None:
     """Check a method plugin against the contract; exit 1 if any check fails."""
+    if not (math.isfinite(budget) and budget > 0):
+        raise SpecError(f"--budget must be a positive number of seconds, got {budget:g}")
     from .check import check as run_checks
 
     results = run_checks(target, backbone, budget)
-    table = Table("plugin", "check", "result", "detail")
+    grid = table("plugin", "check", "result", "detail")
     for r in results:
         verdict = ("[green]pass[/green]" if r.ok else "[red]FAIL[/red]" if r.blocking
                    else "[yellow]WARN[/yellow]")
-        table.add_row(r.plugin, r.check, verdict, r.message)
-    out.print(table)
+        grid.add_row(r.plugin, r.check, verdict, r.message)
+    out.print(grid)
     judged = [r.verdict for r in results if r.verdict is not None]
     if judged:
-        sound = Table("method", "granularity", "zero-effect units last", "largest tie at min",
+        sound = table("method", "granularity", "zero-effect units last", "largest tie at min",
                       "soundness", title="Soundness on a small trained model")
         for v in judged:
             sound.add_row(v.method, v.granularity,
@@ -232,64 +290,81 @@ def check(
 
 @app.command()
 def publish(
-    run_dir: Path = typer.Argument(..., metavar="RUN-DIR"),
-    to: Path = typer.Option(Path("reports"), help="The published reports folder."),
-    force: bool = typer.Option(False, help="Replace conflicting records."),
+    run_dir: Path = typer.Argument(..., metavar="RUN-DIR", help="A run's output folder."),
+    to: Path = typer.Option(Path("reports"), metavar="DIR", help="The published reports folder."),
+    force: bool = typer.Option(False, "--force", help="Replace conflicting records."),
 ) -> None:
     """Validate a run's records and copy the ok ones into reports/."""
     from .publish import publish as do_publish
 
-    out.print(str(do_publish(run_dir, to, force)))
+    out.print(str(do_publish(run_dir, to, force)), markup=False)
 
 
 @app.command()
 def leaderboard(
-    reports: Path = typer.Option(Path("reports"), help="Published records."),
-    out_dir: Path = typer.Option(Path("leaderboard/site"), "--out", help="Site folder."),
+    reports: Path = typer.Option(Path("reports"), metavar="DIR", help="Published records."),
+    out_dir: Path = typer.Option(Path("leaderboard/site"), "--out", metavar="DIR",
+                                 help="Site folder."),
 ) -> None:
     """Render the static HTML leaderboard from published records."""
+    _check_folder_name(out_dir, "site folder")
+    if reports.is_dir():  # else render refuses the missing folder, and nothing is written
+        _make_writable(out_dir, "site folder")
     from .render import render
 
-    out.print(str(render(reports, out_dir)))
+    out.print(str(render(reports, out_dir)), markup=False)
 
 
 @app.command()
 def verify(
-    reports: Path = typer.Option(Path("reports"), help="Published records to re-check."),
-    sample: Optional[int] = typer.Option(None, min=1, help="Re-run this many (default: all)."),
-    tolerance: float = typer.Option(1e-3, help="Allowed difference for non-integer metrics."),
-    seed: int = typer.Option(0, help="Seed of the random sample."),
-    cache: Optional[Path] = typer.Option(None, help="Where the fresh temporary cache goes."),
+    reports: Path = typer.Option(Path("reports"), metavar="DIR",
+                                 help="Published records to re-check."),
+    sample: Optional[int] = typer.Option(None, min=1, metavar="N",
+                                         help="Re-run this many records (default: all)."),
+    tolerance: float = typer.Option(1e-3, metavar="T",
+                                    help="Allowed difference for non-integer metrics."),
+    seed: int = typer.Option(0, metavar="N", help="Seed of the random sample."),
+    cache: Optional[Path] = typer.Option(None, metavar="DIR",
+                                         help="Where the fresh temporary cache goes."),
 ) -> None:
     """Re-run a seeded sample of published cells from scratch and compare (exit 1 on mismatch)."""
-    from .verify import verify as do_verify
+    from .verify import check_tolerance, verify as do_verify
 
+    check_tolerance(tolerance)
     report = do_verify(reports, sample, tolerance, seed, cache)
-    out.print(str(report), markup=False, highlight=False)
+    out.print(str(report), markup=False)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
 
-def main() -> None:
+def _usage_error(exc: typer.TyperException) -> str:
+    """typer's (bundled click's) error as one line, with where to find help."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"error: {message}{hint}"
+
+
+def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: one-line errors, no tracebacks for user mistakes."""
     logging.basicConfig(level=os.environ.get("XPRUNE_LOG", "WARNING"),
                         format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
-        code = app(standalone_mode=False)  # click returns (not raises) typer.Exit codes here
+        code = app(args=argv, prog_name="xprune", standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except XPruneError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted: finished cells are saved; run the same command to resume")
         sys.exit(130)
+    except typer.TyperException as exc:  # click's usage errors, as bundled by typer >= 0.29
+        err.print(_usage_error(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(max(2, exc.exit_code))
     except Exception as exc:
         if os.environ.get("XPRUNE_DEBUG"):
             raise

@@ -10,22 +10,47 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import medmnist
-import numpy as np
-import torch
-from torch import Tensor
-
-from .api import MULTI_LABEL, Batch
 from .errors import DataError, UnknownNameError
+
+if TYPE_CHECKING:  # numpy, torch and medmnist are imported where they are used (fast CLI)
+    import numpy as np
+    from torch import Tensor
+
+    from .api import Batch
 
 SIZES = (28, 64, 128, 224)
 SYNTHETIC = "synthetic"
-FLAGS_2D = tuple(flag for flag in medmnist.INFO if not flag.endswith("3d"))
+
+
+@functools.cache
+def _medmnist_info() -> ModuleType:
+    """medmnist's ``info`` module (INFO, DEFAULT_ROOT) without importing the package, whose
+    ``__init__`` imports torch and its dataset classes (seconds); the full package if loaded."""
+    if "medmnist" in sys.modules:
+        return sys.modules["medmnist"].info
+    spec = importlib.util.find_spec("medmnist")
+    info_file = Path(next(iter(spec.submodule_search_locations))) / "info.py"
+    module = importlib.util.module_from_spec(
+        importlib.util.spec_from_file_location("_xprune_medmnist_info", info_file))
+    module.__spec__.loader.exec_module(module)
+    return module
+
+
+def medmnist_info() -> dict[str, dict[str, Any]]:
+    """``medmnist.INFO``: every flag's metadata (task, labels, md5s, split sizes)."""
+    return _medmnist_info().INFO
+
+
+FLAGS_2D = tuple(flag for flag in medmnist_info() if not flag.endswith("3d"))
 
 
 @dataclass(frozen=True)
@@ -40,6 +65,8 @@ class DatasetInfo:
 
     @property
     def multi_label(self) -> bool:
+        from .api import MULTI_LABEL
+
         return self.task == MULTI_LABEL
 
 
@@ -76,14 +103,14 @@ def info(flag: str) -> DatasetInfo:
         close = difflib.get_close_matches(flag, names(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownNameError(f"unknown dataset {flag!r}{hint} (known: {', '.join(names())})")
-    meta = medmnist.INFO[flag]
+    meta = medmnist_info()[flag]
     return DatasetInfo(flag, meta["task"], meta["n_channels"], len(meta["label"]))
 
 
 def data_root() -> Path:
     """``$XPRUNE_DATA_ROOT`` if set, else medmnist's default download folder."""
     env = os.environ.get("XPRUNE_DATA_ROOT")
-    return Path(env).expanduser() if env else Path(medmnist.info.DEFAULT_ROOT)
+    return Path(env).expanduser() if env else Path(_medmnist_info().DEFAULT_ROOT)
 
 
 def file_name(flag: str, size: int) -> str:
@@ -91,7 +118,7 @@ def file_name(flag: str, size: int) -> str:
 
 
 def expected_md5(flag: str, size: int) -> str:
-    return medmnist.INFO[flag]["MD5" if size == 28 else f"MD5_{size}"]
+    return medmnist_info()[flag]["MD5" if size == 28 else f"MD5_{size}"]
 
 
 def _md5(path: Path) -> str:
@@ -104,6 +131,8 @@ def _md5(path: Path) -> str:
 
 def _download(flag: str, size: int, root: Path) -> None:
     """Fetch the official file through medmnist (which checks its md5 on the way)."""
+    import medmnist
+
     cls = getattr(medmnist, medmnist.INFO[flag]["python_class"])
     root.mkdir(parents=True, exist_ok=True)
     try:
@@ -136,6 +165,11 @@ def locate(flag: str, size: int = 28, download: bool = True) -> tuple[Path, str]
 
 
 def _to_split(images: np.ndarray, labels: np.ndarray, task: str) -> Split:
+    import numpy as np
+    import torch
+
+    from .api import MULTI_LABEL
+
     x = torch.from_numpy(images).float().div_(255.0)
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     x = x.sub_(0.5).div_(0.5).contiguous()
@@ -147,6 +181,8 @@ def _to_split(images: np.ndarray, labels: np.ndarray, task: str) -> Split:
 @functools.lru_cache(maxsize=4)
 def load(flag: str, size: int = 28) -> Dataset:
     """Load all three splits into memory (cached per process)."""
+    import numpy as np
+
     meta = info(flag)
     if meta.synthetic:
         return _synthetic(size)
@@ -167,6 +203,8 @@ def _synthetic(size: int) -> Dataset:
 
     Deterministic (fixed seed): 600 train / 150 val / 300 test. Not medical data.
     """
+    import numpy as np
+
     rng = np.random.default_rng(20241122)
     yy, xx = np.mgrid[0:size, 0:size]
     patterns = [np.sin(yy * np.pi / 2), np.sin(xx * np.pi / 2),
@@ -191,6 +229,10 @@ def reference_batch(dataset: Dataset, per_class: int, seed: int) -> Batch:
 
     Up to ``per_class`` images of each class (of each positive label, for multi-label tasks).
     """
+    import torch
+
+    from .api import Batch
+
     y = dataset.train.y
     gen = torch.Generator().manual_seed(seed)
     members = (y.bool().T if dataset.info.multi_label

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import XPruneError
-from .runner import execute
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,7 @@ def _worker_main(conn: Connection, cache_dir: str, threads: int) -> None:
     import torch
 
     from . import plugins
+    from .runner import execute
 
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
@@ -111,7 +111,11 @@ class LocalExecutor:
     def run(self, tasks: Iterable[Task], done: Callback) -> None:
         """Run every task; call ``done(task, outcome)`` in this process as each finishes."""
         queue = deque(tasks)
+        if not queue:
+            return
         if self.workers == 0:
+            from .runner import execute
+
             for task in queue:
                 done(task, execute(task.kind, task.payload, self.cache_dir))
             return

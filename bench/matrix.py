@@ -5,26 +5,31 @@ device only (each prerequisite is computed once, not by two workers at the same 
 ``runner.run_cell`` works without them because every step is cached. A failed prerequisite
 fails its dependent cells with its message, without running them. Finished cells (a record
 exists) are never recomputed, so a killed run resumes where it stopped.
+
+Planning imports neither torch nor MLflow: names come from the plugin metadata cache and
+the registries' sources, cell hashes from ``bench.spec`` and finished cells from the
+records, so ``--dry-run`` and a re-run with nothing to do answer in about a second.
 """
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import logging
+import statistics
+import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import medmnist
 import yaml
 
-from . import baseline, data, plugins, records
-from .errors import SpecError
-from .executors import LocalExecutor, Task
-from .models import BACKBONES
-from .runner import make_record
-from .spec import Cell, Spec, expand
+from . import data, plugins, records
+from .errors import SpecError, XPruneError
+from .registry import Registry
+from .spec import BaselineKey, Cell, Spec, expand
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +37,45 @@ log = logging.getLogger(__name__)
 # only when the output folder has no records to learn from.
 EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0}
 CELL_SECONDS = {"smallcnn": 1.0, "vgg": 2.0, "resnet18": 15.0}
+SCORE_SECONDS = 2.0
 
 
 class SilentProgress:
-    """Progress reporting for library callers that want none (the CLI uses a rich bar)."""
+    """Progress reporting for library callers that want none (the CLI has its own)."""
 
     def start(self, total: int) -> None:
         pass
 
     def advance(self, label: str, record: dict | None) -> None:
         pass
+
+
+def backbone_names() -> list[str]:
+    """Registered backbones, read from ``bench/models.py`` without importing torch."""
+    if "bench.models" in sys.modules:
+        return list(sys.modules["bench.models"].BACKBONES)
+    tree = ast.parse((Path(__file__).parent / "models.py").read_text())
+    return sorted(d.args[0].value for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                  for d in node.decorator_list
+                  if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
+                  and d.func.attr == "register" and d.args and isinstance(d.args[0], ast.Constant))
+
+
+def backbones() -> Registry[str]:
+    """The backbone names as a registry (for its messages and wildcards)."""
+    registry: Registry[str] = Registry("backbone")
+    for name in backbone_names():
+        registry.add(name, name)
+    return registry
+
+
+def baseline_path(key: BaselineKey, cache: Path) -> Path:
+    """Where ``bench.baseline`` caches a baseline (same layout, without importing torch)."""
+    return cache / "baselines" / f"{key.hash}.pt"
+
+
+def score_path(key: Any, cache: Path) -> Path:
+    return cache / "scores" / f"{key.hash}.pt"
 
 
 @dataclass
@@ -51,6 +85,7 @@ class Plan:
     out: Path
     cache: Path
     finished: set[str] = field(default_factory=set)
+    learned: dict[str, float] = field(default_factory=dict)  # backbone -> mean cell seconds
 
     @property
     def records_dir(self) -> Path:
@@ -60,33 +95,49 @@ class Plan:
     def todo(self) -> list[Cell]:
         return [c for c in self.cells if c.hash not in self.finished]
 
-    def baselines_missing(self) -> list:
+    def baselines_missing(self) -> list[BaselineKey]:
         keys = dict.fromkeys(c.baseline for c in self.todo)
-        return [k for k in keys if not baseline.path(k, self.cache).is_file()]
+        return [k for k in keys if not baseline_path(k, self.cache).is_file()]
 
     def scores_missing(self) -> list:
         keys = dict.fromkeys(c.scores for c in self.todo)
-        return [k for k in keys if not (self.cache / "scores" / f"{k.hash}.pt").is_file()]
+        return [k for k in keys if not score_path(k, self.cache).is_file()]
+
+    def _train_seconds(self, key: BaselineKey) -> float:
+        if key.dataset == data.SYNTHETIC:
+            return float(key.epochs)
+        train = data.medmnist_info()[key.dataset]["n_samples"]["train"]
+        return key.epochs * train / 1000 * EPOCH_SECONDS_PER_1K.get(key.backbone, 5.0)
+
+    def _cell_seconds(self, cell: Cell) -> float:
+        return self.learned.get(cell.backbone, CELL_SECONDS.get(cell.backbone, 5.0))
 
     def estimate_seconds(self) -> float:
-        learned = _learned_cell_seconds(self.records_dir)
-        train = sum(k.epochs * medmnist.INFO[k.dataset]["n_samples"]["train"] / 1000
-                    * EPOCH_SECONDS_PER_1K.get(k.backbone, 5.0)
-                    if k.dataset != data.SYNTHETIC else k.epochs
-                    for k in self.baselines_missing())
-        cells = sum(learned.get(c.backbone, CELL_SECONDS.get(c.backbone, 5.0)) for c in self.todo)
-        return train + cells
+        """A rough wall-time estimate for one worker (learned from records when present)."""
+        return sum(r["seconds"] for r in self.rows())
 
-
-def _learned_cell_seconds(folder: Path) -> dict[str, float]:
-    times: dict[str, list[float]] = {}
-    for path in sorted(folder.glob("*.json"))[:500] if folder.is_dir() else []:
-        try:
-            rec = records.read(path)
-        except Exception:
-            continue
-        times.setdefault(rec["cell"]["backbone"], []).append(rec["provenance"]["seconds"])
-    return {k: sum(v) / len(v) for k, v in times.items()}
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per dataset and backbone: what is finished, cached and new, and how long."""
+        out = []
+        groups: dict[tuple[str, str], list[Cell]] = {}
+        for cell in self.cells:
+            groups.setdefault((cell.dataset, cell.backbone), []).append(cell)
+        missing_b = set(self.baselines_missing())
+        missing_s = {k.hash for k in self.scores_missing()}
+        for (dataset, backbone), cells in groups.items():
+            todo = [c for c in cells if c.hash not in self.finished]
+            bases = list(dict.fromkeys(c.baseline for c in todo))
+            scores = list(dict.fromkeys(c.scores.hash for c in todo))
+            new_b = [k for k in bases if k in missing_b]
+            new_s = [h for h in scores if h in missing_s]
+            seconds = (sum(self._train_seconds(k) for k in new_b) + SCORE_SECONDS * len(new_s)
+                       + sum(self._cell_seconds(c) for c in todo))
+            out.append({"dataset": dataset, "backbone": backbone,
+                        "methods": len({c.method for c in cells}), "cells": len(cells),
+                        "finished": len(cells) - len(todo), "todo": len(todo),
+                        "baselines": len(bases), "baselines_new": len(new_b),
+                        "scores": len(scores), "scores_new": len(new_s), "seconds": seconds})
+        return out
 
 
 def _resolve(kind: str, patterns: tuple[str, ...], known: list[str],
@@ -104,32 +155,50 @@ def _resolve(kind: str, patterns: tuple[str, ...], known: list[str],
     return out
 
 
-def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False) -> Plan:
-    """Resolve names, check data files (md5), expand the matrix and find finished cells."""
-    catalogue = plugins.catalogue()
-    datasets = _resolve("dataset", spec.datasets, data.names(), data.info)
-    backbones = _resolve("backbone", spec.backbones, list(BACKBONES), BACKBONES.get)
-    methods = catalogue.expand(list(spec.methods))
-    for flag in datasets:
-        if flag != data.SYNTHETIC:
-            data.locate(flag, spec.size)
-    declared = {m: (str(catalogue.get(m).cls.version), catalogue.get(m).cls.granularities)
-                for m in methods}
-    spec = Spec(**{**spec.__dict__, "datasets": tuple(datasets), "backbones": tuple(backbones),
-                   "methods": tuple(methods)})
-    cells = expand(spec, declared)
-    if not cells:
-        raise SpecError("the matrix is empty: no method supports the requested granularities")
-    finished = set()
-    for path in sorted((out / "records").glob("*.json")):
+def _scan_records(folder: Path, retry_failed: bool) -> tuple[set[str], dict[str, float]]:
+    """Finished cell hashes (failed ones too unless retried) and mean seconds per backbone."""
+    finished: set[str] = set()
+    times: dict[str, list[float]] = {}
+    try:
+        paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    except OSError as exc:
+        raise XPruneError(f"output folder {folder.parent} cannot be read ({exc.strerror})") from None
+    for path in paths:
+        if path.name.startswith(".tmp-"):
+            continue
         try:
             rec = records.read(path)
-        except Exception:
+        except XPruneError:
             log.warning("ignoring unreadable record %s (the cell will be recomputed)", path)
             continue
         if rec["status"] == "ok" or not retry_failed:
             finished.add(rec["cell_hash"])
-    return Plan(spec, cells, out, cache, finished)
+        if rec["status"] == "ok":
+            times.setdefault(rec["cell"]["backbone"], []).append(rec["provenance"]["seconds"])
+    return finished, {k: statistics.fmean(v) for k, v in times.items()}
+
+
+def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False) -> Plan:
+    """Resolve names, check data files (md5), expand the matrix and find finished cells."""
+    catalogue = plugins.metadata()
+    known_backbones = backbones()
+    datasets = _resolve("dataset", spec.datasets, data.names(), data.info)
+    backbone_list = _resolve("backbone", spec.backbones, list(known_backbones),
+                             known_backbones.get)
+    methods = catalogue.expand(list(spec.methods))
+    for source, error in catalogue.broken.items():
+        log.warning("skipping method plugin %s: %s", source, error)
+    for flag in datasets:
+        if flag != data.SYNTHETIC:
+            data.locate(flag, spec.size)
+    declared = {m: (catalogue.get(m).version, catalogue.get(m).granularities) for m in methods}
+    spec = Spec(**{**spec.__dict__, "datasets": tuple(datasets),
+                   "backbones": tuple(backbone_list), "methods": tuple(methods)})
+    cells = expand(spec, declared)
+    if not cells:
+        raise SpecError("the matrix is empty: no method supports the requested granularities")
+    finished, learned = _scan_records(Path(out) / "records", retry_failed)
+    return Plan(spec, cells, Path(out), Path(cache), finished, learned)
 
 
 def write_spec(p: Plan) -> None:
@@ -139,8 +208,12 @@ def write_spec(p: Plan) -> None:
         sort_keys=False))
 
 
-def run(p: Plan, executor: LocalExecutor, tracker, progress) -> Counter:
+def run(p: Plan, executor, tracker, progress) -> Counter:
     """Run the plan's missing cells; return counts of ``ok`` / ``failed`` records written."""
+    from .executors import Task
+    from .runner import make_record
+
+    started = time.monotonic()
     write_spec(p)
     cells = {c.hash: c for c in p.todo}
     counts: Counter = Counter()
@@ -165,6 +238,7 @@ def run(p: Plan, executor: LocalExecutor, tracker, progress) -> Counter:
     score_keys = p.scores_missing()
     progress.start(len(base_tasks) + len(score_keys) + len(cells))
     executor.run(base_tasks, prerequisite_done)
+    _log_baselines(p, tracker, failed_prereq)
     score_tasks = []
     for key in score_keys:
         if key.baseline.hash in failed_prereq:
@@ -185,7 +259,26 @@ def run(p: Plan, executor: LocalExecutor, tracker, progress) -> Counter:
         else:
             runnable.append(Task("cell", cell.hash, cell.__dict__, cell.label()))
     executor.run(runnable, lambda task, outcome: finish_cell(cells[task.key], outcome))
+    from .runsummary import summarize_run
+
+    tracker.log_summary(*summarize_run(p.records_dir, len(p.cells), counts,
+                                       time.monotonic() - started))
     return counts
+
+
+def _log_baselines(p: Plan, tracker, failed: dict[str, str]) -> None:
+    """Give every baseline this run uses, and that has no MLflow run yet, its own run."""
+    from . import cache
+
+    logged = tracker.logged_baselines()
+    for key in dict.fromkeys(c.baseline for c in p.todo):
+        if key.hash in logged or key.hash in failed:
+            continue
+        try:
+            entry = cache.load(baseline_path(key, p.cache))
+        except (OSError, cache.CorruptEntry):
+            continue  # recomputed by the cell that needs it; logged by a later run
+        tracker.log_baseline(key.__dict__ | {"hash": key.hash}, entry)
 
 
 def _sync_tracking(p: Plan, tracker) -> None:

@@ -4,29 +4,44 @@ all behind one registry.
 
 A plugin file that fails to import does not break the others: it is listed as broken with
 its error, skipped by wildcards, and refused with that error when named explicitly.
+
+Importing a plugin imports torch and its attribution libraries (seconds), so listing and
+planning read :func:`metadata`: each plugin's declarations from a small JSON cache keyed by
+the plugin file's path, mtime, size and inode (an entry point's distribution version) and
+by the engine's own sources, refreshed by importing only what is stale. Running cells
+always imports the plugins (:func:`catalogue`), and the coordinator checks the plan's
+method versions against them before anything runs.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib.util
 import inspect
+import json
 import logging
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
-from .api import GRANULARITIES, Method
-from .errors import PluginError
+from .errors import PluginError, UnknownNameError
 from .registry import Registry
+
+if TYPE_CHECKING:  # bench.api imports torch: plugins are imported only when needed
+    from .api import Method
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "xprune.methods"
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "methods"
+ENGINE_DIR = Path(__file__).resolve().parent
 REQUIRED = ("name", "family", "description", "reference", "version")
+META_CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,14 @@ class MethodEntry:
     def name(self) -> str:
         return self.cls.name
 
+    @property
+    def version(self) -> str:
+        return str(self.cls.version)
+
+    @property
+    def granularities(self) -> tuple[str, ...]:
+        return tuple(self.cls.granularities)
+
     def metadata(self) -> dict[str, str]:
         c = self.cls
         return {"name": c.name, "family": c.family, "description": c.description,
@@ -47,16 +70,53 @@ class MethodEntry:
                 "granularities": ",".join(c.granularities)}
 
 
+@dataclass(frozen=True)
+class MethodInfo:
+    """A plugin's declarations without its class: what listing and planning need."""
+
+    meta: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.meta["name"]
+
+    @property
+    def version(self) -> str:
+        return self.meta["version"]
+
+    @property
+    def granularities(self) -> tuple[str, ...]:
+        return tuple(self.meta["granularities"].split(","))
+
+    @property
+    def source(self) -> str:
+        return self.meta["source"]
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self.meta)
+
+
+Entry = Union[MethodEntry, MethodInfo]
+
+
 @dataclass
 class Catalogue:
-    methods: Registry[MethodEntry]
+    methods: Registry[Entry]
     broken: dict[str, str]  # source -> one-line load error
 
-    def get(self, name: str) -> MethodEntry:
+    def get(self, name: str) -> Entry:
+        """A plugin by name; a broken plugin that declares (or whose file is named) ``name``
+        is refused with its load error, and an unknown name mentions every broken file."""
         for source, error in self.broken.items():
-            if Path(source.split(":", 1)[-1]).stem == name or source.endswith(f":{name}"):
+            if name in _names_declared_by(source):
                 raise PluginError(f"method plugin {source} failed to load: {error}")
-        return self.methods.get(name)
+        try:
+            return self.methods.get(name)
+        except UnknownNameError as exc:
+            if not self.broken:
+                raise
+            failed = "; ".join(f"{s} failed to load: {e}" for s, e in self.broken.items())
+            raise UnknownNameError(f"{exc} [{failed}]") from None
 
     def expand(self, patterns: list[str]) -> list[str]:
         names = []
@@ -68,8 +128,32 @@ class Catalogue:
         return list(dict.fromkeys(names))
 
 
+def _names_declared_by(source: str) -> set[str]:
+    """Names a plugin source may define: its file stem (``_`` or ``-``), an entry point's
+    name, and every ``name = "..."`` in its classes when the file still parses."""
+    kind, _, rest = source.partition(":")
+    if kind == "entry-point":
+        return {rest.rsplit(":", 1)[-1]}
+    path = BUILTIN_DIR / Path(source).name if kind.startswith("methods/") else Path(rest)
+    names = {path.stem, path.stem.replace("_", "-")}
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return names
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for stmt in node.body:
+                if (isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant)
+                        and isinstance(stmt.value.value, str)
+                        and any(isinstance(t, ast.Name) and t.id == "name" for t in stmt.targets)):
+                    names.add(stmt.value.value)
+    return names
+
+
 def metadata_problems(cls: type) -> list[str]:
     """What is missing or wrong in a plugin class's declarations (empty list = fine)."""
+    from .api import GRANULARITIES, Method
+
     problems = [f"{attr} is empty" for attr in REQUIRED if not str(getattr(cls, attr, "")).strip()]
     grans = getattr(cls, "granularities", ())
     if not grans or not set(grans) <= set(GRANULARITIES):
@@ -80,6 +164,8 @@ def metadata_problems(cls: type) -> list[str]:
 
 
 def _classes_in(module) -> list[type[Method]]:
+    from .api import Method
+
     return [obj for _, obj in inspect.getmembers(module, inspect.isclass)
             if issubclass(obj, Method) and obj is not Method and obj.__module__ == module.__name__
             and obj.name]
@@ -111,45 +197,151 @@ def _plugin_files() -> list[tuple[Path, str]]:
     return files
 
 
-def _entry_point_classes() -> list[tuple[type, str]]:
+def _entry_points() -> list[tuple[Any, str]]:
     out = []
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = f"{ep.dist.name}=={ep.dist.version}" if ep.dist else "unknown"
-        source = f"entry-point:{dist}:{ep.name}"
-        try:
-            out.append((ep.load(), source))
-        except Exception as exc:
-            out.append((PluginError(f"{type(exc).__name__}: {exc}"), source))
+        out.append((ep, f"entry-point:{dist}:{ep.name}"))
     return out
+
+
+def _load_entry_point(ep: Any) -> list[type[Method]]:
+    try:
+        return [ep.load()]
+    except Exception as exc:
+        raise PluginError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _class_meta(cls: Any, source: str) -> dict[str, Any]:
+    """What the catalogue needs of one loaded class: its metadata or its problems."""
+    problems = metadata_problems(cls) if isinstance(cls, type) else ["not a class"]
+    if problems:
+        return {"name": str(getattr(cls, "name", cls)), "problems": problems}
+    return {"meta": MethodEntry(cls, source).metadata()}
+
+
+def _build(found: list[tuple[str, Any, list]], broken: dict[str, str]) -> Catalogue:
+    """A catalogue from (source, class or None, class meta) triples, in discovery order."""
+    methods: Registry[Entry] = Registry("method")
+    for source, cls, metas in found:
+        for meta in metas:
+            if "problems" in meta:
+                broken[source] = f"{meta['name']}: {'; '.join(meta['problems'])}"
+                continue
+            entry = MethodEntry(cls, source) if cls is not None else MethodInfo(meta["meta"])
+            try:
+                methods.add(entry.name, entry)
+            except Exception as exc:
+                broken[source] = str(exc)
+    return Catalogue(methods, broken)
+
+
+def _sources() -> list[tuple[str, Any, str]]:
+    """Every plugin source: (source, path or entry point, freshness key)."""
+    out = []
+    for path, source in _plugin_files():
+        try:
+            st = path.stat()
+            key = f"{path}:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+        except OSError:
+            key = f"{path}:missing"
+        out.append((source, path, key))
+    out += [(source, ep, f"{source}={ep.value}") for ep, source in _entry_points()]
+    return out
+
+
+def _load(target: Any) -> list[type[Method]]:
+    return load_file(target) if isinstance(target, Path) else _load_entry_point(target)
 
 
 @functools.lru_cache(maxsize=1)
 def catalogue() -> Catalogue:
-    """Discover every plugin once per process."""
-    methods: Registry[MethodEntry] = Registry("method")
-    broken: dict[str, str] = {}
-    found: list[tuple[type | Exception, str]] = []
-    for path, source in _plugin_files():
+    """Discover every plugin once per process, importing each (and refreshing the
+    metadata cache that :func:`metadata` reads)."""
+    found, broken, fresh = [], {}, {}
+    for source, target, key in _sources():
         try:
-            found += [(cls, source) for cls in load_file(path)]
+            classes = _load(target)
         except PluginError as exc:
             broken[source] = str(exc)
-    found += _entry_point_classes()
-    for cls, source in found:
-        if isinstance(cls, Exception):
-            broken[source] = str(cls)
             continue
-        problems = metadata_problems(cls) if isinstance(cls, type) else ["not a class"]
-        if problems:
-            broken[source] = f"{getattr(cls, 'name', cls)!s}: {'; '.join(problems)}"
-            continue
-        try:
-            methods.add(cls.name, MethodEntry(cls, source))
-        except Exception as exc:
-            broken[source] = str(exc)
-    for source, error in broken.items():
-        log.warning("method plugin %s is broken: %s", source, error)
-    return Catalogue(methods, broken)
+        for cls in classes:
+            found.append((source, cls, [_class_meta(cls, source)]))
+        fresh[key] = [_class_meta(cls, source) for cls in classes]
+    _save_meta_cache(fresh)
+    return _build(found, broken)
+
+
+@functools.lru_cache(maxsize=1)
+def metadata() -> Catalogue:
+    """Every plugin's declarations, from the metadata cache where it is fresh.
+
+    A plugin file is imported (which imports torch and its libraries: seconds) only when
+    the cache has no entry for its path, mtime, size and inode, or when the engine's own
+    sources changed since the cache was written; a file that fails to load is never cached.
+    """
+    if catalogue.cache_info().currsize:  # already imported in this process: no cache needed
+        return catalogue()
+    cached = _read_meta_cache()
+    found, broken, fresh, stale = [], {}, {}, False
+    for source, target, key in _sources():
+        metas = cached.get(key)
+        if metas is None:
+            stale = True
+            try:
+                metas = [_class_meta(cls, source) for cls in _load(target)]
+            except PluginError as exc:
+                broken[source] = str(exc)
+                continue
+        fresh[key] = metas
+        found.append((source, None, metas))
+    if stale:
+        _save_meta_cache(fresh)
+    return _build(found, broken)
+
+
+def meta_cache_path() -> Path:
+    """``$XPRUNE_META_CACHE``, else ``$XDG_CACHE_HOME/xprune-bench/`` (``~/.cache``), one
+    file per Python environment and checkout."""
+    if os.environ.get("XPRUNE_META_CACHE"):
+        return Path(os.environ["XPRUNE_META_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    import hashlib
+
+    tag = hashlib.sha256(f"{sys.prefix}|{ENGINE_DIR}".encode()).hexdigest()[:12]
+    return base / "xprune-bench" / f"plugins-{tag}.json"
+
+
+def _engine_stamp() -> str:
+    """Changes whenever a source file of the engine changes (plugins inherit from it)."""
+    stats = sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size)
+                   for p in ENGINE_DIR.rglob("*.py"))
+    return json.dumps([META_CACHE_VERSION, sys.version, stats])
+
+
+def _read_meta_cache() -> dict[str, list]:
+    try:
+        data = json.loads(meta_cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("engine") != _engine_stamp():
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _save_meta_cache(entries: dict[str, list]) -> None:
+    """Write the cache atomically; a cache that cannot be written is simply not used."""
+    path = meta_cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"engine": _engine_stamp(), "entries": entries})
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(payload)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.info("plugin metadata cache %s not written: %s", path, exc)
 
 
 def get(name: str) -> MethodEntry:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import records
-from .errors import RecordError
+from . import data, records
+from .errors import RecordError, XPruneError
 from .spec import Cell
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -73,6 +73,37 @@ def check_publishable(record: dict[str, Any], where: str) -> None:
                           f"cell.method {record['cell']['method']!r}")
 
 
+def check_dataset(record: dict[str, Any], where: str) -> None:
+    """The record's dataset block agrees with the dataset registry: flag, task, classes, the
+    synthetic label and the official file's md5 (fields outside the cell hash, so an edit
+    would otherwise pass; synthetic data must never be published as real)."""
+    block, cell = record["dataset"], record["cell"]
+    if block["flag"] != cell["dataset"]:
+        raise RecordError(f"{where}: dataset.flag {block['flag']!r} differs from cell.dataset "
+                          f"{cell['dataset']!r}")
+    try:
+        info = data.info(cell["dataset"])
+    except XPruneError as exc:
+        raise RecordError(f"{where}: {exc}") from None
+    if block["synthetic"] is not info.synthetic:
+        kind = "synthetic" if info.synthetic else "real"
+        raise RecordError(f"{where}: dataset.synthetic is {block['synthetic']!r} but "
+                          f"{info.flag} is {kind} data; refusing to publish it as "
+                          f"{'real' if info.synthetic else 'synthetic'}")
+    if (block["task"], block["n_classes"]) != (info.task, info.n_classes):
+        raise RecordError(f"{where}: dataset task/classes {block['task']!r}/{block['n_classes']} "
+                          f"differ from {info.flag}'s {info.task!r}/{info.n_classes}")
+    if not info.synthetic:
+        try:
+            expected = data.expected_md5(info.flag, cell["size"])
+        except KeyError:
+            raise RecordError(f"{where}: {info.flag} has no official file at size "
+                              f"{cell['size']}") from None
+        if block["md5"] != expected:
+            raise RecordError(f"{where}: dataset.md5 {block['md5']!r} is not the official "
+                              f"{data.file_name(info.flag, cell['size'])} ({expected})")
+
+
 def _load_run(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
     """The ok records under ``run_dir/records/`` (else ``run_dir``) and the number of failed ones."""
     if not Path(run_dir).is_dir():
@@ -88,6 +119,7 @@ def _load_run(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
             failed += 1
             continue
         check_publishable(record, str(path))
+        check_dataset(record, str(path))
         record_path(Path("."), record)  # names must be path-safe before anything is written
         other = found.setdefault(record["cell_hash"], record)
         if other != record:

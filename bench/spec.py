@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .data import SIZES
 from .errors import SpecError
 
 # Bump when a change to the engine changes what a cell measures: all hashes change with it.
@@ -33,8 +34,11 @@ BASELINE_RECIPE: dict[str, Any] = {
 DEFAULT_MIN_STEPS = 1000
 
 SCOPES = ("layer", "global")
+GRANULARITIES = ("channel", "weight")  # == bench.api.GRANULARITIES (api imports torch)
 RECOVERY = re.compile(r"^(none|bnrecal|finetune:[1-9][0-9]*)$")
 DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5}
+# A spec name becomes a folder (runs/<name>) and part of an MLflow experiment name.
+SPEC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 
 
 def stable_hash(payload: dict[str, Any]) -> str:
@@ -136,6 +140,11 @@ class Spec:
     epochs: dict[str, int] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
+        if not SPEC_NAME.match(self.name):
+            raise SpecError(f"spec name {self.name!r} is not a plain name (letters, digits, "
+                            "'.', '_', '+', '-', at most 100; no '/' and no leading dot)")
+        if self.size not in SIZES:
+            raise SpecError(f"size {self.size!r} is not one of {', '.join(map(str, SIZES))}")
         for axis in ("datasets", "backbones", "methods", "granularities", "scopes",
                      "sparsities", "recovery", "seeds"):
             if not getattr(self, axis):
@@ -143,6 +152,9 @@ class Spec:
         for s in self.sparsities:
             if not (isinstance(s, (int, float)) and 0 < s < 1):
                 raise SpecError(f"sparsity {s!r} is outside (0, 1)")
+        for gran in self.granularities:
+            if gran not in GRANULARITIES:
+                raise SpecError(f"unknown granularity {gran!r} (known: {', '.join(GRANULARITIES)})")
         for scope in self.scopes:
             if scope not in SCOPES:
                 raise SpecError(f"unknown scope {scope!r} (known: {', '.join(SCOPES)})")

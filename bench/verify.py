@@ -8,6 +8,7 @@ Any difference is a mismatch naming the cell, the field, the published and the n
 
 from __future__ import annotations
 
+import math
 import random
 import tempfile
 from contextlib import contextmanager
@@ -15,12 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
 from . import plugins, records
 from .errors import RecordError, XPruneError
 from .publish import check_publishable
-from .runner import execute
 from .spec import Cell
 
 SCORES = ("dense", "pruned", "recovered")
@@ -84,6 +82,12 @@ def compare(published: dict[str, Any], rerun: dict[str, Any], tolerance: float) 
             if not _same(old, new, tolerance, exact=name in COUNTS)]
 
 
+def check_tolerance(tolerance: float) -> None:
+    """A tolerance is a finite, non-negative number (inf passes anything, nan nothing)."""
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise VerifyError(f"--tolerance must be a finite, non-negative number, got {tolerance:g}")
+
+
 def _same(old: Any, new: Any, tolerance: float, exact: bool) -> bool:
     if old is None or new is None or exact:
         return old == new
@@ -110,6 +114,8 @@ def sample_records(reports: Path, sample: int | None, seed: int) -> tuple[list[d
 def _torch_threads(threads: int) -> Iterator[None]:
     """Re-run under the record's torch thread count: floating-point reduction order depends
     on it, and over a whole training run different orders lead to different baselines."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:
@@ -120,6 +126,8 @@ def _torch_threads(threads: int) -> Iterator[None]:
 
 def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
     """Re-run one record's cell in ``cache``; raise RecordError when it cannot be compared."""
+    from .runner import execute
+
     where = f"{record['cell_hash']}"
     check_publishable(record, where)
     cell = Cell.from_dict(record["cell"])
@@ -138,8 +146,7 @@ def verify(reports: Path | str = "reports", sample: int | None = None,
            tolerance: float = DEFAULT_TOLERANCE, seed: int = 0,
            cache_dir: Path | str | None = None) -> VerifyReport:
     """Re-run sampled records from scratch in a temporary cache under ``cache_dir``; compare."""
-    if tolerance < 0:
-        raise VerifyError(f"--tolerance must be non-negative, got {tolerance:g}")
+    check_tolerance(tolerance)
     chosen, total = sample_records(Path(reports), sample, seed)
     report = VerifyReport(Path(reports), total, tolerance)
     if cache_dir is not None:

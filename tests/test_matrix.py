@@ -2,7 +2,9 @@
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,15 +13,18 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from bench import records
+from bench.rundir import OutputLock
 from conftest import BROKEN_PLUGINS, xprune
 
 SMALL = ["--preset", "synthetic", "--methods", "magnitude,random", "--sparsities", "0.3,0.6"]
 N_CELLS = 2 * 2 * 2  # methods x granularities (channel, weight) x sparsities
+N_TASKS = 1 + 4 + N_CELLS  # one baseline, four score sets, the cells
+ONE_CELL = ["--preset", "synthetic", "--methods", "magnitude", "--granularities", "channel"]
 
 
 def mlflow_runs(folder):
     client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("synthetic")
+    exp = client.get_experiment_by_name("xprune/synthetic")
     runs = client.search_runs([exp.experiment_id], max_results=5000)
     parents = [r for r in runs if r.data.tags.get("xprune.kind") == "matrix"]
     children = [r for r in runs if "xprune.cell_hash" in r.data.tags]
@@ -30,12 +35,22 @@ def load_records(folder):
     return [records.read(p) for p in sorted((folder / "runs/synthetic/records").glob("*.json"))]
 
 
-def test_a_run_writes_one_ok_record_and_one_mlflow_child_per_cell(workdir):
-    result = xprune("run", *SMALL, "--workers", "1", cwd=workdir)
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """One finished run of SMALL (stdout not a terminal): (folder, completed process)."""
+    folder = tmp_path_factory.mktemp("small")
+    result = xprune("run", *SMALL, "--workers", "1", cwd=folder, env={
+        "XPRUNE_CACHE": str(folder / "cache"), "XPRUNE_PROGRESS_SECONDS": "2",
+        "MLFLOW_TRACKING_URI": ""})
     assert result.returncode == 0, result.stderr
-    recs = load_records(workdir)
+    return folder, result
+
+
+def test_a_run_writes_one_ok_record_and_one_mlflow_child_per_cell(small_run):
+    folder, _ = small_run
+    recs = load_records(folder)
     assert len(recs) == N_CELLS and {r["status"] for r in recs} == {"ok"}
-    parents, children = mlflow_runs(workdir)
+    parents, children = mlflow_runs(folder)
     assert len(parents) == 1
     assert sorted(c.data.tags["xprune.cell_hash"] for c in children) == sorted(
         r["cell_hash"] for r in recs)
@@ -47,20 +62,102 @@ def test_a_run_writes_one_ok_record_and_one_mlflow_child_per_cell(workdir):
     assert first["params"] < first["params_dense"] and first["macs"] < first["macs_dense"]
 
 
-def test_running_again_recomputes_nothing(workdir):
-    assert xprune("run", *SMALL, "--workers", "0", cwd=workdir).returncode == 0
-    before = {p.name: p.stat().st_mtime_ns
-              for p in (workdir / "runs/synthetic/records").glob("*.json")}
-    start = time.monotonic()
-    again = xprune("run", *SMALL, "--workers", "1", cwd=workdir)
-    assert again.returncode == 0
-    assert f"{N_CELLS} finished, 0 to run" in again.stdout.replace("\n", " ")
-    assert time.monotonic() - start < 60
-    after = {p.name: p.stat().st_mtime_ns
-             for p in (workdir / "runs/synthetic/records").glob("*.json")}
-    assert after == before
-    _, children = mlflow_runs(workdir)
-    assert len(children) == N_CELLS
+def test_off_a_terminal_progress_is_one_plain_line_per_finished_task(small_run):
+    _, result = small_run
+    line = re.compile(r"^\[\s*(\d+)/(\d+)\] (\d+) ok, (\d+) failed, \d+:\d\d:\d\d elapsed, "
+                      r"eta \S+ \| (done|ok) \S+")
+    done = [m.groups() for m in map(line.match, result.stderr.splitlines()) if m]
+    assert [int(d[0]) for d in done] == list(range(1, N_TASKS + 1))
+    assert done[-1][1:4] == (str(N_TASKS), str(N_CELLS), "0")
+    assert "\x1b[" not in result.stderr  # no terminal control sequences in a log
+
+
+def test_the_end_of_a_run_says_where_to_go_next(small_run):
+    _, result = small_run
+    lines = result.stdout.splitlines()
+    assert lines[lines.index("next:"):] == [
+        "next:", "  xprune publish runs/synthetic", "  xprune leaderboard",
+        "  mlflow ui --backend-store-uri sqlite:///mlflow.db"]
+    assert max(len(x) for x in lines) <= 80
+
+
+def test_a_finished_matrix_reruns_from_its_records_alone_without_an_mlflow_run(small_run):
+    folder, _ = small_run
+    before = {p.name: p.stat().st_mtime_ns for p in (folder / "runs/synthetic/records").glob("*")}
+    runs_before = mlflow_runs(folder)
+    again = xprune("run", *SMALL, "--workers", "1", cwd=folder,
+                   env={"XPRUNE_CACHE": str(folder / "cache"), "MLFLOW_TRACKING_URI": ""})
+    assert again.returncode == 0, again.stderr
+    assert (f"nothing to do: all {N_CELLS} cells have records in runs/synthetic/records"
+            in again.stdout)
+    assert {p.name: p.stat().st_mtime_ns
+            for p in (folder / "runs/synthetic/records").glob("*")} == before
+    parents, children = mlflow_runs(folder)
+    assert [r.info.run_id for r in parents + children] == [
+        r.info.run_id for r in runs_before[0] + runs_before[1]]
+
+
+def test_records_carry_provenance(small_run):
+    rec = load_records(small_run[0])[0]
+    prov = rec["provenance"]
+    assert prov["versions"]["torch"] and prov["versions"]["torch-pruning"]
+    assert prov["git_commit"] and prov["baseline_hash"] == rec["provenance"]["baseline_hash"]
+    assert rec["method"]["source"] in ("methods/magnitude.py", "methods/random.py")
+    assert rec["dataset"]["synthetic"] is True
+    json.dumps(rec, allow_nan=False)
+
+
+def test_dry_run_prints_the_plan_table_and_writes_nothing(workdir):
+    result = xprune("run", *SMALL, "--dry-run", cwd=workdir)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].strip() == "plan: synthetic -> runs/synthetic"
+    row = next(x for x in lines if x.startswith(" synthetic") or x.startswith("synthetic"))
+    assert row.split()[:8] == ["synthetic", "smallcnn", "2", str(N_CELLS), "0", str(N_CELLS),
+                               "1", "new"]
+    assert f"{N_CELLS} cells: 0 finished, {N_CELLS} to run; estimate" in result.stdout
+    assert max(len(x) for x in lines) <= 80
+    assert sorted(p.name for p in workdir.iterdir()) == ["cache"] or not list(workdir.iterdir())
+
+
+def test_an_unreadable_record_is_ignored_and_its_cell_planned_again(workdir, caplog):
+    from bench import matrix
+    from bench.spec import load_spec, override
+
+    spec = override(load_spec("synthetic"), methods=["random"], granularities=["channel"])
+    folder = workdir / "runs" / "synthetic" / "records"
+    folder.mkdir(parents=True)
+    (folder / "0123456789abcdef.json").write_text("{not json")
+    plan = matrix.plan(spec, folder.parent, workdir / "cache")
+    assert len(plan.todo) == len(plan.cells) == 1
+    assert "ignoring unreadable record" in caplog.text
+
+
+def test_a_second_run_on_a_busy_output_folder_exits_2_naming_the_holder(workdir):
+    with OutputLock(workdir / "runs" / "synthetic"):
+        result = xprune("run", *ONE_CELL, cwd=workdir)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"error: output folder runs/synthetic is in use by another xprune run (pid {os.getpid()} "
+        f"on {socket.gethostname()}, started ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (workdir / "mlflow.db").exists()
+    assert not (workdir / "runs" / "synthetic" / "records").exists()
+
+
+def test_unreadable_cache_entries_are_discarded_and_recomputed(workdir):
+    assert xprune("run", *ONE_CELL, "--workers", "0", cwd=workdir).returncode == 0
+    baseline = next((workdir / "cache" / "baselines").glob("*.pt"))
+    scores = next((workdir / "cache" / "scores").glob("*.pt"))
+    baseline.write_bytes(baseline.read_bytes()[: baseline.stat().st_size // 2])  # truncated
+    scores.write_bytes(b"")  # zero bytes
+    for record in (workdir / "runs/synthetic/records").glob("*.json"):
+        record.unlink()
+    again = xprune("run", *ONE_CELL, "--workers", "1", cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert [r["status"] for r in load_records(workdir)] == ["ok"]
+    assert again.stderr.count("discarding unreadable cache entry") == 2
+    assert baseline.stat().st_size > 0 and scores.stat().st_size > 0
 
 
 def test_failing_plugins_fail_their_cells_and_the_rest_finish(workdir):
@@ -95,31 +192,14 @@ def test_sigkill_midway_then_resume_gives_exactly_one_record_and_run_per_cell(wo
     proc.wait()
     done_before = len(list(folder.glob("*.json")))
     assert 3 <= done_before < total
-    resumed = xprune("run", *args, cwd=workdir)
+    resumed = xprune(*["run", *args], cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr
     recs = load_records(workdir)
     assert len(recs) == total and len({r["cell_hash"] for r in recs}) == total
     assert not list(folder.glob(".tmp-*"))
-    _, children = mlflow_runs(workdir)
+    parents, children = mlflow_runs(workdir)
     hashes = [c.data.tags["xprune.cell_hash"] for c in children]
     assert sorted(hashes) == sorted(r["cell_hash"] for r in recs)  # none missing, none twice
-
-
-def test_dry_run_plans_without_running(workdir):
-    result = xprune("run", *SMALL, "--dry-run", cwd=workdir)
-    assert result.returncode == 0
-    text = result.stdout.replace("\n", " ")
-    assert f"{N_CELLS} cells, 0 finished, {N_CELLS} to run" in text
-    assert "1 baselines to train" in text and "estimated" in text
-    assert not (workdir / "runs").exists() and not (workdir / "mlflow.db").exists()
-
-
-def test_records_carry_provenance(workdir):
-    assert xprune("run", *SMALL, "--workers", "0", cwd=workdir).returncode == 0
-    rec = load_records(workdir)[0]
-    prov = rec["provenance"]
-    assert prov["versions"]["torch"] and prov["versions"]["torch-pruning"]
-    assert prov["git_commit"] and prov["baseline_hash"] == rec["provenance"]["baseline_hash"]
-    assert rec["method"]["source"] in ("methods/magnitude.py", "methods/random.py")
-    assert rec["dataset"]["synthetic"] is True
-    json.dumps(rec, allow_nan=False)
+    # the killed coordinator's parent run is not left RUNNING forever
+    assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+    assert "marked 1 MLflow run(s) of dead coordinators KILLED" in resumed.stderr

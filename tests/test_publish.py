@@ -7,6 +7,7 @@ bench.records.write, exactly as the runner writes real ones.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,36 @@ def test_records_subfolder_is_preferred_over_other_run_files(tmp_path: Path) -> 
     assert len(publish(run / "records", to=tmp_path / "reports2").written) == 1
     with pytest.raises(RecordError, match="spec.json: invalid record"):
         publish(tmp_path, to=tmp_path / "reports3")  # no records/ here: every JSON must be one
+
+
+def _real(record: dict) -> dict:
+    """A factory record made consistent with the real BreastMNIST entry of the registry."""
+    from bench import data
+
+    return variant(record, {"dataset.task": "binary-class", "dataset.n_classes": 2,
+                            "dataset.synthetic": False,
+                            "dataset.md5": data.expected_md5("breastmnist", 28)})
+
+
+def test_a_consistent_real_dataset_record_is_published(tmp_path: Path) -> None:
+    rec = _real(make_record(dataset="breastmnist"))
+    assert len(publish(_run(tmp_path, [rec]), to=tmp_path / "reports").written) == 1
+
+
+@pytest.mark.parametrize("record, change, message", [
+    ("synthetic", {"dataset.synthetic": False},
+     "dataset.synthetic is False but synthetic is synthetic data; refusing to publish it as real"),
+    ("real", {"dataset.synthetic": True},
+     "dataset.synthetic is True but breastmnist is real data; refusing to publish it as synthetic"),
+    ("real", {"dataset.md5": "0" * 32},
+     "dataset.md5 '00000000000000000000000000000000' is not the official breastmnist.npz"),
+    ("real", {"dataset.flag": "pneumoniamnist"},
+     "dataset.flag 'pneumoniamnist' differs from cell.dataset 'breastmnist'"),
+    ("real", {"dataset.n_classes": 3}, "dataset task/classes 'binary-class'/3 differ"),
+])
+def test_a_dataset_block_that_disagrees_with_the_registry_is_refused(
+        tmp_path: Path, record: str, change: dict, message: str) -> None:
+    base = make_record() if record == "synthetic" else _real(make_record(dataset="breastmnist"))
+    with pytest.raises(RecordError, match=re.escape(message)):
+        publish(_run(tmp_path, [variant(base, change)]), to=tmp_path / "reports")
+    assert not (tmp_path / "reports").exists()

@@ -96,5 +96,6 @@ def test_user_errors_are_one_line(tmp_path: Path, published: Path) -> None:
         verify(tmp_path / "empty")
     with pytest.raises(VerifyError, match="--sample must be at least 1"):
         verify(published, sample=0)
-    with pytest.raises(VerifyError, match="--tolerance must be non-negative"):
-        verify(published, tolerance=-1.0)
+    for tolerance in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(VerifyError, match="--tolerance must be a finite, non-negative number"):
+            verify(published, tolerance=tolerance)

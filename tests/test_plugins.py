@@ -1,0 +1,63 @@
+"""Plugin discovery without importing plugins: the metadata cache, its freshness, and the
+backbone names read from source (each checked against the imported truth)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import plugins
+from conftest import REPO
+
+PROBE = ("import sys; from bench import plugins; c = plugins.metadata(); "
+         "print('torch' in sys.modules, ' '.join(f'{n}={c.get(n).version}' for n in c.methods))")
+
+
+def _probe(tmp_path: Path, **env: str) -> tuple[bool, list[str]]:
+    result = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, capture_output=True,
+                            text=True, timeout=300, env={
+                                **os.environ, "XPRUNE_META_CACHE": str(tmp_path / "meta.json"),
+                                **env})
+    assert result.returncode == 0, result.stderr
+    imported, names = result.stdout.split(" ", 1)
+    return imported == "True", names.split()
+
+
+def test_metadata_matches_the_imported_plugins():
+    imported = plugins.catalogue()
+    cached = plugins.metadata()
+    assert list(cached.methods) == list(imported.methods)
+    for name in imported.methods:
+        assert cached.get(name).metadata() == imported.get(name).metadata()
+
+
+def test_a_fresh_cache_lists_methods_without_importing_torch(tmp_path: Path):
+    first, names = _probe(tmp_path)
+    second, again = _probe(tmp_path)
+    assert (first, second) == (True, False)
+    assert again == names and "magnitude=1" in names
+
+
+def test_an_edited_plugin_file_is_read_again(tmp_path: Path):
+    plugin = tmp_path / "mine.py"
+    body = ("from bench.api import Method\nclass Mine(Method):\n    name = 'mine'\n"
+            "    family = 'x'\n    description = 'd'\n    reference = 'r'\n    version = '{v}'\n"
+            "    def score(self, model, sites, batch):\n        return {{}}\n")
+    plugin.write_text(body.format(v="1"))
+    assert "mine=1" in _probe(tmp_path, XPRUNE_PLUGIN_PATH=str(plugin))[1]
+    plugin.write_text(body.format(v="22"))
+    imported, names = _probe(tmp_path, XPRUNE_PLUGIN_PATH=str(plugin))
+    assert imported and "mine=22" in names
+
+
+def test_backbone_names_read_from_source_match_the_registry():
+    from bench import matrix
+    from bench.models import BACKBONES
+
+    module = sys.modules.pop("bench.models")  # force the source-reading path
+    try:
+        assert matrix.backbone_names() == list(BACKBONES)
+    finally:
+        sys.modules["bench.models"] = module
