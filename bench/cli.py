@@ -9,6 +9,7 @@ re-run with nothing to do answer at once.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import math
@@ -87,6 +88,10 @@ def run(
     recovery: Optional[str] = typer.Option(None, metavar=LIST,
                                            help="none, bnrecal and/or finetune:K."),
     seeds: Optional[str] = typer.Option(None, metavar=LIST, help="Seeds, e.g. 0,1,2."),
+    transparency: Optional[bool] = typer.Option(
+        None, "--transparency/--no-transparency", show_default=False,
+        help="Measure explanation preservation in every cell (default: the spec's, on); off "
+             "for quicker exploratory runs."),
     workers: int = typer.Option(1, min=0, metavar="N",
                                 help="Worker processes (0: inline, no isolation)."),
     executor: Executor = typer.Option(Executor.local, help="Where tasks run: local worker "
@@ -120,6 +125,8 @@ def run(
         methods=_csv(methods, "methods"), granularities=_csv(granularities, "granularities"),
         scopes=_csv(scopes, "scopes"), sparsities=_floats(sparsities, "sparsities"),
         recovery=_csv(recovery, "recovery"), seeds=_ints(seeds, "seeds"))
+    if transparency is not None:
+        spec = dataclasses.replace(spec, transparency=transparency)
     spec = specs.spec_from_dict({k: list(v) if isinstance(v, tuple) else v
                                  for k, v in spec.__dict__.items()}, spec.name)
     if cell_timeout is not None and not (math.isfinite(cell_timeout) and cell_timeout > 0):

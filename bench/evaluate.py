@@ -54,6 +54,12 @@ def clinical(y_true: np.ndarray, y_score: np.ndarray, task: str) -> dict[str, fl
     ECE: 15 equal-width bins, L1, on the top-class confidence (multi-class) or on every label's
     probability (binary, multi-label).
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchmetrics' note about a non-contiguous bucketize input
+        return _clinical(y_true, y_score, task)
+
+
+def _clinical(y_true: np.ndarray, y_score: np.ndarray, task: str) -> dict[str, float]:
     from torchmetrics.functional import classification as tmc
 
     probs, target = torch.from_numpy(y_score).float(), torch.from_numpy(y_true).long()

@@ -16,13 +16,15 @@ from __future__ import annotations
 import ast
 import fnmatch
 import logging
+import math
 import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 # Rough seconds on a 2-core CPU (measured on the development machine), used by --dry-run
 # only when the output folder has no records to learn from.
 EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0}
-CELL_SECONDS = {"smallcnn": 1.0, "vgg": 2.0, "resnet18": 15.0}
+CELL_SECONDS = {"smallcnn": 1.5, "vgg": 2.5, "resnet18": 40.0}
+TRAIN_BATCH = 128  # bench.train's batch size (imported lazily there: it needs torch)
 SCORE_SECONDS = 2.0
 
 
@@ -104,10 +107,11 @@ class Plan:
         return [k for k in keys if not score_path(k, self.cache).is_file()]
 
     def _train_seconds(self, key: BaselineKey) -> float:
-        if key.dataset == data.SYNTHETIC:
-            return float(key.epochs)
-        train = data.medmnist_info()[key.dataset]["n_samples"]["train"]
-        return key.epochs * train / 1000 * EPOCH_SECONDS_PER_1K.get(key.backbone, 5.0)
+        """Epochs (raised to reach ``min_steps``, as bench.train does) x images x rate."""
+        train = (600 if key.dataset == data.SYNTHETIC
+                 else data.medmnist_info()[key.dataset]["n_samples"]["train"])
+        epochs = max(key.epochs, math.ceil(key.min_steps / math.ceil(train / TRAIN_BATCH)))
+        return epochs * train / 1000 * EPOCH_SECONDS_PER_1K.get(key.backbone, 5.0)
 
     def _cell_seconds(self, cell: Cell) -> float:
         return self.learned.get(cell.backbone, CELL_SECONDS.get(cell.backbone, 5.0))

@@ -113,6 +113,20 @@ _TIMING = {
                    "speedup_ci": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
                    "within_noise": {"type": "boolean"}},
 }
+_AGREEMENT = {"type": "object",
+              "required": ["spearman", "iou_top10", "deletion_dense", "deletion_pruned"],
+              "properties": {"spearman": {"type": "number", "minimum": -1, "maximum": 1},
+                             "iou_top10": {"type": "number", "minimum": 0, "maximum": 1},
+                             "deletion_dense": {"type": "number", "minimum": 0, "maximum": 1},
+                             "deletion_pruned": {"type": "number", "minimum": 0, "maximum": 1}}}
+_TRANSPARENCY = {
+    "type": "object", "required": ["probe", "explainers"],
+    "properties": {"probe": {"type": "object"},
+                   "explainers": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "maps": {"type": "object", "required": ["explainer", "image_shape", "images",
+                                                           "dense", "pruned"]}},
+    "additionalProperties": _AGREEMENT,
+}
 METRIC_FIELDS_V2 = {
     **{k: v for k, v in METRIC_FIELDS.items() if k not in ("speedup", "latency_ms")},
     "dense": _CLINICAL,
@@ -125,6 +139,7 @@ METRIC_FIELDS_V2 = {
     "latency": {"type": "object", "required": ["hardware", "threads", "b1", "b64"],
                 "properties": {"hardware": {"type": "string"}, "threads": {"type": "integer"},
                                "b1": _TIMING, "b64": _TIMING}},
+    "transparency": {"oneOf": [{"type": "null"}, _TRANSPARENCY]},
 }
 SCHEMA: dict[str, Any] = {
     **SCHEMA_V1,
@@ -132,7 +147,8 @@ SCHEMA: dict[str, Any] = {
         **SCHEMA_V1["properties"],
         "schema_version": {"const": SCHEMA_VERSION},
         "cell": {"type": "object", "required": [*CELL_FIELDS, "min_steps"],
-                 "properties": {**CELL_FIELDS, "min_steps": {"type": "integer", "minimum": 0}},
+                 "properties": {**CELL_FIELDS, "min_steps": {"type": "integer", "minimum": 0},
+                                "transparency": {"type": "boolean"}},
                  "additionalProperties": False},
         "metrics": {"oneOf": [
             {"type": "null"},

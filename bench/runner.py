@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from . import __version__, baseline, data, evaluate, plugins, prune, recover, scoring, soundness
+from . import (__version__, baseline, data, evaluate, plugins, prune, recover, scoring,
+               soundness, transparency)
 from .errors import XPruneError
 from .records import SCHEMA_VERSION
 from .spec import BaselineKey, Cell, ScoreKey
@@ -42,12 +43,18 @@ def run_cell(cell: Cell, cache_dir: Path) -> dict[str, Any]:
 
     pruned.model, recover_seconds = recover.recover(pruned.model, cell.recovery, dataset, cell.seed)
     final = prune.finalize(pruned)
-    after_recovery = evaluate.task_scores(final, test, info.task)
+    after_recovery = (after_prune if cell.recovery == "none"  # the same model: same scores
+                      else evaluate.task_scores(final, test, info.task))
 
     dense_cost = evaluate.cost(model, example)
     pruned_cost = evaluate.cost(final, example, pruned.masks)
     latency = {f"b{b}": evaluate.latency(model, final, example, b, reps)
                for b, reps in LATENCY_REPEATS.items()}
+    explained = (transparency.stage(
+        model, final, test.x, test.y, info.n_classes, info.multi_label, cell.seed,
+        cache_dir / "transparency" / f"{cell.baseline.hash}-v{transparency.STAGE_VERSION}.pt",
+        transparency.showcase(cell.seed, cell.sparsity, cell.scope, cell.recovery))
+        if cell.transparency else None)
     return {
         "dense": base_meta["test"],
         "pruned": after_prune,
@@ -64,6 +71,7 @@ def run_cell(cell: Cell, cache_dir: Path) -> dict[str, Any]:
         "tie_share": pruned.tie_share,
         "latency": {"hardware": evaluate.hardware(), "threads": evaluate.LATENCY_THREADS,
                     **latency},
+        "transparency": explained,
         "score_seconds": scored["seconds"],
         "prune_seconds": pruned.seconds,
         "recover_seconds": recover_seconds,

@@ -17,7 +17,7 @@ def summarize_run(records_dir: Path, total: int, counts: Mapping[str, int],
                   wall_seconds: float) -> tuple[dict[str, float], str]:
     """Summary metrics and a Markdown table of every setting in ``records_dir``."""
     recs = list(records.iter_records(records_dir)) if Path(records_dir).is_dir() else []
-    settings, ranks, failed = summarize(recs)
+    settings, comparisons, failed = summarize(recs)
     metrics: dict[str, float] = {
         "cells_total": total, "cells_ok": counts.get("ok", 0),
         "cells_failed": counts.get("failed", 0), "records_ok": len(recs) - failed,
@@ -27,7 +27,8 @@ def summarize_run(records_dir: Path, total: int, counts: Mapping[str, int],
         for row in setting.rows:
             areas[row.method].append(row.area.mean)
     metrics |= {f"area.{method}": statistics.fmean(v) for method, v in sorted(areas.items())}
-    metrics |= {f"mean_rank.{r.method}": r.mean for r in ranks}
+    metrics |= {f"mean_rank.{c.granularity}.{method}": rank for c in comparisons
+                for method, rank in c.significance.mean_ranks.items()}
     return metrics, _markdown(settings, metrics)
 
 

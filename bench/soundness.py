@@ -127,7 +127,7 @@ def tie_share(scores: Tensor, inert: Tensor | None = None) -> float:
     return 0.0 if ties == 1 else ties / flat.numel()
 
 
-def _zero_effect_problem(scores: dict[str, Tensor]) -> str:
+def zero_effect_problem(scores: dict[str, Tensor]) -> str:
     """'' if every zero-effect unit scores no higher than every other unit of its site."""
     for site, (units, _) in ZERO_EFFECT.items():
         s = scores[site]
@@ -157,7 +157,7 @@ def judge(cls: type[Method], granularity: str, cache_dir: Path | None = None) ->
     zero_effect = None
     if subject_to_zero_effect(cls):
         modified, _ = run_method(cls, with_zero_effect_units(model), granularity, batch, SEED)
-        problem = _zero_effect_problem(modified)
+        problem = zero_effect_problem(modified)
         zero_effect = not problem
         problems += [problem] if problem else []
     return Verdict(cls.name, granularity, zero_effect, worst, worst_site, "; ".join(problems))
@@ -168,10 +168,10 @@ def verdict(method: str, granularity: str, cache_dir: Path) -> str:
     cls = plugins.get(method).cls
     path = cache_dir / "soundness" / f"{method}-v{cls.version}-{granularity}-p{PROTOCOL}.pt"
 
-    def compute() -> str:
+    def compute() -> dict[str, str]:
         try:
-            return judge(cls, granularity, cache_dir).summary()
+            return {"verdict": judge(cls, granularity, cache_dir).summary()}
         except PluginError as exc:
-            return f"fail: {exc}"
+            return {"verdict": f"fail: {exc}"}
 
-    return cache.get_or_compute(path, compute)
+    return cache.get_or_compute(path, compute)["verdict"]

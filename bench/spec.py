@@ -97,10 +97,14 @@ class Cell:
     epochs: int
     reference_per_class: int
     min_steps: int = 0
+    # Measure explanation preservation (bench.transparency). Not part of the hash: it adds
+    # measurements, it does not change any other number of the cell.
+    transparency: bool = field(default=True, compare=False)
 
     @property
     def hash(self) -> str:
-        return stable_hash({"protocol": PROTOCOL, "kind": "cell", **asdict(self)})
+        coordinates = {k: v for k, v in asdict(self).items() if k != "transparency"}
+        return stable_hash({"protocol": PROTOCOL, "kind": "cell", **coordinates})
 
     @property
     def baseline(self) -> BaselineKey:
@@ -137,6 +141,7 @@ class Spec:
     size: int = 28
     reference_per_class: int = 10
     min_steps: int = DEFAULT_MIN_STEPS
+    transparency: bool = True
     epochs: dict[str, int] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -195,6 +200,10 @@ def spec_from_dict(data: Any, name: str) -> Spec:
             values[key] = tuple(value)
         elif key in ("size", "reference_per_class", "min_steps"):
             values[key] = _integer(key, value)
+        elif key == "transparency":
+            if not isinstance(value, bool):
+                raise SpecError(f"spec {name!r}: transparency must be true or false, got {value!r}")
+            values[key] = value
         elif key == "epochs":
             if not isinstance(value, dict):
                 raise SpecError(f"spec {name!r}: epochs must map backbone names to integers")
@@ -266,5 +275,5 @@ def expand(spec: Spec, methods: dict[str, tuple[str, tuple[str, ...]]]) -> list[
         if gran in supported:
             cells.append(Cell(dataset, spec.size, backbone, method, version, gran, scope,
                               float(sparsity), rec, seed, spec.epochs_for(backbone),
-                              spec.reference_per_class, spec.min_steps))
+                              spec.reference_per_class, spec.min_steps, spec.transparency))
     return cells

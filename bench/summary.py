@@ -86,6 +86,8 @@ class Point:
     speedup_b64: Stat | None
     within_noise: float | None
     score_seconds: Stat
+    preserved: Stat | None = None  # Spearman of dense vs pruned reference-LRP maps
+    iou: Stat | None = None  # overlap of their top-10% pixels
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Row:
     rank: float | None = None
     pareto: tuple[float, ...] = ()  # sparsities of this row's points on the setting's front
     collapsed: int | None = None  # collapsed (point, seed) pairs inside the curve area
+    preserved: Stat | None = None  # mean over sparsities of ``Point.preserved``, per seed
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,15 @@ def _mac_reduction(r: dict[str, Any]) -> float:
     return m["mac_reduction"] if "mac_reduction" in m else m["speedup"]
 
 
+PRESERVATION_EXPLAINER = "lrp-epf"
+
+
+def _agreement(r: dict[str, Any], metric: str) -> float | None:
+    """A transparency metric of the reference LRP explainer (None when not measured)."""
+    block = r["metrics"].get("transparency") or {}
+    return block.get(PRESERVATION_EXPLAINER, {}).get(metric)
+
+
 def _point(sparsity: float, records: list[dict[str, Any]]) -> Point:
     """Aggregate one sparsity's records (one per seed)."""
     records = sorted(records, key=lambda r: (r["cell"]["seed"], r["cell_hash"]))
@@ -238,7 +250,9 @@ def _point(sparsity: float, records: list[dict[str, Any]]) -> Point:
                  speedup_b1=stat(records, lambda r: _latency(r, "b1", "speedup")),
                  speedup_b64=stat(records, lambda r: _latency(r, "b64", "speedup")),
                  within_noise=statistics.fmean(noise) if noise else None,
-                 score_seconds=m("score_seconds"))
+                 score_seconds=m("score_seconds"),
+                 preserved=stat(records, lambda r: _agreement(r, "spearman")),
+                 iou=stat(records, lambda r: _agreement(r, "iou_top10")))
 
 
 def _area(records: list[dict[str, Any]], points: list[Point]) -> Stat:
@@ -271,7 +285,25 @@ def _row(method: str, version: str, records: list[dict[str, Any]],
     flags = [p.collapsed for p in points]
     return Row(method=method, version=version, points=tuple(points), dense=dense,
                area=_area(records, points), within_one_point=within_one_point(xs, ys, dense.mean),
-               complete=tuple(xs) == sparsities, collapsed=None if None in flags else sum(flags))
+               complete=tuple(xs) == sparsities, collapsed=None if None in flags else sum(flags),
+               preserved=_preserved(records))
+
+
+def _preserved(records: list[dict[str, Any]]) -> Stat | None:
+    """Per seed, the mean over its sparsities of the dense-vs-pruned map Spearman; then the
+    mean over seeds with its interval (None when no record measured transparency)."""
+    by_seed: dict[int, list[float]] = defaultdict(list)
+    for r in records:
+        value = _agreement(r, "spearman")
+        if value is not None:
+            by_seed[r["cell"]["seed"]].append(value)
+    if not by_seed:
+        return None
+    per_seed = [statistics.fmean(by_seed[s]) for s in sorted(by_seed)]
+    return Stat(mean=statistics.fmean(per_seed),
+                std=statistics.stdev(per_seed) if len(per_seed) > 1 else None, n=len(per_seed),
+                seeds=tuple(sorted(by_seed)), cells=tuple(sorted(r["cell_hash"] for r in records)),
+                ci=t_interval(per_seed))
 
 
 def summarize_setting(records: list[dict[str, Any]]) -> Setting:

@@ -178,10 +178,26 @@ class Tracker:
             params=[_param(k, v) for k, v in cell.items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()])
         self.client.log_dict(run_id, record, "record.json")
+        self._log_heatmaps(run_id, record)
         self.client.set_terminated(run_id, "FINISHED" if record["status"] == "ok" else "FAILED")
         if self.journal is not None:
             self.journal.add("cell", record["cell_hash"])
         return run_id
+
+    def _log_heatmaps(self, run_id: str, record: dict[str, Any]) -> None:
+        """The dense-vs-pruned heatmap picture, for records that keep maps (showcase cells)."""
+        block = (record["metrics"] or {}).get("transparency") or {}
+        if "maps" not in block:
+            return
+        import tempfile
+
+        from .transparency import heatmap_png, stored_maps
+
+        images, dense, pruned = stored_maps(block)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = heatmap_png(images, dense, {record["cell"]["sparsity"]: pruned},
+                               Path(tmp) / "heatmaps.png")
+            self.client.log_artifact(run_id, str(path))
 
     def log_baseline(self, key: dict[str, Any], entry: dict[str, Any]) -> str:
         """One child run per baseline: its training history as step metrics (one step per

@@ -215,3 +215,76 @@ def heatmap_png(images: Tensor, dense_maps: Tensor, pruned_maps: Mapping[float, 
     path = Path(path)
     rgb.quantize(colors=256).save(path, format="PNG", optimize=True)  # palette PNG: ~3x smaller
     return path
+
+
+# ---------------------------------------------------------------- the stage of one cell
+
+PROBE_IMAGES = 64
+SHOWCASE_SPARSITIES = (0.3, 0.5, 0.7)  # cells whose records also keep a few maps to look at
+SHOWCASE_IMAGES = 3
+SHOWCASE_EXPLAINER = "lrp-epf"
+STAGE_VERSION = 1  # bump when the probe, explainers or metrics change (cached dense maps)
+
+
+def encode(t: Tensor, signed: bool) -> str:
+    """A map or image as base64 of uint8 (maps scaled by their own largest |value|)."""
+    import base64
+
+    t = t.detach().float()
+    if signed:
+        t = t / (t.abs().max().clamp_min(1e-12)) * 127.5 + 127.5
+    else:  # images normalised to [-1, 1]
+        t = (t.clamp(-1, 1) + 1) * 127.5
+    return base64.b64encode(t.round().clamp(0, 255).to(torch.uint8).numpy().tobytes()).decode()
+
+
+def decode(text: str, shape: Sequence[int], signed: bool) -> Tensor:
+    """The inverse of :func:`encode` (up to the 8-bit rounding; maps come back in [-1, 1])."""
+    import base64
+
+    import numpy as np
+
+    raw = np.frombuffer(base64.b64decode(text), dtype=np.uint8).astype(np.float32)
+    t = torch.from_numpy(raw.copy()).reshape(*shape) / 127.5 - 1
+    return t
+
+
+def showcase(cell_seed: int, sparsity: float, scope: str, recovery: str) -> bool:
+    """Whether a cell's record keeps maps for the pictures (seed 0, layer scope, bnrecal)."""
+    return cell_seed == 0 and scope == "layer" and recovery == "bnrecal" and any(
+        abs(sparsity - s) < 1e-9 for s in SHOWCASE_SPARSITIES)
+
+
+def stage(dense: nn.Module, pruned: nn.Module, test_x: Tensor, test_y: Tensor, n_classes: int,
+          multi_label: bool, seed: int, dense_cache: Path, keep_maps: bool) -> dict:
+    """The transparency block of a record: metrics per reference explainer on the probe set,
+    the dense maps cached at ``dense_cache`` (once per baseline), and a few maps if asked."""
+    from . import cache
+    from .explain import probe
+
+    chosen = probe(test_y, PROBE_IMAGES, n_classes, seed, multi_label)
+    x = test_x[chosen.index]
+    ref = cache.get_or_compute(dense_cache, lambda: {"dense": explained(
+        dense, x, chosen.target, DEFAULT_EXPLAINERS, multi_label)})["dense"]
+    result = measure(dense, pruned, x, chosen.target, DEFAULT_EXPLAINERS, ref, multi_label)
+    block = {"probe": {"images": len(x), "seed": seed, "split": "test"},
+             "explainers": {n: EXPLAINERS.get(n).description for n in DEFAULT_EXPLAINERS},
+             **result.metrics}
+    if keep_maps:
+        k, name = SHOWCASE_IMAGES, SHOWCASE_EXPLAINER
+        block["maps"] = {"explainer": name, "index": chosen.index[:k].tolist(),
+                         "image_shape": list(x.shape[1:]),
+                         "images": [encode(img, False) for img in x[:k]],
+                         "dense": [encode(m, True) for m in ref.maps[name][:k]],
+                         "pruned": [encode(m, True) for m in result.pruned.maps[name][:k]]}
+    return block
+
+
+def stored_maps(block: dict) -> tuple[Tensor, Tensor, Tensor]:
+    """Images (k, C, H, W) in [-1, 1] and dense / pruned maps (k, H, W) from a record's block."""
+    maps = block["maps"]
+    c, h, w = maps["image_shape"]
+    images = torch.stack([decode(t, (c, h, w), False) for t in maps["images"]])
+    dense = torch.stack([decode(t, (h, w), True) for t in maps["dense"]])
+    pruned = torch.stack([decode(t, (h, w), True) for t in maps["pruned"]])
+    return images, dense, pruned

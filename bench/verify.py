@@ -22,8 +22,9 @@ from .publish import check_publishable
 from .spec import Cell
 
 SCORES = ("dense", "pruned", "recovered")
-COUNTS = ("params_dense", "params", "macs_dense", "macs")
-RATIOS = ("compression", "speedup", "achieved_sparsity")
+SCORE_FIELDS = ("acc", "auc", "bal_acc", "sens", "spec", "ece")
+COUNTS = ("params_dense", "params", "macs_dense", "macs", "collapsed")
+RATIOS = ("compression", "mac_reduction", "achieved_sparsity", "tie_share")
 DEFAULT_TOLERANCE = 1e-3
 
 
@@ -76,8 +77,11 @@ class VerifyReport:
 
 def compare(published: dict[str, Any], rerun: dict[str, Any], tolerance: float) -> list[tuple[str, Any, Any]]:
     """(field, published, re-run) for every compared metric that differs."""
-    pairs = [(f"{s}.{k}", published[s][k], rerun[s][k]) for s in SCORES for k in ("acc", "auc")]
+    pairs = [(f"{s}.{k}", published[s][k], rerun[s][k]) for s in SCORES for k in SCORE_FIELDS]
     pairs += [(k, published[k], rerun[k]) for k in COUNTS + RATIOS]
+    old_t, new_t = published.get("transparency") or {}, rerun.get("transparency") or {}
+    pairs += [(f"transparency.{e}.{k}", old_t[e][k], new_t.get(e, {}).get(k))
+              for e in old_t.get("explainers", {}) for k in old_t[e]]
     return [(name, old, new) for name, old, new in pairs
             if not _same(old, new, tolerance, exact=name in COUNTS)]
 
@@ -129,6 +133,10 @@ def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
     from .runner import execute
 
     where = f"{record['cell_hash']}"
+    if record["schema_version"] != records.SCHEMA_VERSION:
+        raise RecordError(f"{where}: a schema {record['schema_version']} record (an earlier "
+                          f"protocol) cannot be re-run by this engine (schema "
+                          f"{records.SCHEMA_VERSION}); republish it first")
     check_publishable(record, where)
     cell = Cell.from_dict(record["cell"])
     current = str(plugins.get(cell.method).cls.version)

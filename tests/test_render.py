@@ -15,7 +15,8 @@ from recordfactory import curve, make_record
 
 from bench import records
 from bench.errors import RecordError, XPruneError
-from bench.render import MARKER, axes, nice_ticks, render
+from bench.plots import axes, nice_ticks
+from bench.render import MARKER, render
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 

@@ -208,3 +208,48 @@ def test_heatmap_png_is_a_small_grid(tmp_path):
     with Image.open(path) as png:
         assert png.format == "PNG"
         assert png.size == (int(100 * 0.9 * 9), int(100 * 0.9 * 5))  # 8 + label column, 5 rows
+
+
+# ---------------------------------------------------------------- the stage of one cell
+
+def test_maps_survive_the_8_bit_encoding_within_one_step():
+    from bench.transparency import decode, encode
+
+    torch.manual_seed(0)
+    m = torch.randn(5, 7)
+    back = decode(encode(m, True), (5, 7), True)
+    assert torch.allclose(back, m / m.abs().max(), atol=1 / 127.5)
+    img = torch.rand(3, 4, 4) * 2 - 1
+    assert torch.allclose(decode(encode(img, False), (3, 4, 4), False), img, atol=1 / 127.5)
+
+
+def test_showcase_cells_are_seed_0_layer_bnrecal_at_30_50_70():
+    from bench.transparency import showcase
+
+    assert showcase(0, 0.5, "layer", "bnrecal") and showcase(0, 0.3, "layer", "bnrecal")
+    assert not showcase(1, 0.5, "layer", "bnrecal")
+    assert not showcase(0, 0.9, "layer", "bnrecal")
+    assert not showcase(0, 0.5, "global", "bnrecal") and not showcase(0, 0.5, "layer", "none")
+
+
+def test_stage_of_an_unpruned_model_preserves_everything_and_caches_the_dense_maps(tmp_path):
+    from bench import data, models
+    from bench.transparency import stage, stored_maps
+
+    ds = data.load("synthetic")
+    torch.manual_seed(0)
+    model = models.build("smallcnn", 1, 3).eval()
+    cache_file = tmp_path / "dense.pt"
+    block = stage(model, model, ds.test.x, ds.test.y, 3, False, 0, cache_file, keep_maps=True)
+    assert cache_file.is_file()
+    assert block["probe"] == {"images": 64, "seed": 0, "split": "test"}
+    assert set(block["explainers"]) == {"lrp-epf", "ig"}
+    for name in ("lrp-epf", "ig"):
+        assert block[name]["spearman"] == pytest.approx(1.0)
+        assert block[name]["iou_top10"] == pytest.approx(1.0)
+        assert block[name]["deletion_dense"] == block[name]["deletion_pruned"]
+    images, dense, pruned = stored_maps(block)
+    assert images.shape == (3, 1, 28, 28) and dense.shape == pruned.shape == (3, 28, 28)
+    assert torch.equal(dense, pruned)
+    again = stage(model, model, ds.test.x, ds.test.y, 3, False, 0, cache_file, keep_maps=False)
+    assert "maps" not in again and again["lrp-epf"] == block["lrp-epf"]
