@@ -5,3 +5,11 @@ relevance with real libraries (zennit for LRP, captum for Integrated Gradients) 
 DL-Backtrace, with this project's own vectorised implementation. Plugins in ``methods/``
 stay small by delegating to them.
 """
+
+from .backtrace import scores as backtrace_scores
+from .graph import consuming_batchnorms
+from .ig import conductance, weight_ig
+from .lrp import composite_for, relevance
+
+__all__ = ["backtrace_scores", "composite_for", "conductance", "consuming_batchnorms",
+           "relevance", "weight_ig"]
