@@ -48,7 +48,7 @@ def run_cell(cell: Cell, cache_dir: Path) -> dict[str, Any]:
 
     dense_cost = evaluate.cost(model, example)
     pruned_cost = evaluate.cost(final, example, pruned.masks)
-    latency = {f"b{b}": evaluate.latency(model, final, example, b, reps)
+    latency = {f"b{b}": evaluate.cached_latency(model, final, example, b, reps, cache_dir)
                for b, reps in LATENCY_REPEATS.items()}
     explained = (transparency.stage(
         model, final, test.x, test.y, info.n_classes, info.multi_label, cell.seed,
