@@ -71,8 +71,9 @@ def comparisons_of(label: str, comparisons: list[Comparison]) -> list[dict[str, 
                             "few settings"})
             continue
         place = sig.methods.index(label) + 1
-        better = [m for m in sig.methods if sig.differs(label, m) and sig.mean_ranks[m] > sig.mean_ranks[label]]
-        worse = [m for m in sig.methods if sig.differs(label, m) and sig.mean_ranks[m] < sig.mean_ranks[label]]
+        mine = sig.mean_ranks[label]
+        better = [m for m in sig.methods if sig.differs(label, m) and sig.mean_ranks[m] > mine]
+        worse = [m for m in sig.methods if sig.differs(label, m) and sig.mean_ranks[m] < mine]
         out.append({"granularity": c.granularity,
                     "text": f"mean rank {sig.mean_ranks[label]:.2f} ({place} of {len(sig.methods)}) "
                             f"over {sig.blocks} settings; significantly better than: "
@@ -86,7 +87,8 @@ def method_context(method: str, metas: list[dict], settings: list[Setting], name
                    site: Path, repo: Path) -> tuple[dict[str, Any], list[Table]]:
     """A method's metadata (per version), comparisons, heatmaps and results table."""
     pairs = [(s, r) for s in settings for r in s.rows if r.method == method]
-    table = results_table(pairs, names, "results", f"data/methods/{method}", with_dataset=True)
+    table = results_table(pairs, names, "results", f"data/methods/{method}", with_dataset=True,
+                          with_method=False)
     versions = []
     for m in metas:
         label = names[method, m["version"]]

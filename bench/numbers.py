@@ -9,6 +9,7 @@ pages), its number linked to the place that lists them (``href``: a row of a set
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .summary import Stat
@@ -42,18 +43,24 @@ def sort_key(x: float) -> str:
     return f"{x:.7g}"
 
 
+def anchor(label: str) -> str:
+    """An id-safe form of a method label (``taylor v2`` -> ``taylor-v2``)."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "-", label)
+
+
 def record_href(root: str, cell_hash: str) -> str:
     """Where a record's human-readable page is, from a page at ``root``."""
     return f"{root}records/{cell_hash}.html"
 
 
 _BLANK = {"text": "", "sort": "", "title": "", "links": [], "href": "", "value": None, "lo": None,
-          "hi": None, "n": 0, "sub": "", "swatch": None}  # every key a cell template reads
+          "hi": None, "n": 0, "sub": "", "swatch": None, "ci": ""}  # every key a template reads
 
 
 def num(s: Stat | None, fmt: Any = pct, root: str = "../", detail: str = "",
         table: str = "", href: str = "", links: bool = True) -> dict[str, Any]:
-    """A number cell: text (mean [95% interval]), sort key, raw value and interval, an optional
+    """A number cell: text (the mean), ci (``[low–high]``, its 95% interval, "" when none or when
+    it prints as the mean), sort key, raw value and interval, an optional
     tooltip (``detail``) and its record links (see the module docstring).
 
     A number derived from more records than seeds (a curve area) cannot link one record per
@@ -61,13 +68,15 @@ def num(s: Stat | None, fmt: Any = pct, root: str = "../", detail: str = "",
     """
     if s is None:
         return {**_BLANK, "text": "—", "title": "not measured"}
-    text = fmt(s.mean) + (f" [{fmt(s.ci[0])}–{fmt(s.ci[1])}]" if s.ci is not None else "")
+    text = fmt(s.mean)
+    ci = "" if s.ci is None else f"[{fmt(s.ci[0])}–{fmt(s.ci[1])}]"
+    ci = "" if ci == f"[{text}–{text}]" else ci  # seeds that agree to the printed digits
     title = detail.strip("; ")  # headers explain their columns; links and text show the seeds
     per_seed = len(s.seeds) == len(s.cells)
     out = [] if not links or href else (
         [{"href": record_href(root, h), "label": f"s{seed}"} for seed, h in zip(s.seeds, s.cells)]
         if per_seed else [{"href": table, "label": "points"}] if table else [])
-    return {**_BLANK, "text": text, "sort": sort_key(s.mean), "title": title, "links": out,
+    return {**_BLANK, "text": text, "ci": ci, "sort": sort_key(s.mean), "title": title, "links": out,
             "href": href, "value": s.mean, "lo": s.ci[0] if s.ci else None,
             "hi": s.ci[1] if s.ci else None, "n": s.n}
 

@@ -9,19 +9,14 @@ table of points (whose Records cell links them); summary views elsewhere link th
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from typing import Any
 
-from .numbers import g2, g3, num, pct, plain, si
+from .numbers import anchor, g2, g3, num, pct, plain, si
 from .plots import setting_plots
 from .summary import ONE_POINT, Comparison, Point, Row, Setting, Stat
 from .svg import Style, legend
 from .tables import AXES, Column, Table
-
-
-def anchor(label: str) -> str:
-    """An id-safe form of a method label (``taylor v2`` -> ``taylor-v2``)."""
-    return re.sub(r"[^A-Za-z0-9_.+-]", "-", label)
 
 
 def setting_href(s: Setting, root: str, label: str = "", sparsity: float | None = None) -> str:
@@ -45,12 +40,18 @@ def axes_of(s: Setting) -> dict[str, str]:
     return {a: getattr(s.key, a) for a in AXES}
 
 
-def label_cell(s: Setting, href: str, dataset: bool = True) -> dict[str, Any]:
-    """A frozen first cell naming a setting on two lines."""
+def label_cell(s: Setting, href: str, dataset: bool = True, size: bool = True) -> dict[str, Any]:
+    """A frozen first cell naming a setting on two lines (the image size only where a table
+    mixes sizes)."""
     k = s.key
-    head = f"{k.dataset} {k.size}px · {k.backbone}" if dataset else f"{k.backbone} {k.size}px"
+    head = " · ".join(([k.dataset] if dataset else []) + [k.backbone])
+    head += f" {k.size}px" if size else ""
     return {**plain(head, s.key.slug, "", href),
             "sub": f"{k.granularity} · {k.scope} · {k.recovery}"}
+
+
+def _mixed_sizes(settings: Iterable[Setting]) -> bool:
+    return len({s.key.size for s in settings}) > 1
 
 
 def operating_point(row: Row) -> Point | None:
@@ -62,7 +63,7 @@ def _speedup(p: Point | None, root: str, href: str = "", links: bool = True) -> 
     """Measured batch-64 speed-up, marked when its interval contains 1 in most cells."""
     cell = num(p.speedup_b64 if p else None, g3, root, href=href, links=links)
     if p is not None and p.within_noise is not None and p.within_noise >= 0.5:
-        cell = {**cell, "text": cell["text"] + " (noise)",
+        cell = {**cell, "ci": (cell["ci"] + " noise").strip(),
                 "title": "within noise: the speed-up's interval contains 1 in most of its cells"}
     return cell
 
@@ -98,8 +99,9 @@ def settings_table(settings: list[Setting], names: dict) -> Table:
                "(theoretical)", interval=True),
         Column("speedup", "Measured speed-up (×)", "measured CPU latency ratio at batch 64 at the "
                "operating point [95% interval]", interval=True),
-        Column("preserved", "Explanation preserved", "Spearman of dense vs pruned LRP maps at the "
-               "operating point [95% interval]; 1 = same pixel ranking", interval=True),
+        Column("preserved", "Expl. preserved", "explanation preserved: Spearman of dense vs pruned "
+               "LRP maps at the operating point [95% interval]; 1 = same pixel ranking",
+               interval=True),
         Column("collapsed", "Collapsed", "collapsed points (sparsity x seed) of the best method"),
     ], download="data/settings", filters=list(AXES),
         export=("slug", "dataset", "size", "backbone", "granularity", "scope", "recovery", "seeds"))
@@ -110,7 +112,7 @@ def settings_table(settings: list[Setting], names: dict) -> Table:
         at = setting_href(s, "", label, op.sparsity) if op else ""
         none = plain("—", None, "no sparsity within 1 point of the dense model")
         seeds = best.area.n if best else 0
-        t.add([{**label_cell(s, setting_href(s, "")),
+        t.add([{**label_cell(s, setting_href(s, ""), size=_mixed_sizes(settings)),
                 "sub": f"{s.key.granularity} · {s.key.scope} · {s.key.recovery} · {seeds} seed(s)"},
                num(s.dense, root="", href=setting_href(s, "") + "#dense"),
                plain(" / ".join(names[r.method, r.version] for r in s.best) or "—", label,
@@ -179,8 +181,8 @@ def methods_table(setting: Setting, names: dict, styles: dict[str, Style]) -> Ta
         *[Column(f"acc_{s}", f"ACC@{s}", f"accuracy (%) at sparsity {s}", interval=True) for s in sp],
         *[Column(f"auc_{s}", f"AUC@{s}", f"AUC (%) at sparsity {s}", interval=True) for s in sp],
         Column("within", "≤1 pt up to", "largest sparsity within 1 point of the dense accuracy"),
-        Column("preserved", "Explanation preserved", "Spearman of dense vs pruned reference-LRP "
-               "maps, mean over sparsities [95% interval]", interval=True),
+        Column("preserved", "Expl. preserved", "explanation preserved: Spearman of dense vs pruned "
+               "reference-LRP maps, mean over sparsities [95% interval]", interval=True),
         Column("collapsed", "Collapsed", "collapsed points (sparsity x seed)"),
         Column("macs", f"MACs@{last}", f"MACs per image at sparsity {last}", interval=True),
         Column("speedup", f"Speed-up@{last}", f"measured speed-up at batch 64 at sparsity {last}",
@@ -271,25 +273,28 @@ def setting_context(setting: Setting, names: dict, styles: dict[str, Style],
 # ---------------------------------------------------------------- dataset and method tables
 
 def results_table(pairs: list[tuple[Setting, Row]], names: dict, table_id: str, download: str,
-                  with_dataset: bool, root: str = "../") -> Table:
+                  with_dataset: bool, with_method: bool, root: str = "../") -> Table:
     """One row per (setting, method): rank, areas, accuracy per sparsity and operating figures.
     Its numbers reach their records through the first cell, which links the method's row on
     the setting page (whose numbers link each seed's record)."""
     sparsities = sorted({s for setting, _ in pairs for s in setting.sparsities})
     sp = [f"{s:g}" for s in sparsities]
+    sizes = _mixed_sizes(s for s, _ in pairs)
     t = Table(table_id, [
         Column("setting", "Setting", "follow it for this row's records, seed by seed", text=True),
-        Column("method", "Method", text=True), Column("rank", "Rank", "rank in its setting by curve area"),
+        Column("method", "Method", text=True) if with_method else Column("version", "Version", text=True),
+        Column("rank", "Rank", "rank in its setting by curve area"),
         Column("area", "Curve area", "area under accuracy vs sparsity (%) [95% interval]", interval=True),
         Column("auc_area", "AUC area", "area under AUC vs sparsity (%) [95% interval]", interval=True),
         *[Column(f"acc_{s}", f"ACC@{s}", f"accuracy (%) at sparsity {s}", interval=True) for s in sp],
         Column("within", "≤1 pt up to", "largest sparsity within 1 point of the dense accuracy"),
-        Column("preserved", "Explanation preserved", "Spearman of dense vs pruned LRP maps, mean "
-               "over sparsities", interval=True),
+        Column("preserved", "Expl. preserved", "explanation preserved: Spearman of dense vs pruned "
+               "LRP maps, mean over sparsities", interval=True),
         Column("collapsed", "Collapsed", "collapsed points (sparsity x seed)"),
         Column("speedup", "Speed-up (largest sparsity)", "measured speed-up at batch 64 at the "
                "setting's largest sparsity", interval=True)],
-        download=download, filters=[a for a in AXES if with_dataset or a != "dataset"] + ["method"],
+        download=download, filters=[a for a in AXES if with_dataset or a != "dataset"]
+        + (["method"] if with_method else []),
         export=("slug", "dataset", "size", "backbone", "granularity", "scope", "recovery"))
     for s, r in pairs:
         label = names[r.method, r.version]
@@ -297,8 +302,9 @@ def results_table(pairs: list[tuple[Setting, Row]], names: dict, table_id: str, 
 
         def n(stat: Any, fmt: Any = pct) -> dict[str, Any]:
             return num(stat, fmt, root, links=False)
-        t.add([label_cell(s, setting_href(s, root, label), with_dataset),
-               _method_cell(label, root), plain("—" if r.rank is None else f"{r.rank:g}", r.rank),
+        t.add([label_cell(s, setting_href(s, root, label), with_dataset, sizes),
+               *([_method_cell(label, root)] if with_method else [plain(r.version, r.version)]),
+               plain("—" if r.rank is None else f"{r.rank:g}", r.rank),
                n(r.area), n(r.auc_area), *[n(by_s[x].acc if x in by_s else None) for x in sparsities],
                _within(r), n(r.preserved, g2), _collapsed(r), _speedup(r.points[-1], root, links=False)],
               {**axes_of(s), "method": label}, export={"slug": s.key.slug, "size": s.key.size, **axes_of(s)})
@@ -310,7 +316,8 @@ def dataset_context(dataset: str, settings: list[Setting],
     """A dataset's page: every method in every setting of it, filterable."""
     mine = [s for s in settings if s.key.dataset == dataset]
     pairs = [(s, r) for s in mine for r in s.rows]
-    table = results_table(pairs, names, "results", f"data/datasets/{dataset}", with_dataset=False)
+    table = results_table(pairs, names, "results", f"data/datasets/{dataset}", with_dataset=False,
+                          with_method=True)
     return {"title": f"dataset {dataset}", "root": "../", "dataset": dataset,
             "synthetic": any(s.synthetic for s in mine), "settings": len(mine),
             "results": table.context("../")}, [table]

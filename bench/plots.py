@@ -3,7 +3,8 @@ printed by the templates), the critical-difference diagram and the heatmap pictu
 
 Every plot of a setting draws one series per method in the method's colour and marker, its
 95% intervals over seeds (a shaded band along a sparsity axis, whiskers elsewhere), and marks
-collapsed points hollow. Plots whose metric no record measured are None (not drawn).
+collapsed points hollow; each point links its row of the page's table of points (its records).
+Plots whose metric no record measured are None (not drawn).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .numbers import pct, si
+from .numbers import anchor, pct, si
 from .summary import Comparison, Point, Row, Setting, Stat
 from .svg import Mark, Style, axes, series
 
@@ -63,7 +64,7 @@ def _plot(setting: Setting, names: dict, styles: dict[str, Style], x: Value, y: 
         name = names[r.method, r.version]
         marks = [Mark(x_scale * _mean(x(p)), 100 * _mean(y(p)), _tip(name, p, y_name, y(p), extra(p)),
                       _ci(y(p), 100), None if band else _ci(x(p), x_scale), bool(p.collapsed),
-                      front and p.sparsity in r.pareto)
+                      front and p.sparsity in r.pareto, f"#pt-{anchor(name)}-{p.sparsity:g}")
                  for p in ps]
         ax["series"].append(series(ax, name, styles[name], marks, band))
     return ax
@@ -121,14 +122,14 @@ def setting_plots(setting: Setting, names: dict, styles: dict[str, Style]) -> li
         ("plot-auc", auc, "AUC vs sparsity",
          "AUC after recovery vs sparsity (threshold-free); shaded: 95% interval; dashed: the dense model."),
         ("plot-latency", latency, "Accuracy vs measured latency",
-         "Accuracy vs measured CPU latency at batch 64 (one thread); bars: 95% intervals over seeds; "
-         "square: the dense model. Weight pruning masks weights, so its latency barely moves."),
+         ("Accuracy vs measured CPU latency at batch 64 (one thread); bars: 95% intervals over "
+          "seeds; square: the dense model. Weight pruning masks weights: its latency barely moves.")),
         ("plot-preserved", preserved, "Accuracy vs explanation preservation",
-         "Accuracy vs how much the pruned model's reference-LRP maps rank pixels like the dense "
-         "model's (Spearman); further right explains itself more like the dense model."),
+         ("Accuracy vs how much the pruned model's reference-LRP maps rank pixels like the dense "
+          "model's (Spearman); further right explains itself more like the dense model.")),
         ("plot-macs", macs, "Accuracy vs MACs",
-         "Accuracy vs MACs (theoretical cost); ringed points and the dotted line form the Pareto "
-         "front (fewer MACs and higher accuracy than any other point); square: the dense model."),
+         ("Accuracy vs MACs (theoretical cost); ringed points and the dotted line form the Pareto "
+          "front (fewer MACs and higher accuracy than any other point); square: the dense model.")),
     ]
     return [{"id": i, "plot": p, "label": label, "caption": caption}
             for i, p, label, caption in figures if p is not None]
@@ -174,7 +175,10 @@ def method_heatmaps(records: list[dict], method: str, path: Path) -> str | None:
             kept.setdefault(key, {})[c["sparsity"]] = block
     if not kept:
         return None
-    from .transparency import heatmap_png, stored_maps  # imports torch: only when maps exist
+    from .transparency import (  # imports torch: only when maps exist
+        heatmap_png,
+        stored_maps,
+    )
 
     key = min(kept, key=lambda k: (-len(kept[k]), k))
     blocks = kept[key]

@@ -99,14 +99,16 @@ def _provenance(p: dict[str, Any]) -> list[tuple[str, str]]:
 def record_context(r: dict[str, Any], setting_href: str, method_href: str) -> dict[str, Any]:
     """Everything a record page prints (``setting_href``: its point on the setting page)."""
     c, m = r["cell"], r["metrics"]
-    title = (f"{c['method']} v{c['method_version']} · {c['dataset']} {c['size']}px · {c['backbone']} · "
-             f"{c['granularity']} {c['sparsity']:g} · seed {c['seed']}")
-    scores = [{"label": label, "cells": [_fmt(m[stage].get(key), f) for stage in ("dense", "pruned", "recovered")]}
-              for key, label, f in SCORES if any(key in m[stage] for stage in ("dense", "pruned", "recovered"))]
+    title = (f"{c['method']} v{c['method_version']} · {c['dataset']} {c['size']}px · "
+             f"{c['backbone']} · {c['granularity']} {c['sparsity']:g} · seed {c['seed']}")
+    stages = ("dense", "pruned", "recovered")
+    scores = [{"label": label, "cells": [_fmt(m[stage].get(key), f) for stage in stages]}
+              for key, label, f in SCORES if any(key in m[stage] for stage in stages)]
     reduction = m.get("mac_reduction", m.get("speedup"))
-    cost = [("parameters", f"{si(m['params_dense'])} → {si(m['params'])} ({m['compression']:.3g}× fewer)"),
-            ("MACs per image", f"{si(m['macs_dense'])} → {si(m['macs'])} ({reduction:.3g}× fewer: "
-                               "theoretical, not a measured speed)"),
+    cost = [("parameters", (f"{si(m['params_dense'])} → {si(m['params'])} "
+                            f"({m['compression']:.3g}× fewer)")),
+            ("MACs per image", (f"{si(m['macs_dense'])} → {si(m['macs'])} ({reduction:.3g}× fewer, "
+                                "theoretical: not a measured speed)")),
             ("achieved sparsity", f"{m['achieved_sparsity']:.3g}")]
     if "tie_share" in m:
         cost.append(("tied scores", f"{100 * m['tie_share']:.1f}% of units (broken by a seeded permutation)"))

@@ -26,7 +26,8 @@ import jinja2
 from . import records as records_io
 from .errors import RecordError, XPruneError
 from .methodpage import method_context, methods_overview
-from .pages import anchor, dataset_context, index_context, metrics_context, setting_context
+from .numbers import anchor
+from .pages import dataset_context, index_context, metrics_context, setting_context
 from .plots import cd_diagram, method_heatmaps
 from .publish import safe_name
 from .recordpage import record_context

@@ -159,6 +159,7 @@ class Mark:
     x_ci: tuple[float, float] | None = None
     hollow: bool = False  # a collapsed point
     front: bool = False  # on the Pareto front
+    href: str = ""  # where its records are listed
 
 
 def series(ax: dict[str, Any], name: str, style: Style, marks: list[Mark],
@@ -186,7 +187,7 @@ def series(ax: dict[str, Any], name: str, style: Style, marks: list[Mark],
     for m in marks:
         x, y = sx(m.x), sy(m.y)
         out["points"].append({
-            "d": style.at(x, y), "title": m.title, "front": m.front, "cx": x, "cy": y,
+            "d": style.at(x, y), "title": m.title, "front": m.front, "cx": x, "cy": y, "href": m.href,
             "fill": "#fff" if m.hollow else style.color,
             "stroke": style.color if m.hollow else "#fff", "cls": "pt collapsed" if m.hollow else "pt"})
     return out

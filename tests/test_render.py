@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -164,7 +162,9 @@ def test_setting_page_numbers_and_their_records(tmp_path: Path) -> None:
     render(_standard(tmp_path), tmp_path / "site")
     site = tmp_path / "site"
     html = (site / "settings" / f"{SLUG}.html").read_text()
-    assert f"94.5 [{94.5 - 100 * T1 * 0.005:.1f}–{94.5 + 100 * T1 * 0.005:.1f}]" in html  # ACC@0.2
+    # ACC@0.2 of magnitude: seeds 95% and 94%, its 95% t-interval
+    low, high = 94.5 - 100 * T1 * 0.005, 94.5 + 100 * T1 * 0.005
+    assert f'94.5 <span class="ci">[{low:.1f}–{high:.1f}]</span>' in html
     page = Page(site / "settings" / f"{SLUG}.html")
     row = next(r for r in page.rows if r["attrs"].get("id") == "row-magnitude")
     seeds = {Path(h).stem for c in row["cells"] for h in c["links"] if "records/" in h}
@@ -186,6 +186,21 @@ def test_setting_page_numbers_and_their_records(tmp_path: Path) -> None:
     assert cells["preserved"]["attrs"]["data-sort"] == "0.85"  # seeds 0.9 and 0.8
 
 
+def test_intervals_that_print_as_the_mean_are_left_out_and_settings_without_a_best(
+        tmp_path: Path) -> None:
+    recs = (curve({0.2: 0.9}, method="magnitude", seed=0) + curve({0.2: 0.9}, method="magnitude", seed=1)
+            + curve({0.8: 0.7}, method="random"))  # neither row is complete: nobody ranks first
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "settings" / f"{SLUG}.html").read_text()
+    row = html[html.index('id="pt-magnitude-0.2"'):]
+    row = row[:row.index("</tr>")]
+    assert '<td data-sort="0.9">90.0 <a class="rec"' not in row  # points table: no seed links
+    assert ">90.0</td>" in row and ">640k</td>" in row and "[" not in row.replace("[IQR", "")
+    index = Page(tmp_path / "site" / "index.html")
+    (glance,) = [r for r in index.rows if r["table"] == "settings" and r["cells"][0]["tag"] == "td"]
+    assert glance["cells"][2]["attrs"]["data-sort"] == "" and glance["cells"][3]["attrs"]["data-sort"] == ""
+
+
 def test_downloads_match_their_tables(tmp_path: Path) -> None:
     render(_standard(tmp_path), tmp_path / "site")
     site = tmp_path / "site"
@@ -205,9 +220,10 @@ def test_downloads_match_their_tables(tmp_path: Path) -> None:
             elif shown:
                 assert float(csv_row[key]) == pytest.approx(float(shown), rel=1e-6)
     mag = rows[0]
-    # per-seed areas (0.945+0.9+... ): seed0 (0.925+0.85)/2 = 0.8875, seed1 (0.92+0.85)/2 = 0.885
+    # per-seed areas: seed0 (0.925+0.85)/2 = 0.8875, seed1 (0.92+0.85)/2 = 0.885;
+    # sd 0.0025/sqrt(2), half-width t * sd / sqrt(2) = t * 0.00125
     assert float(mag["area"]) == pytest.approx(0.88625)
-    assert float(mag["area_lo"]) == pytest.approx(0.88625 - T1 * 0.00125 / math.sqrt(2) * math.sqrt(2), abs=1e-9)
+    assert float(mag["area_lo"]) == pytest.approx(0.88625 - T1 * 0.00125, abs=1e-9)
     data = json.loads((site / "data" / "settings.json").read_text())
     assert data["columns"][:8] == ["slug", "dataset", "size", "backbone", "granularity", "scope",
                                    "recovery", "seeds"]
@@ -265,7 +281,7 @@ def test_record_page_is_human_readable(tmp_path: Path) -> None:
     for text in (f'<a href="{recs[0]["cell_hash"]}.json">raw JSON</a>', "test CPU (x86_64), 1 thread",
                  "<td>90.0</td>", "<td>21 [IQR 19.9–22.1]</td><td>1.9 [95% CI 1.71–2.1]</td>",
                  "<dt>Spearman of dense vs pruned maps</dt><dd>0.80</dd>", "50k → 12.5k (4× fewer)",
-                 f"#pt-magnitude-0.5"):
+                 "#pt-magnitude-0.5"):
         assert text in html, text
     assert json.loads((site / "records" / f"{recs[0]['cell_hash']}.json").read_text()) == recs[0]
     old = (site / "records" / f"{recs[1]['cell_hash']}.html").read_text()
