@@ -104,7 +104,8 @@ def settings_table(settings: list[Setting], names: dict) -> Table:
                interval=True),
         Column("collapsed", "Collapsed", "collapsed points (sparsity x seed) of the best method"),
     ], download="data/settings", filters=list(AXES),
-        export=("slug", "dataset", "size", "backbone", "granularity", "scope", "recovery", "seeds"))
+        export=("slug", "dataset", "size", "backbone", "granularity", "scope", "recovery", "seeds",
+                "tied"))
     for s in settings:
         best = s.best[0] if s.best else None
         label = names[best.method, best.version] if best else ""
@@ -112,22 +113,25 @@ def settings_table(settings: list[Setting], names: dict) -> Table:
         at = setting_href(s, "", label, op.sparsity) if op else ""
         none = plain("—", None, "no sparsity within 1 point of the dense model")
         seeds = best.area.n if best else 0
+        tied = ", ".join(names[r.method, r.version] for r in s.best[1:])
         t.add([{**label_cell(s, setting_href(s, ""), size=_mixed_sizes(settings)),
                 "sub": f"{s.key.granularity} · {s.key.scope} · {s.key.recovery} · {seeds} seed(s)"},
                num(s.dense, root="", href=setting_href(s, "") + "#dense"),
-               plain(" / ".join(names[r.method, r.version] for r in s.best) or "—", label,
-                     "", f"methods/{best.method}.html" if best else ""),
+               {**plain(label or "—", label, "", f"methods/{best.method}.html" if best else ""),
+                "sub": f"tied with {tied}" if tied else ""},
                num(best.area if best else None, root="", href=setting_href(s, "", label)),
                _within(best, setting_href(s, "", label)) if best else plain("—"),
                num(op.mac_reduction, g3, "", href=at) if op else none,
                _speedup(op, "", at) if op else none,
                num(op.preserved, g2, "", href=at) if op else none,
                _collapsed(best, setting_href(s, "", label)) if best else plain("—")],
-              axes_of(s), export={"slug": s.key.slug, "size": s.key.size, "seeds": seeds, **axes_of(s)})
+              axes_of(s), export={"slug": s.key.slug, "size": s.key.size, "seeds": seeds,
+                                  "tied": tied, **axes_of(s)})
     return t
 
 
-def ranks_table(c: Comparison, names_by_label: dict[str, str]) -> Table:
+def ranks_table(c: Comparison, names_by_label: dict[str, str],
+                styles: dict[str, Style] | None = None) -> Table:
     """Mean ranks of one granularity's comparison, overall and per dataset; each rank links the
     method page filtered to the settings behind it."""
     sig = c.significance
@@ -142,7 +146,7 @@ def ranks_table(c: Comparison, names_by_label: dict[str, str]) -> Table:
     for name in sig.methods:
         page = f"methods/{names_by_label[name]}.html#granularity={c.granularity}"
         beats = [m for m in sig.methods if sig.mean_ranks[m] > sig.mean_ranks[name] and sig.differs(name, m)]
-        t.add([_method_cell(name, ""),
+        t.add([_method_cell(name, "", (styles or {}).get(name)),
                plain(f"{sig.mean_ranks[name]:.2f}", sig.mean_ranks[name], "", page),
                *[plain(f"{c.per_dataset[name][d]:.2f}", c.per_dataset[name][d], "",
                        f"{page}&dataset={d}") if d in c.per_dataset.get(name, {}) else plain("—")
@@ -151,7 +155,8 @@ def ranks_table(c: Comparison, names_by_label: dict[str, str]) -> Table:
     return t
 
 
-def comparison_context(c: Comparison, names_by_label: dict[str, str], figure: str | None) -> dict:
+def comparison_context(c: Comparison, names_by_label: dict[str, str], figure: str | None,
+                       table: Table) -> dict:
     """One granularity's Friedman / Nemenyi comparison, as the index prints it."""
     sig = c.significance
     test = ("Friedman test not applicable (fewer than 3 methods or 2 settings)"
@@ -159,7 +164,7 @@ def comparison_context(c: Comparison, names_by_label: dict[str, str], figure: st
             f"Friedman χ² = {sig.statistic:.2f}, p = {sig.p_value:.2g} over {sig.blocks} settings; "
             f"Nemenyi critical difference of mean ranks {sig.critical_difference:.2f} (α = {sig.alpha})")
     return {"granularity": c.granularity, "test": test, "significant": sig.significant,
-            "table": ranks_table(c, names_by_label).context(""), "figure": figure,
+            "table": table.context(""), "figure": figure,
             "excluded": len(c.excluded), "left_out": ", ".join(c.left_out)}
 
 
@@ -326,13 +331,15 @@ def dataset_context(dataset: str, settings: list[Setting],
 # ---------------------------------------------------------------- index and metrics pages
 
 def index_context(settings: list[Setting], comparisons: list[Comparison], names: dict,
-                  figures: dict[str, str], methods: list[dict[str, Any]],
+                  styles: dict[str, Style], figures: dict[str, str], methods: list[dict[str, Any]],
                   failed: int) -> tuple[dict[str, Any], list[Table]]:
     """The settings at a glance, the per-granularity comparisons, datasets and methods."""
     by_label = {v: k[0] for k, v in names.items()}
     glance = settings_table(settings, names)
-    comps = [comparison_context(c, by_label, figures.get(c.granularity)) for c in comparisons]
-    tables = [glance] + [ranks_table(c, by_label) for c in comparisons]
+    ranks = [ranks_table(c, by_label, styles) for c in comparisons]
+    comps = [comparison_context(c, by_label, figures.get(c.granularity), t)
+             for c, t in zip(comparisons, ranks)]
+    tables = [glance, *ranks]
     datasets = sorted({s.key.dataset for s in settings})
     return {"title": "XPrune Bench leaderboard", "root": "", "glance": glance.context(""),
             "comparisons": comps, "methods": methods, "failed": failed,

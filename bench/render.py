@@ -145,8 +145,8 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
     colors = {n: s.color for n, s in styles.items()}
     figures = {c.granularity: f"figures/cd-{c.granularity}.svg" for c in comparisons
                if cd_diagram(c, out / "figures" / f"cd-{c.granularity}.svg", colors)}
-    w.page("index.html", "index.j2", *index_context(settings, comparisons, names, figures,
-                                                    methods_overview(metas, names, settings), failed))
+    w.page("index.html", "index.j2", *index_context(
+        settings, comparisons, names, styles, figures, methods_overview(metas, names, settings), failed))
     w.page("metrics.html", "metrics.j2", metrics_context())
     absent = _absent(settings, names)
     for s in settings:

@@ -162,7 +162,8 @@ def test_csv_download_matches_the_table(site: Path, page: Any) -> None:
         rows = list(csv.DictReader(fh))
     keys = page.eval_on_selector_all("#settings thead th", "hs => hs.map(h => h.dataset.key)")
     assert [k for k in rows[0] if not k.endswith(("_lo", "_hi"))] == [
-        "slug", "dataset", "size", "backbone", "granularity", "scope", "recovery", "seeds", *keys]
+        "slug", "dataset", "size", "backbone", "granularity", "scope", "recovery", "seeds", "tied",
+        *keys]
     assert len(rows) == page.locator("#settings tbody tr").count()
     shown = page.eval_on_selector(
         "#settings tbody tr:first-child", "r => Array.from(r.cells).map(c => c.getAttribute('data-sort'))")

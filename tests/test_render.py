@@ -201,6 +201,15 @@ def test_intervals_that_print_as_the_mean_are_left_out_and_settings_without_a_be
     assert glance["cells"][2]["attrs"]["data-sort"] == "" and glance["cells"][3]["attrs"]["data-sort"] == ""
 
 
+def test_tied_best_methods_are_all_named(tmp_path: Path) -> None:
+    recs = curve({0.5: 0.9}, method="magnitude") + curve({0.5: 0.9}, method="taylor")
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "index.html").read_text()
+    assert '<a href="methods/magnitude.html">magnitude</a><span class="sub">tied with taylor</span>' in html
+    rows = list(csv.DictReader((tmp_path / "site" / "data" / "settings.csv").open()))
+    assert (rows[0]["best"], rows[0]["tied"]) == ("magnitude", "taylor")
+
+
 def test_downloads_match_their_tables(tmp_path: Path) -> None:
     render(_standard(tmp_path), tmp_path / "site")
     site = tmp_path / "site"
