@@ -396,3 +396,14 @@ def test_plot_geometry_bands_and_collapsed_points(tmp_path: Path) -> None:
     assert f'points="58,{round(upper, 2):g} 426,220.25 426,220.25 58,{round(lower, 2):g}"' in acc
     assert acc.count('class="pt collapsed"') == 2 and 'fill="#fff" stroke="#1f77b4"' in acc
     assert acc.count(MARKERS["circle"]) == 2  # magnitude's marker
+
+
+def test_record_page_shows_gpu_timings_when_a_record_has_them() -> None:
+    from bench.recordpage import latency
+
+    m = make_record()["metrics"]
+    m["latency"]["gpu"] = {"hardware": "NVIDIA H100", "b1": m["latency"]["b1"], "b64": m["latency"]["b64"]}
+    block = latency(m)
+    assert block["hardware"] == "test CPU (x86_64), 1 thread; GPU: NVIDIA H100"
+    assert [r["batch"] for r in block["rows"]] == ["CPU batch 1", "CPU batch 64", "GPU batch 1", "GPU batch 64"]
+    assert block["rows"][3]["speedup"] == "1.9 [95% CI 1.71–2.1]"  # 40 ms / 21 ms
