@@ -88,16 +88,16 @@ def settings_table(settings: list[Setting], names: dict) -> Table:
     """Per setting, the best method at a glance; every number links its setting page's rows."""
     t = Table("settings", [
         Column("setting", "Setting", "dataset, backbone; granularity · scope · recovery", text=True),
-        Column("dense_acc", "Dense ACC (%)", "the unpruned model's test accuracy, mean over seeds",
+        Column("dense_acc", "Dense ACC", "the unpruned model's test accuracy (%), mean over seeds",
                interval=True),
         Column("best", "Best method", "largest area under the accuracy-vs-sparsity curve", text=True),
-        Column("area", "Curve area (%)", "the best method's area under accuracy vs sparsity, "
+        Column("area", "Curve area", "the best method's area under accuracy vs sparsity (%), "
                "mean over seeds [95% interval]", interval=True),
         Column("within", "≤1 pt up to", "largest sparsity at which the best method's accuracy is "
                "within 1 point of the dense model (its operating point)"),
-        Column("mac_reduction", "MAC reduction (×)", "dense / pruned MACs at the operating point "
+        Column("mac_reduction", "MAC reduction", "dense / pruned MACs (×) at the operating point "
                "(theoretical)", interval=True),
-        Column("speedup", "Measured speed-up (×)", "measured CPU latency ratio at batch 64 at the "
+        Column("speedup", "Speed-up", "measured speed-up (×): CPU latency ratio at batch 64 at the "
                "operating point [95% interval]", interval=True),
         Column("preserved", "Expl. preserved", "explanation preserved: Spearman of dense vs pruned "
                "LRP maps at the operating point [95% interval]; 1 = same pixel ranking",
