@@ -24,7 +24,7 @@ from .errors import XPruneError
 
 @dataclass(frozen=True)
 class Task:
-    """A unit of work: ``kind`` is baseline | scores | cell; ``key`` its content hash."""
+    """A unit of work: ``kind`` is baseline | soundness | scores | cell; ``key`` identifies it."""
 
     kind: str
     key: str
@@ -35,7 +35,7 @@ class Task:
 Callback = Callable[[Task, dict[str, Any]], None]
 
 # --cell-timeout bounds plugin scoring and cells; baseline training is legitimately long.
-TIMED_KINDS = ("scores", "cell")
+TIMED_KINDS = ("scores", "cell")  # baseline and soundness tasks are prerequisites, untimed
 
 
 def _threads(workers: int) -> int:

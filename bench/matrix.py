@@ -31,7 +31,7 @@ import yaml
 from . import data, plugins, records
 from .errors import SpecError, XPruneError
 from .registry import Registry
-from .spec import BaselineKey, Cell, Spec, expand
+from .spec import PROTOCOL, BaselineKey, Cell, Spec, expand
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,11 @@ def score_path(key: Any, cache: Path) -> Path:
     return cache / "scores" / f"{key.hash}.pt"
 
 
+def soundness_path(method: str, version: str, granularity: str, cache: Path) -> Path:
+    """Where ``bench.soundness.verdict`` caches a method's verdict (without importing torch)."""
+    return cache / "soundness" / f"{method}-v{version}-{granularity}-p{PROTOCOL}.pt"
+
+
 @dataclass
 class Plan:
     spec: Spec
@@ -101,6 +106,11 @@ class Plan:
     def baselines_missing(self) -> list[BaselineKey]:
         keys = dict.fromkeys(c.baseline for c in self.todo)
         return [k for k in keys if not baseline_path(k, self.cache).is_file()]
+
+    def soundness_missing(self) -> list[tuple[str, str, str]]:
+        """(method, version, granularity) of the cells to run whose verdict is not cached."""
+        keys = dict.fromkeys((c.method, c.method_version, c.granularity) for c in self.todo)
+        return [k for k in keys if not soundness_path(*k, self.cache).is_file()]
 
     def scores_missing(self) -> list:
         keys = dict.fromkeys(c.scores for c in self.todo)
@@ -239,10 +249,15 @@ def run(p: Plan, executor, tracker, progress) -> Counter:
 
     base_tasks = [Task("baseline", k.hash, k.__dict__, f"train {k.dataset}/{k.backbone}")
                   for k in p.baselines_missing()]
+    # Each method's soundness verdict (a small model trained once, then judged): untimed
+    # prerequisites like baselines, so --cell-timeout bounds only the plugin and the cell.
+    sound_tasks = [Task("soundness", f"{m}-{g}", {"method": m, "granularity": g},
+                        f"soundness {m}/{g}") for m, _, g in p.soundness_missing()]
     score_keys = p.scores_missing()
-    progress.start(len(base_tasks) + len(score_keys) + len(cells))
+    progress.start(len(base_tasks) + len(sound_tasks) + len(score_keys) + len(cells))
     executor.run(base_tasks, prerequisite_done)
     _log_baselines(p, tracker, failed_prereq)
+    executor.run(sound_tasks, lambda task, outcome: progress.advance(task.label, None))
     score_tasks = []
     for key in score_keys:
         if key.baseline.hash in failed_prereq:

@@ -92,6 +92,9 @@ def execute(kind: str, payload: dict[str, Any], cache_dir: Path) -> dict[str, An
             dataset = data.load(key.baseline.dataset, key.baseline.size)
             model, _ = baseline.get(key.baseline, dataset, cache_dir)
             result = {"seconds": scoring.get(key, model, dataset, cache_dir)["seconds"]}
+        elif kind == "soundness":
+            result = {"verdict": soundness.verdict(payload["method"], payload["granularity"],
+                                                   cache_dir)}
         else:
             cell = Cell.from_dict(payload)
             result = {"metrics": run_cell(cell, cache_dir),

@@ -35,7 +35,7 @@ from . import baseline, cache, data, models, plugins
 from .api import Batch, Method, capture
 from .errors import PluginError
 from .scoring import run_method
-from .spec import PROTOCOL, BaselineKey
+from .spec import BaselineKey
 from .units import find_sites, scoring_copy
 
 TIE_LIMIT = 0.01
@@ -165,8 +165,10 @@ def judge(cls: type[Method], granularity: str, cache_dir: Path | None = None) ->
 
 def verdict(method: str, granularity: str, cache_dir: Path) -> str:
     """``pass`` or ``fail: reason`` for a registered method, cached per method version."""
+    from .matrix import soundness_path
+
     cls = plugins.get(method).cls
-    path = cache_dir / "soundness" / f"{method}-v{cls.version}-{granularity}-p{PROTOCOL}.pt"
+    path = soundness_path(method, str(cls.version), granularity, cache_dir)
 
     def compute() -> dict[str, str]:
         try:

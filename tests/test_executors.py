@@ -12,7 +12,7 @@ def test_hang_and_sigkill_fail_only_their_cells(workdir):
         str(BROKEN_PLUGINS / f) for f in ("slow.py", "sigkill.py"))}
     result = xprune("run", "--preset", "synthetic", "--granularities", "channel",
                     "--methods", "broken-slow,broken-sigkill,magnitude", "--workers", "1",
-                    "--cell-timeout", "8", cwd=workdir, env=env)
+                    "--cell-timeout", "8", "--no-transparency", cwd=workdir, env=env)
     assert result.returncode == 1, result.stderr
     found = {r["cell"]["method"]: r for r in records.iter_records(workdir / "runs/synthetic/records")}
     assert found["broken-slow"]["error"] == "scores failed: timed out after 8 s (worker killed)"

@@ -19,8 +19,9 @@ from conftest import BROKEN_PLUGINS, xprune
 
 SMALL = ["--preset", "synthetic", "--methods", "magnitude,random", "--sparsities", "0.3,0.6"]
 N_CELLS = 2 * 2 * 2  # methods x granularities (channel, weight) x sparsities
-N_TASKS = 1 + 4 + N_CELLS  # one baseline, four score sets, the cells
-ONE_CELL = ["--preset", "synthetic", "--methods", "magnitude", "--granularities", "channel"]
+N_TASKS = 1 + 4 + 4 + N_CELLS  # a baseline, four soundness verdicts, four score sets, cells
+ONE_CELL = ["--preset", "synthetic", "--methods", "magnitude", "--granularities", "channel",
+            "--no-transparency"]  # transparency is the subject of the small run only
 
 
 def mlflow_runs(folder):
@@ -109,6 +110,8 @@ def test_records_carry_provenance(small_run):
     assert rec["method"]["source"] in ("methods/magnitude.py", "methods/random.py")
     assert rec["method"]["soundness"] == "pass"
     assert rec["metrics"]["latency"]["hardware"].endswith("1 thread")
+    assert rec["cell"]["transparency"] is True
+    assert set(rec["metrics"]["transparency"]["explainers"]) == {"lrp-epf", "ig"}
     assert rec["dataset"]["synthetic"] is True
     json.dumps(rec, allow_nan=False)
 

@@ -150,3 +150,16 @@ def test_a_dead_coordinators_parent_is_marked_killed(tracked):
     (dead,) = tracked["runs"]["dead"]
     assert dead["info"]["status"] == "KILLED"
     assert dead["tags"]["xprune.end"].startswith(f"coordinator pid {dead['tags']['xprune.pid']} ")
+
+
+def test_showcase_cells_carry_the_heatmap_picture(tracked):
+    with_maps, without = [], []
+    for run in tracked["runs"]["cell"]:
+        files = {f["path"] for f in _get(tracked["server"], "artifacts/list",
+                                        run_id=run["info"]["run_id"]).get("files", [])}
+        (with_maps if "heatmaps.png" in files else without).append(run["data"]["params"])
+    sparsity = lambda params: {p["key"]: p["value"] for p in params}["sparsity"]  # noqa: E731
+    assert with_maps and {sparsity(p) for p in with_maps} == {"0.3"}  # a showcase sparsity
+    assert {sparsity(p) for p in without} == {"0.6"}
+    metrics = tracked["runs"]["cell"][0]["metrics"]
+    assert "transparency.lrp-epf.spearman" in metrics and "recovered.ece" in metrics

@@ -19,6 +19,7 @@ from bench.errors import RecordError
 from bench.executors import LocalExecutor
 from bench.publish import publish
 from bench.spec import Spec
+from recordfactory import make_metrics
 from conftest import run_matrix
 from bench.verify import VerifyError, compare, sample_records, verify
 
@@ -76,16 +77,16 @@ def test_sample_is_seeded_and_bounded(published: Path) -> None:
 
 
 def test_compare_rules() -> None:
-    base = {"dense": {"acc": 0.9, "auc": 0.95}, "pruned": {"acc": 0.5, "auc": None},
-            "recovered": {"acc": 0.8, "auc": 0.9}, "params_dense": 100, "params": 50,
-            "macs_dense": 1000, "macs": 400, "compression": 2.0, "speedup": 2.5,
-            "achieved_sparsity": 0.5, "latency_ms": {"dense_b1": 1.0}, "score_seconds": 1.0}
+    base = make_metrics(0.8, 0.9, 0.5, preserved=0.7)
     close = json.loads(json.dumps(base))
     close["recovered"]["acc"] += 5e-4
-    close["latency_ms"]["dense_b1"], close["score_seconds"] = 9.0, 9.0  # timings are ignored
+    close["transparency"]["ig"]["spearman"] += 5e-4
+    close["latency"]["b1"]["dense_ms"], close["score_seconds"] = 9.0, 9.0  # timings are ignored
     assert compare(base, close, 1e-3) == []
-    close["params"], close["pruned"]["auc"] = 51, 0.5
-    assert compare(base, close, 1e-3) == [("pruned.auc", None, 0.5), ("params", 50, 51)]
+    close["params"], close["pruned"]["auc"] = 51, None
+    close["transparency"]["lrp-epf"]["iou_top10"] = 0.9
+    assert compare(base, close, 1e-3) == [("pruned.auc", 0.9, None), ("params", base["params"], 51),
+                                          ("transparency.lrp-epf.iou_top10", 0.35, 0.9)]
 
 
 def test_user_errors_are_one_line(tmp_path: Path, published: Path) -> None:
