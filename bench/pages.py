@@ -83,10 +83,13 @@ def _point_context(row: Row, p: Any, names: dict, root: str) -> dict[str, Any]:
             "front": plain("yes" if p.sparsity in row.pareto else "", 1 if p.sparsity in row.pareto else None)}
 
 
-def setting_context(setting: Setting, names: dict, colors: dict) -> dict[str, Any]:
-    """Everything the setting page prints."""
+def setting_context(setting: Setting, names: dict, colors: dict,
+                    not_applicable: list[str] = ()) -> dict[str, Any]:
+    """Everything the setting page prints (``not_applicable``: methods that declare they
+    cannot score this backbone)."""
     rows = [_row_context(r, setting, names, "../", "#points") for r in setting.rows]
     return {"title": setting_title(setting), "root": "../", "key": setting.key._asdict(),
+            "not_applicable": ", ".join(not_applicable),
             "sparsities": [f"{s:g}" for s in setting.sparsities], "rows": rows,
             "last_sparsity": f"{setting.sparsities[-1]:g}",
             "points": [p for r in rows for p in r["points"]],
@@ -143,6 +146,9 @@ def method_context(method: str, metas: list[dict], settings: list[Setting], name
                 **_row_context(r, s, names, "../", f"../settings/{s.key.slug}.html#points")}
                for s in settings for r in s.rows if r.method == method]
     versions = [{**m, "reference_url": m["reference"] if re.match(r"^https?://", m["reference"]) else None,
+                 "applies_to": ("every backbone" if m.get("architectures", "any") == "any" else
+                                f"{m['architectures'].replace(',', ', ')} backbones only (not "
+                                "applicable to the others: such cells are never run)"),
                  "soundness": m.get("soundness", "not checked (record from before the soundness stage)")}
                 for m in metas]
     return {"title": f"method {method}", "root": "../", "method": method, "versions": versions,

@@ -21,6 +21,7 @@ from .errors import RecordError, XPruneError
 from .pages import index_context, method_context, setting_context
 from .plots import PALETTE, cd_diagram, method_heatmaps
 from .publish import safe_name
+from .spec import architecture
 from .summary import Comparison, Setting, summarize
 
 ASSETS = Path(__file__).resolve().parent.parent / "leaderboard"
@@ -96,8 +97,8 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
     _write(out / "index.html", env.get_template("index.j2").render(
         **index_context(settings, comparisons, names, figures)), summary)
     for s in settings:
-        _write(out / "settings" / f"{s.key.slug}.html",
-               env.get_template("setting.j2").render(**setting_context(s, names, colors)), summary)
+        _write(out / "settings" / f"{s.key.slug}.html", env.get_template("setting.j2").render(
+            **setting_context(s, names, colors, not_applicable(metas, s.key.backbone))), summary)
     for method in sorted({m for m, _ in metas}):
         versions = [metas[k] for k in sorted(metas) if k[0] == method]
         picture = f"figures/heatmaps-{method}.png"
@@ -115,6 +116,15 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
             (out / "records" / f"{r['cell_hash']}.json").write_text(
                 json.dumps(r, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def not_applicable(metas: dict[tuple[str, str], dict], backbone: str) -> list[str]:
+    """Methods of the reports whose (latest) metadata declares architectures that exclude
+    ``backbone``'s: their cells were never planned, so they are shown as not applicable."""
+    latest = {m: metas[m, v] for m, v in sorted(metas)}
+    return sorted(m for m, meta in latest.items()
+                  if meta.get("architectures", "any") != "any"
+                  and architecture(backbone) not in meta["architectures"].split(","))
 
 
 def machine_view(settings: list[Setting], comparisons: list[Comparison], metas: dict,
