@@ -192,6 +192,41 @@ def _quartiles(values: list[float]) -> list[float]:
     return [q1, q3]
 
 
+def architecture(model: nn.Module) -> str:
+    """A digest of what a forward pass computes with: module types and parameter shapes.
+
+    Two models with the same architecture run the same kernels on the same shapes, so their
+    latency is the same measurement (weight values, and masks' zeros, do not change dense
+    kernels' work)."""
+    import hashlib
+
+    parts = [type(model).__name__]
+    parts += [f"{name}:{type(m).__name__}:" + ",".join(sorted(
+        f"{n}{tuple(p.shape)}" for n, p in m.named_parameters(recurse=False)))
+        for name, m in model.named_modules()]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def cached_latency(dense: nn.Module, pruned: nn.Module, example: Tensor, batch: int,
+                   repeats: int, cache_dir: Path) -> dict[str, Any]:
+    """:func:`latency`, measured once per (dense, pruned) architecture pair on this machine
+    and reused by every cell that prunes to the same shapes (layer-scope channel pruning
+    gives every method the same architecture; weight masks keep the dense one)."""
+    from . import cache
+
+    key = "-".join([architecture(dense), architecture(pruned), str(tuple(example.shape[1:])),
+                    f"b{batch}", f"r{repeats}", hashlib_short(hardware())])
+    return cache.get_or_compute(cache_dir / "latency" / f"{key}.pt",
+                                lambda: latency(dense, pruned, example, batch, repeats))
+
+
+def hashlib_short(text: str) -> str:
+    """8 hex digits of sha256: a file-name-safe tag for free text (the hardware string)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 @torch.inference_mode()
 def latency(dense: nn.Module, pruned: nn.Module, example: Tensor, batch: int,
             repeats: int) -> dict[str, Any]:

@@ -38,7 +38,10 @@ if TYPE_CHECKING:  # bench.api imports torch: plugins are imported only when nee
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "xprune.methods"
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "methods"
+# An installed wheel carries the built-ins as bench/methods/; a source checkout (editable
+# install) has them in the repository's methods/ folder.
+_PACKAGED = Path(__file__).resolve().parent / "methods"
+BUILTIN_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "methods"
 ENGINE_DIR = Path(__file__).resolve().parent
 REQUIRED = ("name", "family", "description", "reference", "version")
 META_CACHE_VERSION = 2  # 2: architectures

@@ -50,8 +50,8 @@ def run_cell(cell: Cell, cache_dir: Path, device: str = "cpu") -> dict[str, Any]
 
     dense_cost = evaluate.cost(model, example)
     pruned_cost = evaluate.cost(final, example, pruned.masks)
-    latency = cpu_latency(model, final, example)
-    if device != "cpu":
+    latency = cpu_latency(model, final, example, cache_dir)
+    if device != "cpu":  # not cached: the latency cache is keyed by the CPU
         latency["gpu"] = {"hardware": devices.describe(device)["gpu"], **{
             f"b{b}": evaluate.latency(model, final, example, b, reps)
             for b, reps in LATENCY_REPEATS.items()}}
@@ -83,14 +83,15 @@ def run_cell(cell: Cell, cache_dir: Path, device: str = "cpu") -> dict[str, Any]
     }
 
 
-def cpu_latency(model: torch.nn.Module, final: torch.nn.Module,
-                example: torch.Tensor) -> dict[str, Any]:
-    """Interleaved CPU latency of the dense and pruned model (CPU copies for a GPU cell)."""
+def cpu_latency(model: torch.nn.Module, final: torch.nn.Module, example: torch.Tensor,
+                cache_dir: Path) -> dict[str, Any]:
+    """Interleaved CPU latency of the dense and pruned model, cached per architecture pair
+    (``evaluate.cached_latency``); a GPU cell's models are timed as CPU copies."""
     if example.device.type != "cpu":
         model, final = (copy.deepcopy(m).cpu() for m in (model, final))
         example = example.cpu()
     return {"hardware": evaluate.hardware(), "threads": evaluate.LATENCY_THREADS,
-            **{f"b{b}": evaluate.latency(model, final, example, b, reps)
+            **{f"b{b}": evaluate.cached_latency(model, final, example, b, reps, cache_dir)
                for b, reps in LATENCY_REPEATS.items()}}
 
 

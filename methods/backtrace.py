@@ -1,7 +1,7 @@
 """DL-Backtrace (Sankarapu et al. 2024): default and contrast modes, via bench.attribution."""
 
 from bench.api import Method
-from bench.attribution.backtrace import scores
+from bench.attribution import backtrace_scores as scores
 
 _RULES = ("Linear/Conv2d {dense}; MaxPool: a window's relevance to its maximum, ties split evenly "
           "(the official package's rule); AvgPool and global pool split uniformly; residual sum "

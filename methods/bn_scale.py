@@ -1,7 +1,7 @@
 """BatchNorm scale: the learned gain of the normalisation applied to each channel."""
 
 from bench.api import Method
-from bench.attribution.graph import consuming_batchnorms
+from bench.attribution import consuming_batchnorms
 
 
 class BNScale(Method):

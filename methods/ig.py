@@ -1,7 +1,7 @@
 """Integrated Gradients: layer conductance for channels, joint weight-path IG for weights."""
 
 from bench.api import Method
-from bench.attribution.ig import conductance, weight_ig
+from bench.attribution import conductance, weight_ig
 
 
 class IntegratedGradients(Method):

@@ -14,7 +14,7 @@ criterion.
 import torch
 
 from bench.api import Method
-from bench.attribution.lrp import composite_for, relevance
+from bench.attribution import composite_for, relevance
 
 YEOM = ("Yeom et al. 2021, Pruning by Explaining: A Novel Criterion for Deep Neural Network "
         "Pruning, Pattern Recognition 115:107899, doi:10.1016/j.patcog.2021.107899, arXiv:1912.08881")

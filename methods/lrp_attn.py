@@ -2,7 +2,7 @@
 Vision Transformers (Hatefi et al. 2024). CNN backbones are for the zennit LRP plugins."""
 
 from bench.api import Method
-from bench.attribution.attnlrp import relevance
+from bench.attribution import attnlrp_relevance
 
 
 class LRPAttn(Method):
@@ -23,4 +23,4 @@ class LRPAttn(Method):
     needs_grad = True
 
     def score(self, model, sites, batch):
-        return {name: r.abs().sum(0) for name, r in relevance(model, sites, batch).items()}
+        return {name: r.abs().sum(0) for name, r in attnlrp_relevance(model, sites, batch).items()}

@@ -27,6 +27,18 @@ CASES = [(name, backbone) for name in sorted(PLUGINS) for backbone in BACKBONES
                 for g in PLUGINS[name].granularities)]
 
 
+def test_builtins_import_only_the_public_plugin_api():
+    import ast
+
+    for path in sorted(plugins.BUILTIN_DIR.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        engine = {m for m in modules if m and m.split(".")[0] == "bench"}
+        assert engine <= {"bench.api", "bench.attribution"}, (path.name, engine)
+
+
 def test_builtins_are_complete_and_declare_their_granularities():
     assert set(PLUGINS) == BUILTINS
     assert {n: metadata_problems(c) for n, c in PLUGINS.items()} == {n: [] for n in PLUGINS}

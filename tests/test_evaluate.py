@@ -109,3 +109,21 @@ def test_a_constant_predictor_is_collapsed():
     assert got["bal_acc"] == pytest.approx(1 / 3) and evaluate.chance("multi-class", 3) == 1 / 3
     assert evaluate.collapsed(got, "multi-class", 3)
     assert not evaluate.collapsed({**got, "bal_acc": 0.4}, "multi-class", 3)
+
+
+def test_latency_is_measured_once_per_architecture_pair(tmp_path):
+    from bench import models, units
+
+    torch.manual_seed(0)
+    dense = models.build("smallcnn", 1, 3).eval()
+    example = torch.randn(1, 1, 28, 28)
+    pruned = [prune.prune(dense, {s.name: torch.rand(s.shape) for s in units.find_sites(
+        dense, "channel")}, "channel", "layer", 0.5, example, seed).model for seed in (0, 1)]
+    # layer scope removes the same number of channels per layer: same shapes, other channels
+    assert evaluate.architecture(pruned[0]) == evaluate.architecture(pruned[1])
+    assert evaluate.architecture(pruned[0]) != evaluate.architecture(dense)
+    first = evaluate.cached_latency(dense, pruned[0], example, 4, 3, tmp_path)
+    assert len(list((tmp_path / "latency").glob("*.pt"))) == 1
+    assert evaluate.cached_latency(dense, pruned[1], example, 4, 3, tmp_path) == first
+    evaluate.cached_latency(dense, dense, example, 4, 3, tmp_path)
+    assert len(list((tmp_path / "latency").glob("*.pt"))) == 2

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from bench import records
 from bench.rundir import OutputLock
+from bench.spec import Cell
 from conftest import BROKEN_PLUGINS, xprune
 
 SMALL = ["--preset", "synthetic", "--methods", "magnitude,random", "--sparsities", "0.3,0.6"]
@@ -101,8 +102,13 @@ def test_records_carry_provenance(small_run):
     rec = load_records(small_run[0])[0]
     prov = rec["provenance"]
     assert prov["versions"]["torch"] and prov["versions"]["torch-pruning"]
-    assert prov["git_commit"] and prov["baseline_hash"] == rec["provenance"]["baseline_hash"]
+    cell = Cell.from_dict(rec["cell"])
+    assert prov["baseline_hash"] == cell.baseline.hash and prov["score_hash"] == cell.scores.hash
+    assert rec["cell_hash"] == cell.hash
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?|unknown", prov["git_commit"])
     assert rec["method"]["source"] in ("methods/magnitude.py", "methods/random.py")
+    assert rec["method"]["soundness"] == "pass"
+    assert rec["metrics"]["latency"]["hardware"].endswith("1 thread")
     assert rec["dataset"]["synthetic"] is True
     json.dumps(rec, allow_nan=False)
 

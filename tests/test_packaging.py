@@ -1,0 +1,44 @@
+"""A non-editable install (a wheel) carries the built-in methods: they list and load from
+``bench/methods`` with the same sources as in a checkout, and no top-level ``methods``
+package is installed."""
+
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+from conftest import REPO
+
+BUILTINS = {"random", "magnitude", "taylor", "activation", "gradient", "bn-scale", "lrp-epsilon",
+            "lrp-gamma", "lrp-alphabeta", "ig", "backtrace", "backtrace-contrast"}
+
+
+def test_a_wheel_install_lists_every_builtin_method(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(dist), str(REPO)], check=True, capture_output=True)
+    (wheel,) = dist.glob("xprune_bench-*.whl")
+    env_dir = tmp_path / "fresh"
+    venv.create(env_dir, with_pip=False)
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(env_dir), "platbase": str(env_dir)}))
+    # torch & co. from this environment; bench only from the wheel (this .pth does not run
+    # the editable install's own .pth hook, which lives in a directory it merely adds).
+    (site / "_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(site), str(wheel)], check=True, capture_output=True)
+    script = ("import bench, importlib.util; from bench import plugins; "
+              "cat = plugins.catalogue(); print(bench.__file__); "
+              "print(sorted((n, cat.get(n).source) for n in cat.methods)); "
+              "print(importlib.util.find_spec('methods'))")
+    out = subprocess.run([str(env_dir / "bin" / "python"), "-c", script], cwd=tmp_path,
+                         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
+                                                              "XPRUNE_META_CACHE": str(tmp_path / "meta.json")})
+    assert out.returncode == 0, out.stderr
+    location, listed, top_level = out.stdout.strip().splitlines()
+    assert location.startswith(str(site))
+    assert eval(listed) == sorted((n, f"methods/{f}") for n, f in (
+        (n, {"bn-scale": "bn_scale.py", "lrp-epsilon": "lrp.py", "lrp-gamma": "lrp.py",
+             "lrp-alphabeta": "lrp.py", "backtrace-contrast": "backtrace.py"}.get(n, f"{n}.py"))
+        for n in BUILTINS))
+    assert top_level == "None"

@@ -1,0 +1,26 @@
+"""Pins on the private APIs of libraries this engine relies on: if an upgrade moves or
+changes them, these fail with a clear message instead of the engine failing at run time."""
+
+import inspect
+
+import pytest
+
+
+def test_captum_trapezoid_points_are_where_bench_attribution_ig_reads_them():
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    _, alphas = approximation_parameters("riemann_trapezoid")  # bench uses the points only
+    assert alphas(5) == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+def test_submitit_watcher_has_the_methods_bench_slurm_overrides():
+    from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
+
+    assert inspect.signature(SlurmInfoWatcher._make_command).parameters.keys() == {"self"}
+    assert "string" in inspect.signature(SlurmInfoWatcher.read_info).parameters
+    watcher = SlurmInfoWatcher(delay_s=30)
+    assert watcher._make_command() is None  # nothing registered: nothing to ask Slurm
+    assert hasattr(watcher, "_registered") and hasattr(watcher, "_finished")
+    assert hasattr(SlurmJob, "watcher")
+    parsed = watcher.read_info("JobID|State|NodeList\n12_0|RUNNING|node1\n")
+    assert parsed["12_0"]["State"] == "RUNNING"
