@@ -15,6 +15,7 @@ import torch_pruning as tp
 from medmnist.evaluator import getACC, getAUC
 from torch import Tensor, nn
 
+from . import device as devices
 from .api import MULTI_LABEL
 from .data import Split
 
@@ -25,7 +26,7 @@ BINARY = "binary-class"
 def predict(model: nn.Module, x: Tensor, task: str, batch_size: int = 512) -> np.ndarray:
     """Class probabilities (softmax), or per-label probabilities (sigmoid) for multi-label."""
     model.eval()
-    where = next(model.parameters()).device
+    where = devices.of(model)
     outs = [model(x[i:i + batch_size].to(where)) for i in range(0, len(x), batch_size)]
     logits = torch.cat(outs)
     probs = torch.sigmoid(logits) if task == MULTI_LABEL else torch.softmax(logits, 1)

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from . import device as devices
 from .explain import EXPLAINERS
 from .units import scoring_copy
 
@@ -95,7 +96,7 @@ def deletion_curves(model: nn.Module, x: Tensor, target: Tensor, maps: Mapping[s
     """
     n, pixels = len(x), x[0, 0].numel()
     model = scoring_copy(model)  # eval mode, and the caller's model is left as it was
-    where = next(model.parameters()).device
+    where = devices.of(model)
     x, target = x.to(where), target.to(where)
     removed = [s * pixels // steps for s in range(1, steps)]
     ends = target_probability(model, torch.cat([x, torch.full_like(x, baseline)]),
@@ -133,7 +134,7 @@ def explained(model: nn.Module, x: Tensor, target: Tensor,
     """Maps and deletion curves of ``model``: compute once per dense baseline, once per cell.
 
     They are computed on the model's device and returned on the CPU."""
-    where = next(model.parameters()).device
+    where = devices.of(model)
     x, target = x.to(where), target.to(where)
     maps = {name: EXPLAINERS.get(name)(model, x, target).cpu() for name in explainers}
     return Explained(maps, deletion_curves(model, x, target, maps, multi_label))
