@@ -219,11 +219,11 @@ def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
     """List methods, datasets, backbones or presets."""
     if what is Listing.methods:
         cat = plugins.metadata()
-        grid = table("method", "family", "granularities", "version", "source")
+        grid = table("method", "family", "granularities", "applies to", "version", "source")
         for name in cat.methods:
             meta = cat.methods.get(name).metadata()
-            grid.add_row(name, meta["family"], meta["granularities"], meta["version"],
-                         meta["source"])
+            grid.add_row(name, meta["family"], meta["granularities"],
+                         meta.get("architectures", "any"), meta["version"], meta["source"])
         out.print(grid)
         for name in cat.methods:
             out.print(f"[bold]{name}[/bold]")
@@ -244,9 +244,11 @@ def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
     elif what is Listing.backbones:
         from .matrix import backbone_names
 
-        grid = table("backbone", "baseline epochs")
+        grid = table("backbone", "architecture", "granularities", "baseline epochs")
         for name in backbone_names():
-            grid.add_row(name, str(specs.DEFAULT_EPOCHS.get(name, 10)))
+            arch = specs.architecture(name)
+            grid.add_row(name, arch, ", ".join(specs.ARCHITECTURE_GRANULARITIES[arch]),
+                         str(specs.DEFAULT_EPOCHS.get(name, 10)))
         out.print(grid)
     else:
         grid = table("preset", "description")

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # Rough seconds on a 2-core CPU (measured on the development machine), used by --dry-run
 # only when the output folder has no records to learn from.
-EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0}
+EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0, "vit": 4.0}
 CELL_SECONDS = {"smallcnn": 1.5, "vgg": 2.5, "resnet18": 40.0}
 TRAIN_BATCH = 128  # bench.train's batch size (imported lazily there: it needs torch)
 SCORE_SECONDS = 2.0
