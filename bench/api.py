@@ -124,11 +124,11 @@ class Batch:
         """Sum over the batch of the true-class logits: the scalar attributions explain."""
         return (logits * self.target_mask()).sum()
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         """The same batch on ``device``."""
         return Batch(self.x.to(device), self.y.to(device), self.task, self.n_classes)
 
-    def chunks(self, size: int = 64) -> Iterator["Batch"]:
+    def chunks(self, size: int = 64) -> Iterator[Batch]:
         """Split into sub-batches of at most ``size`` images (bounds peak memory)."""
         for start in range(0, len(self), size):
             yield Batch(self.x[start:start + size], self.y[start:start + size],

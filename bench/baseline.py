@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import cache, device as devices, models
+from . import cache, models
+from . import device as devices
 from .data import Dataset
 from .evaluate import task_scores
 from .spec import BASELINE_RECIPE, BaselineKey

@@ -76,7 +76,8 @@ def configure(device: str) -> dict[str, Any]:
                 "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
                 "device": device}
     if device == "cuda":
-        settings |= {"deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+        settings |= {"deterministic_warn_only": warn_only,
                      "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
                      "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG", ""),
                      "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),

@@ -130,7 +130,8 @@ def attention_macs(module: nn.Module, inputs: tuple, output: Tensor) -> None:
     """
     batch, tokens, width = inputs[0].shape
     a, qkv, proj = module.proj.in_features, module.qkv, module.proj
-    macs = tokens * width * qkv.out_features + 2 * tokens * tokens * a + tokens * a * proj.out_features
+    macs = (tokens * width * qkv.out_features + 2 * tokens * tokens * a
+            + tokens * a * proj.out_features)
     macs += (qkv.out_features if qkv.bias is not None else 0) + (
         proj.out_features if proj.bias is not None else 0)
     module.__flops__ += int(batch * macs)

@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from . import cache, device as devices, plugins
+from . import cache, plugins
+from . import device as devices
 from .api import Batch, Method, Site
 from .data import Dataset, reference_batch
 from .errors import PluginError

@@ -23,7 +23,8 @@ import time
 import torch
 from torch import nn
 
-from . import bn, device as devices
+from . import bn
+from . import device as devices
 from .api import MULTI_LABEL
 from .data import Dataset
 from .evaluate import collapsed, task_scores

@@ -7,19 +7,19 @@ This machine has no GPU: the CUDA path itself is not exercised here (see README)
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from recordfactory import make_record as factory_record
+from recordfactory import variant
 from submitit.slurm.slurm import _make_sbatch_string
 
 from bench import device, records
-from bench.errors import RecordError, SpecError
+from bench.errors import SpecError
 from bench.runner import execute, make_record, run_cell
 from bench.slurm import SlurmError, SlurmExecutor
 from bench.spec import Cell
 from bench.verify import verify
-from recordfactory import make_record as factory_record, variant
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 TIMINGS = ("latency", "score_seconds", "prune_seconds", "recover_seconds")

@@ -89,6 +89,7 @@ def test_without_the_identity_rule_gelu_would_not_conserve(vit, batch):
     sites = [find_sites(model, "channel")[0], _branch_outputs(model, "mlp.fc2")[0]]
     with capture(model, sites) as seen:
         logits = model(batch.x)
-        torch.autograd.grad((logits * batch.target_mask()).sum(), [seen.outputs[s.name] for s in sites])
+        torch.autograd.grad((logits * batch.target_mask()).sum(),
+                            [seen.outputs[s.name] for s in sites])
     r = {s.name: per_image(seen.outputs[s.name].detach() * seen.grad(s.name)).sum(1) for s in sites}
     assert (r["blocks.0.mlp.fc1"] - r["blocks.0.mlp.fc2"]).abs().max() > 1e-3

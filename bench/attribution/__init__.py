@@ -6,7 +6,8 @@ Integrated Gradients) or, for DL-Backtrace, with this project's own vectorised
 implementation. Plugins in ``methods/`` stay small by delegating to them.
 """
 
-from .attnlrp import attnlrp_rules, relevance as attnlrp_relevance
+from .attnlrp import attnlrp_rules
+from .attnlrp import relevance as attnlrp_relevance
 from .backtrace import scores as backtrace_scores
 from .graph import consuming_batchnorms
 from .ig import conductance, weight_ig
