@@ -1,112 +1,143 @@
-"""Figures of the leaderboard: SVG geometry for the inline plots (computed here, so the
-templates only print coordinates), the critical-difference diagram and heatmap pictures."""
+"""Figures of the leaderboard: the plots of a setting page (geometry from :mod:`bench.svg`,
+printed by the templates), the critical-difference diagram and the heatmap pictures.
+
+Every plot of a setting draws one series per method in the method's colour and marker, its
+95% intervals over seeds (a shaded band along a sparsity axis, whiskers elsewhere), and marks
+collapsed points hollow; each point links its row of the page's table of points (its records).
+Plots whose metric no record measured are None (not drawn).
+"""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .numbers import pct, si
-from .summary import Comparison, Setting, Stat
+from .numbers import anchor, pct, si
+from .summary import Comparison, Point, Row, Setting, Stat
+from .svg import Mark, Style, axes, series
 
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1", "#9c755f", "#76b7b2",
-           "#ff9da7", "#edc948", "#bab0ac")
-W, H, LEFT, RIGHT, TOP, BOTTOM = 660, 340, 58, 170, 14, 46
-
-
-def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick values (1, 2, 5 x 10^k steps) covering [lo, hi]."""
-    if hi - lo < 1e-12:
-        pad = abs(lo) * 0.05 or 0.05
-        lo, hi = lo - pad, hi + pad
-    raw = (hi - lo) / count
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw - 1e-12)
-    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
-    return [round(k * step, 10) for k in range(first, last + 1)]
+Value = Callable[[Point], Stat | float | None]
 
 
-def _label(value: float, ticks: list[float]) -> str:
-    """A tick label with as many decimals as the tick step needs."""
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
-    return f"{value:.{max(0, -math.floor(math.log10(step) + 1e-9))}f}"
+def _mean(v: Stat | float | None) -> float | None:
+    return v.mean if isinstance(v, Stat) else v
 
 
-def axes(xs: list[float], ys: list[float], x_label: str, y_label: str) -> dict[str, Any]:
-    """Scales, ticks and frame for a plot of these values."""
-    xt, yt = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
-    x0, x1, y0, y1 = LEFT, W - RIGHT, H - BOTTOM, TOP
-
-    def sx(v: float) -> float:
-        return round(x0 + (v - xt[0]) / (xt[-1] - xt[0]) * (x1 - x0), 2)
-
-    def sy(v: float) -> float:
-        return round(y0 - (v - yt[0]) / (yt[-1] - yt[0]) * (y0 - y1), 2)
-
-    return {"sx": sx, "sy": sy, "width": W, "height": H, "x0": x0, "x1": x1, "y0": y0, "y1": y1,
-            "x_ticks": [{"x": sx(t), "label": _label(t, xt)} for t in xt],
-            "y_ticks": [{"y": sy(t), "label": _label(t, yt)} for t in yt],
-            "x_label": x_label, "y_label": y_label, "x_mid": (x0 + x1) / 2, "y_mid": (y0 + y1) / 2,
-            "legend_x": x1 + 14, "refs": [], "front": "", "dense": None}
+def _ci(v: Stat | float | None, scale: float) -> tuple[float, float] | None:
+    if isinstance(v, Stat) and v.ci is not None:
+        return (scale * v.ci[0], scale * v.ci[1])
+    return None
 
 
-def _series(ax: dict[str, Any], name: str, color: str, pts: list[tuple[float, float, str, bool]]) -> dict:
-    """One method's polyline and markers; pts are (x, y, tooltip, on_front)."""
-    coords = [(ax["sx"](x), ax["sy"](y), t, f) for x, y, t, f in pts]
-    return {"name": name, "color": color, "path": " ".join(f"{x},{y}" for x, y, _, _ in coords),
-            "points": [{"cx": x, "cy": y, "title": t, "front": f} for x, y, t, f in coords]}
+def _interval(v: Stat, fmt: Callable[[float], str]) -> str:
+    """``mean [low–high]`` as the tooltips print it."""
+    ci = f" [95% CI {fmt(v.ci[0])}–{fmt(v.ci[1])}]" if v.ci is not None else ""
+    return f"{fmt(v.mean)}{ci}"
 
 
-def _legend(ax: dict[str, Any], entries: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
-    """Legend entries (label, color, kind) stacked right of the plot area."""
-    return [{"label": label, "color": color, "kind": kind, "x": ax["legend_x"], "y": TOP + 10 + 18 * i}
-            for i, (label, color, kind) in enumerate(entries)]
+def _tip(name: str, p: Point, y_name: str, y: Stat, extra: str = "") -> str:
+    """A point's tooltip: method, sparsity, the plotted value with its interval, seeds."""
+    collapsed = f"; collapsed in {p.collapsed} of {p.acc.n} seed(s)" if p.collapsed else ""
+    return (f"{name} at sparsity {p.sparsity:g}: {y_name} {_interval(y, pct)}% "
+            f"({y.n} seed(s)){extra}{collapsed}")
 
 
-def acc_plot(setting: Setting, names: dict, colors: dict) -> dict[str, Any]:
-    """Accuracy (%) vs sparsity, one line per method, dense model as a dashed reference."""
-    ys = [100 * p.acc.mean for r in setting.rows for p in r.points] + [100 * setting.dense.mean]
-    ax = axes(list(setting.sparsities), ys, "sparsity (fraction of units removed)", "accuracy (%)")
-    series = [_series(ax, names[r.method, r.version], colors[r.method, r.version],
-                      [(p.sparsity, 100 * p.acc.mean, _tip(names[r.method, r.version], p.sparsity,
-                                                            p.acc, p.macs.mean), False)
-                       for p in r.points]) for r in setting.rows]
-    dense_y = ax["sy"](100 * setting.dense.mean)
-    ax.update(series=series, refs=[{"y": dense_y, "title": f"dense model: {pct(setting.dense.mean)}%"}],
-              legend=_legend(ax, [(s["name"], s["color"], "line") for s in series]
-                             + [(f"dense {pct(setting.dense.mean)}%", "#555", "ref")]))
+def _plot(setting: Setting, names: dict, styles: dict[str, Style], x: Value, y: Value,
+          labels: tuple[str, str], x_scale: float = 1.0, band: bool = False,
+          extra: Callable[[Point], str] = lambda p: "", y_name: str = "accuracy",
+          x_extra: list[float] = (), y_extra: list[float] = (),
+          front: bool = False) -> dict[str, Any] | None:
+    """One plot: every method's points where both values exist; None when there are none."""
+    rows: list[tuple[Row, list[Point]]] = [
+        (r, [p for p in r.points if _mean(x(p)) is not None and _mean(y(p)) is not None])
+        for r in setting.rows]
+    rows = [(r, ps) for r, ps in rows if ps]
+    if not rows:
+        return None
+    xs = [x_scale * _mean(x(p)) for _, ps in rows for p in ps] + list(x_extra)
+    ys = [100 * _mean(y(p)) for _, ps in rows for p in ps] + list(y_extra)
+    ys += [min(max(v, 0.0), 100.0) for _, ps in rows for p in ps
+           for v in (_ci(y(p), 100) or ())]  # intervals in view, but no accuracy above 100%
+    ax = axes(xs, ys, *labels)
+    for r, ps in rows:
+        name = names[r.method, r.version]
+        marks = [Mark(x_scale * _mean(x(p)), 100 * _mean(y(p)), _tip(name, p, y_name, y(p), extra(p)),
+                      _ci(y(p), 100), None if band else _ci(x(p), x_scale), bool(p.collapsed),
+                      front and p.sparsity in r.pareto, f"#pt-{anchor(name)}-{p.sparsity:g}")
+                 for p in ps]
+        ax["series"].append(series(ax, name, styles[name], marks, band))
     return ax
 
 
-def macs_plot(setting: Setting, names: dict, colors: dict) -> dict[str, Any]:
-    """Accuracy (%) vs MACs with the Pareto front drawn through its points."""
-    unit, div = ("MMACs", 1e6) if setting.macs_dense >= 1e6 else ("kMACs", 1e3)
-    pts = [(p.macs.mean / div, 100 * p.acc.mean, r, p) for r in setting.rows for p in r.points]
-    ax = axes([x for x, *_ in pts] + [setting.macs_dense / div],
-              [y for _, y, *_ in pts] + [100 * setting.dense.mean], f"MACs ({unit})", "accuracy (%)")
-    series = [_series(ax, names[r.method, r.version], colors[r.method, r.version],
-                      [(x, y, _tip(names[r.method, r.version], p.sparsity, p.acc, p.macs.mean),
-                        p.sparsity in r.pareto) for x, y, rr, p in pts if rr is r]) for r in setting.rows]
-    front = sorted((x, y) for x, y, r, p in pts if p.sparsity in r.pareto)
-    ax.update(series=series, front=" ".join(f"{ax['sx'](x)},{ax['sy'](y)}" for x, y in front),
-              dense={"cx": ax["sx"](setting.macs_dense / div), "cy": ax["sy"](100 * setting.dense.mean),
-                     "title": f"dense model: {si(setting.macs_dense)} MACs, {pct(setting.dense.mean)}%"},
-              legend=_legend(ax, [(s["name"], s["color"], "dot") for s in series]
-                             + [("Pareto front", "#222", "front"), ("dense model", "#555", "dense")]))
-    return ax
+def _dense_ref(ax: dict[str, Any], value: Stat | None, what: str) -> None:
+    """The dense model as a dashed horizontal line."""
+    if ax is not None and value is not None:
+        ax["refs"].append({"y": ax["sy"](100 * value.mean),
+                           "title": f"dense model: {what} {_interval(value, pct)}%"})
 
 
-def _tip(name: str, sparsity: float, acc: Stat, macs: float) -> str:
-    """A plot point's tooltip."""
-    spread = f" [95% CI {pct(acc.ci[0])}–{pct(acc.ci[1])}]" if acc.ci is not None else ""
-    return (f"{name} at sparsity {sparsity:g}: accuracy {pct(acc.mean)}{spread}% "
-            f"({acc.n} seed(s)), {si(macs)} MACs")
+def _dense_point(ax: dict[str, Any] | None, x: float, setting: Setting, what: str) -> None:
+    """The dense model as a grey square at (x, its accuracy)."""
+    if ax is not None:
+        ax["dense"] = {"cx": ax["sx"](x), "cy": ax["sy"](100 * setting.dense.mean),
+                       "title": f"dense model: {what}, accuracy {_interval(setting.dense, pct)}%"}
 
 
+def setting_plots(setting: Setting, names: dict, styles: dict[str, Style]) -> list[dict[str, Any]]:
+    """The plots of a setting page, each with its id, label and caption; missing ones left out."""
+    s = setting
+    acc = _plot(s, names, styles, lambda p: p.sparsity, lambda p: p.acc,
+                ("sparsity (fraction of units removed)", "accuracy (%)"), band=True,
+                y_extra=[100 * s.dense.mean])
+    _dense_ref(acc, s.dense, "accuracy")
+    auc = _plot(s, names, styles, lambda p: p.sparsity, lambda p: p.auc,
+                ("sparsity (fraction of units removed)", "AUC (%)"), band=True, y_name="AUC",
+                y_extra=[100 * s.dense_auc.mean] if s.dense_auc else [])
+    _dense_ref(auc, s.dense_auc, "AUC")
+    unit, div = ("MMACs", 1e6) if s.macs_dense >= 1e6 else ("kMACs", 1e3)
+    macs = _plot(s, names, styles, lambda p: p.macs, lambda p: p.acc, (f"MACs ({unit})", "accuracy (%)"),
+                 x_scale=1 / div, extra=lambda p: f", {si(p.macs.mean)} MACs",
+                 x_extra=[s.macs_dense / div], y_extra=[100 * s.dense.mean], front=True)
+    _dense_point(macs, s.macs_dense / div, s, f"{si(s.macs_dense)} MACs")
+    if macs is not None:
+        front = sorted((p.macs.mean, p.acc.mean) for r in s.rows for p in r.points
+                       if p.sparsity in r.pareto)
+        macs["front"] = " ".join(f"{macs['sx'](m / div):g},{macs['sy'](100 * a):g}" for m, a in front)
+    dense_ms = s.dense_latency_b64
+    latency = _plot(s, names, styles, lambda p: p.latency_b64, lambda p: p.acc,
+                    ("measured latency, batch 64 (ms)", "accuracy (%)"),
+                    extra=lambda p: f", {p.latency_b64.mean:.3g} ms at batch 64",
+                    x_extra=[dense_ms] if dense_ms else [], y_extra=[100 * s.dense.mean])
+    if dense_ms is not None:
+        _dense_point(latency, dense_ms, s, f"{dense_ms:.3g} ms at batch 64")
+    preserved = _plot(s, names, styles, lambda p: p.preserved, lambda p: p.acc,
+                      ("explanation preserved (Spearman of LRP maps)", "accuracy (%)"),
+                      extra=lambda p: f", map Spearman {p.preserved.mean:.2f}",
+                      x_extra=[1.0], y_extra=[100 * s.dense.mean])
+    _dense_point(preserved, 1.0, s, "its own maps (Spearman 1)")
+    figures = [
+        ("plot-acc", acc, "Accuracy vs sparsity",
+         "Accuracy after recovery vs sparsity; shaded: 95% interval over seeds; dashed: the dense model."),
+        ("plot-auc", auc, "AUC vs sparsity",
+         "AUC after recovery vs sparsity (threshold-free); shaded: 95% interval; dashed: the dense model."),
+        ("plot-latency", latency, "Accuracy vs measured latency",
+         ("Accuracy vs measured CPU latency at batch 64 (one thread); bars: 95% intervals over "
+          "seeds; square: the dense model. Weight pruning masks weights: its latency barely moves.")),
+        ("plot-preserved", preserved, "Accuracy vs explanation preservation",
+         ("Accuracy vs how much the pruned model's reference-LRP maps rank pixels like the dense "
+          "model's (Spearman); further right explains itself more like the dense model.")),
+        ("plot-macs", macs, "Accuracy vs MACs",
+         ("Accuracy vs MACs (theoretical cost); ringed points and the dotted line form the Pareto "
+          "front (fewer MACs and higher accuracy than any other point); square: the dense model.")),
+    ]
+    return [{"id": i, "plot": p, "label": label, "caption": caption}
+            for i, p, label, caption in figures if p is not None]
 
-def cd_diagram(c: Comparison, path: Path) -> bool:
-    """A critical-difference diagram (scikit-posthocs, matplotlib SVG); False if not applicable."""
+
+def cd_diagram(c: Comparison, path: Path, colors: dict[str, str] | None = None) -> bool:
+    """A critical-difference diagram (scikit-posthocs, matplotlib SVG), method labels in their
+    site colours; False if not applicable (no Friedman test)."""
     sig = c.significance
     if sig.p_value is None:
         return False
@@ -120,45 +151,21 @@ def cd_diagram(c: Comparison, path: Path) -> bool:
     names = list(sig.methods)
     matrix = pd.DataFrame([[1.0 if a == b else sig.pairwise_p[a][b] for b in names] for a in names],
                           index=names, columns=names)
-    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(names) + 1.2))
-    sp.critical_difference_diagram(pd.Series(sig.mean_ranks), matrix, ax=ax, alpha=sig.alpha)
-    ax.set_title(f"{c.granularity}: mean rank over {sig.blocks} settings "
-                 f"(bars join methods the Nemenyi test does not separate)", fontsize=9)
+    fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(names) + 1.1))
+    sp.critical_difference_diagram(
+        pd.Series(sig.mean_ranks), matrix, ax=ax, alpha=sig.alpha, label_props={"fontsize": 11},
+        color_palette={n: (colors or {}).get(n, "#333333") for n in names})
+    ax.set_title(f"{c.granularity} pruning: mean rank over {sig.blocks} settings\n"
+                 f"(bars join methods the Nemenyi test does not separate)", fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     return True
 
 
-
-
-def preservation_plot(setting: Setting, names: dict, colors: dict) -> dict[str, Any] | None:
-    """Accuracy (%) vs explanation preservation (Spearman of dense and pruned reference-LRP
-    maps), one line per method through its sparsities; None when nothing was measured."""
-    pts = [(p.preserved.mean, 100 * p.acc.mean, r, p) for r in setting.rows for p in r.points
-           if p.preserved is not None]
-    if not pts:
-        return None
-    ax = axes([x for x, *_ in pts] + [1.0], [y for _, y, *_ in pts] + [100 * setting.dense.mean],
-              "explanation preserved (Spearman of dense vs pruned LRP maps)", "accuracy (%)")
-    series = [_series(ax, names[r.method, r.version], colors[r.method, r.version],
-                      [(x, y, f"{names[r.method, r.version]} at sparsity {p.sparsity:g}: "
-                              f"accuracy {pct(p.acc.mean)}%, map Spearman {x:.2f}", False)
-                       for x, y, rr, p in pts if rr is r]) for r in setting.rows
-              if any(rr is r for _, _, rr, _ in pts)]
-    ax.update(series=series, dense={"cx": ax["sx"](1.0), "cy": ax["sy"](100 * setting.dense.mean),
-                                    "title": f"dense model: its own maps (Spearman 1), "
-                                             f"{pct(setting.dense.mean)}%"},
-              legend=_legend(ax, [(s["name"], s["color"], "line") for s in series]
-                             + [("dense model", "#555", "dense")]))
-    return ax
-
-
 def method_heatmaps(records: list[dict], method: str, path: Path) -> str | None:
     """A PNG of dense vs pruned reference-LRP maps at the showcase sparsities of one setting
     of ``method`` (the first, in sorted order, whose records kept maps); returns its caption."""
-    from .transparency import heatmap_png, stored_maps
-
     kept: dict[tuple, dict[float, dict]] = {}
     for r in records:
         block = (r["metrics"] or {}).get("transparency") or {}
@@ -168,7 +175,12 @@ def method_heatmaps(records: list[dict], method: str, path: Path) -> str | None:
             kept.setdefault(key, {})[c["sparsity"]] = block
     if not kept:
         return None
-    key = sorted(kept, key=lambda k: (-len(kept[k]), k))[0]
+    from .transparency import (  # imports torch: only when maps exist
+        heatmap_png,
+        stored_maps,
+    )
+
+    key = min(kept, key=lambda k: (-len(kept[k]), k))
     blocks = kept[key]
     images, dense, _ = stored_maps(next(iter(blocks.values())))
     pruned = {s: stored_maps(b)[2] for s, b in sorted(blocks.items())}

@@ -1,15 +1,22 @@
-"""Render the leaderboard site from ``reports/`` alone: one function, Jinja2 templates.
+"""Render the leaderboard site from ``reports/`` alone: Jinja2 templates fed by Python.
 
-Python precomputes everything (``bench.summary`` the numbers, ``bench.pages`` the page
-contexts, ``bench.plots`` the figures); templates only loop and print, with autoescape on
-(``True``, not ``select_autoescape``, which would miss ``.j2`` files). The site is static and
-self-contained: no network, no CDN; each record it cites is copied to ``records/``.
+Python precomputes everything (``bench.summary`` the numbers, ``bench.pages``,
+``bench.methodpage`` and ``bench.recordpage`` the page contexts, ``bench.plots`` the figures,
+``bench.tables`` the tables and their CSV/JSON downloads); templates only loop and print, with
+autoescape on (``True``, not ``select_autoescape``, which would miss ``.j2`` files). The site
+is static and self-contained: no network, no CDN, no inline script or style (the pages carry a
+strict Content-Security-Policy). Layout::
+
+    index.html  metrics.html  leaderboard.json  static/  figures/
+    settings/<slug>.html   datasets/<dataset>.html   methods/<method>.html
+    records/<hash>.html + <hash>.json     data/*.csv + *.json (table downloads)
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +25,19 @@ import jinja2
 
 from . import records as records_io
 from .errors import RecordError, XPruneError
-from .pages import index_context, method_context, setting_context
-from .plots import PALETTE, cd_diagram, method_heatmaps
+from .methodpage import method_context, methods_overview
+from .numbers import anchor
+from .pages import dataset_context, index_context, metrics_context, setting_context
+from .plots import cd_diagram, method_heatmaps
 from .publish import safe_name
+from .recordpage import record_context
 from .spec import architecture
-from .summary import Comparison, Setting, summarize
+from .summary import Comparison, Setting, setting_key, summarize
+from .svg import styles as method_styles
+from .tables import Table, write_downloads
 
 ASSETS = Path(__file__).resolve().parent.parent / "leaderboard"
+REPOSITORY = ASSETS.parent  # method plugin files are linked relative to it (see methodpage)
 MARKER = ".xprune-site"
 
 
@@ -36,27 +49,36 @@ class RenderSummary:
     pages: list[Path] = field(default_factory=list)
     records: int = 0
     skipped_failed: int = 0
+    record_pages: int = 0
+    downloads: int = 0
 
     def __str__(self) -> str:
         return (f"rendered {len(self.pages)} page(s) from {self.records} record(s) into {self.out}"
-                f" ({self.skipped_failed} failed record(s) skipped); open {self.out / 'index.html'}")
+                f" ({self.skipped_failed} failed record(s) skipped; {self.record_pages} record "
+                f"page(s), {self.downloads} download(s)); open {self.out / 'index.html'}")
 
 
-def _load(reports: Path) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict]]:
-    """Every record (validated, names checked, hashes unique) and method metadata per version."""
+def _load(reports: Path) -> tuple[list[dict[str, Any]], dict[str, Path], dict[tuple[str, str], dict]]:
+    """Every record (validated, names checked, hashes unique), its file, and method metadata
+    per version."""
     if not reports.is_dir():
         raise RecordError(f"reports directory {reports} does not exist (run `xprune publish` first)")
     found: dict[str, dict[str, Any]] = {}
-    for record in records_io.iter_records(reports):
+    paths: dict[str, Path] = {}
+    for path in sorted(reports.rglob("*.json")):
+        if path.name.startswith(".tmp-"):
+            continue
+        record = records_io.read(path)
         for part in ("dataset", "backbone", "method"):
             safe_name(record["cell"][part], part)
         if found.setdefault(record["cell_hash"], record) != record:
             raise RecordError(f"{reports}: two different records for cell {record['cell_hash']}")
+        paths.setdefault(record["cell_hash"], path)
     recs = [found[h] for h in sorted(found)]
     metas = {}
     for r in (r for r in recs if r["status"] == "ok"):
         metas.setdefault((r["cell"]["method"], r["cell"]["method_version"]), r["method"])
-    return recs, metas
+    return recs, paths, metas
 
 
 def _prepare(out: Path) -> None:
@@ -69,62 +91,107 @@ def _prepare(out: Path) -> None:
     (out / MARKER).write_text("rendered by xprune leaderboard; this directory is replaced on render\n")
 
 
-def _write(path: Path, text: str, summary: RenderSummary) -> None:
-    """Write one page and count it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    summary.pages.append(path)
+class _Writer:
+    """Writes pages from templates and table downloads, counting them."""
+
+    def __init__(self, assets: Path, out: Path, summary: RenderSummary) -> None:
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(assets / "templates"),
+                                      autoescape=True, undefined=jinja2.StrictUndefined,
+                                      trim_blocks=True, lstrip_blocks=True)
+        self.out, self.summary = out, summary
+
+    def page(self, path: str, template: str, context: dict[str, Any], tables: list[Table] = (),
+             count: bool = True) -> None:
+        target = self.out / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.env.get_template(template).render(**context))
+        if count:
+            self.summary.pages.append(target)
+        for table in tables:
+            self.summary.downloads += len(write_downloads(table, self.out))
+
+
+def _absent(settings: list[Setting], names: dict,
+            metas: dict[tuple[str, str], dict]) -> dict[str, dict[str, list[str]]]:
+    """Per setting: methods not applicable at its granularity (never run at it anywhere) or
+    to its backbone (their metadata's ``architectures`` exclude the backbone's), and methods
+    applicable but not run in it."""
+    every = sorted(set(names.values()))
+    by_gran: dict[str, set[str]] = defaultdict(set)
+    for s in settings:
+        by_gran[s.key.granularity] |= {names[r.method, r.version] for r in s.rows}
+    out = {}
+    for s in settings:
+        here = {names[r.method, r.version] for r in s.rows}
+        excluded = {names[k] for k, meta in metas.items()
+                    if meta.get("architectures", "any") != "any"
+                    and architecture(s.key.backbone) not in meta["architectures"].split(",")}
+        out[s.key.slug] = {
+            "not_applicable": [n for n in every if n not in by_gran[s.key.granularity]],
+            "not_for_backbone": [n for n in sorted(by_gran[s.key.granularity])
+                                 if n in excluded and n not in here],
+            "not_run": [n for n in sorted(by_gran[s.key.granularity])
+                        if n not in here and n not in excluded]}
+    return out
 
 
 def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site",
            assets: Path | str = ASSETS) -> RenderSummary:
-    """Render index, one page per setting and per method, and leaderboard.json into ``out``."""
+    """Render every page, the table downloads and leaderboard.json into ``out``."""
     reports, out, assets = Path(reports), Path(out), Path(assets)
     if not (assets / "templates").is_dir():
         raise XPruneError(f"leaderboard templates not found in {assets / 'templates'}")
-    recs, metas = _load(reports)
+    recs, paths, metas = _load(reports)
     multi = {m for m, v in metas if sum(1 for mm, _ in metas if mm == m) > 1}
     names = {(m, v): f"{m} v{v}" if m in multi else m for m, v in metas}
     settings, comparisons, failed = summarize(recs, names)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(assets / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sorted(metas))}
-    summary = RenderSummary(out=out, records=len(recs) - failed, skipped_failed=failed)
+    styles = method_styles(names.values())
+    ok = [r for r in recs if r["status"] == "ok"]
+    summary = RenderSummary(out=out, records=len(ok), skipped_failed=failed)
     _prepare(out)
     shutil.copytree(assets / "static", out / "static")
+    w = _Writer(assets, out, summary)
+    colors = {n: s.color for n, s in styles.items()}
     figures = {c.granularity: f"figures/cd-{c.granularity}.svg" for c in comparisons
-               if cd_diagram(c, out / "figures" / f"cd-{c.granularity}.svg")}
-    _write(out / "index.html", env.get_template("index.j2").render(
-        **index_context(settings, comparisons, names, figures)), summary)
+               if cd_diagram(c, out / "figures" / f"cd-{c.granularity}.svg", colors)}
+    w.page("index.html", "index.j2", *index_context(
+        settings, comparisons, names, styles, figures, methods_overview(metas, names, settings), failed))
+    w.page("metrics.html", "metrics.j2", metrics_context())
+    absent = _absent(settings, names, metas)
     for s in settings:
-        _write(out / "settings" / f"{s.key.slug}.html", env.get_template("setting.j2").render(
-            **setting_context(s, names, colors, not_applicable(metas, s.key.backbone))), summary)
+        w.page(f"settings/{s.key.slug}.html", "setting.j2",
+               *setting_context(s, names, styles, absent[s.key.slug]))
+    for dataset in sorted({s.key.dataset for s in settings}):
+        w.page(f"datasets/{dataset}.html", "dataset.j2", *dataset_context(dataset, settings, names))
     for method in sorted({m for m, _ in metas}):
         versions = [metas[k] for k in sorted(metas) if k[0] == method]
         picture = f"figures/heatmaps-{method}.png"
-        caption = method_heatmaps([r for r in recs if r["status"] == "ok"], method, out / picture)
-        _write(out / "methods" / f"{method}.html", env.get_template("method.j2").render(
-            **method_context(method, versions, settings, names,
-                             None if caption is None else (f"../{picture}", caption))), summary)
+        caption = method_heatmaps(ok, method, out / picture)
+        w.page(f"methods/{method}.html", "method.j2", *method_context(
+            method, versions, settings, names, comparisons,
+            None if caption is None else (f"../{picture}", caption), out, REPOSITORY))
+    _record_pages(w, ok, paths, names)
     # compact: a generated file for machines (indented it triples in size)
-    _write(out / "leaderboard.json", json.dumps(machine_view(settings, comparisons, metas, failed),
-                                                sort_keys=True, separators=(",", ":")) + "\n",
-           summary)
-    for r in recs:
-        if r["status"] == "ok":
-            (out / "records").mkdir(exist_ok=True)
-            (out / "records" / f"{r['cell_hash']}.json").write_text(
-                json.dumps(r, indent=2, sort_keys=True) + "\n")
+    (out / "leaderboard.json").write_text(json.dumps(
+        machine_view(settings, comparisons, metas, failed), sort_keys=True,
+        separators=(",", ":")) + "\n")
+    summary.pages.append(out / "leaderboard.json")
     return summary
 
 
-def not_applicable(metas: dict[tuple[str, str], dict], backbone: str) -> list[str]:
-    """Methods of the reports whose (latest) metadata declares architectures that exclude
-    ``backbone``'s: their cells were never planned, so they are shown as not applicable."""
-    latest = {m: metas[m, v] for m, v in sorted(metas)}
-    return sorted(m for m, meta in latest.items()
-                  if meta.get("architectures", "any") != "any"
-                  and architecture(backbone) not in meta["architectures"].split(","))
+def _record_pages(w: _Writer, ok: list[dict[str, Any]], paths: dict[str, Path], names: dict) -> None:
+    """records/<hash>.html (human-readable) and records/<hash>.json (the published file)."""
+    (w.out / "records").mkdir(exist_ok=True)
+    template = w.env.get_template("record.j2")
+    for r in ok:
+        c = r["cell"]
+        label = names[c["method"], c["method_version"]]
+        point = (f"../settings/{setting_key(r).slug}.html"
+                 f"#pt-{anchor(label)}-{c['sparsity']:g}")
+        context = record_context(r, point, f"../methods/{c['method']}.html")
+        (w.out / "records" / f"{r['cell_hash']}.html").write_text(template.render(**context))
+        shutil.copyfile(paths[r["cell_hash"]], w.out / "records" / f"{r['cell_hash']}.json")
+        w.summary.record_pages += 1
 
 
 def machine_view(settings: list[Setting], comparisons: list[Comparison], metas: dict,
@@ -141,6 +208,8 @@ def machine_view(settings: list[Setting], comparisons: list[Comparison], metas: 
                          "per_dataset": c.per_dataset} for c in comparisons],
         "settings": [{"slug": s.key.slug, "key": s.key._asdict(), "synthetic": s.synthetic,
                       "sparsities": list(s.sparsities), "dense": asdict(s.dense),
+                      "dense_auc": None if s.dense_auc is None else asdict(s.dense_auc),
+                      "dense_latency_b64": s.dense_latency_b64,
                       "macs_dense": s.macs_dense, "best": [[r.method, r.version] for r in s.best],
                       "rows": [asdict(r) for r in s.rows]} for s in settings],
     }

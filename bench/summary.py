@@ -18,11 +18,10 @@ what they lack is ``None``.
 from __future__ import annotations
 
 import itertools
-import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from .stats import Significance, block_ranks, friedman, t_interval
@@ -105,6 +104,7 @@ class Row:
     pareto: tuple[float, ...] = ()  # sparsities of this row's points on the setting's front
     collapsed: int | None = None  # collapsed (point, seed) pairs inside the curve area
     preserved: Stat | None = None  # mean over sparsities of ``Point.preserved``, per seed
+    auc_area: Stat | None = None  # the same curve area over AUC (None when AUC is missing)
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,8 @@ class Setting:
     dense: Stat
     macs_dense: float
     rows: tuple[Row, ...]
+    dense_auc: Stat | None = None
+    dense_latency_b64: float | None = None  # dense ms at batch 64, mean over every cell (schema 2)
 
     @property
     def best(self) -> tuple[Row, ...]:
@@ -201,12 +203,17 @@ def _acc(r: dict[str, Any]) -> float:
     return r["metrics"]["recovered"]["acc"]
 
 
-def _dense(records: list[dict[str, Any]]) -> Stat:
-    """The dense accuracy, one value per baseline (seed), not per cell."""
+def _dense(records: list[dict[str, Any]], metric: str = "acc") -> Stat | None:
+    """A dense-model metric, one value per baseline (seed), not per cell."""
     per_baseline: dict[str, dict[str, Any]] = {}
     for r in sorted(records, key=lambda r: (r["cell"]["seed"], r["cell_hash"])):
         per_baseline.setdefault(r["provenance"]["baseline_hash"], r)
-    return stat(list(per_baseline.values()), lambda r: r["metrics"]["dense"]["acc"])
+    return stat(list(per_baseline.values()), lambda r: r["metrics"]["dense"][metric])
+
+
+def _auc(r: dict[str, Any]) -> float | None:
+    """AUC after the cell's recovery (None when the evaluator could not compute it)."""
+    return r["metrics"]["recovered"]["auc"]
 
 
 def _latency(r: dict[str, Any], batch: str, field_: str) -> float | None:
@@ -241,7 +248,7 @@ def _point(sparsity: float, records: list[dict[str, Any]]) -> Point:
     noise = [r["metrics"]["latency"]["b64"]["within_noise"] for r in records
              if "latency" in r["metrics"]]
     return Point(sparsity=sparsity, acc=stat(records, _acc),
-                 auc=stat(records, lambda r: r["metrics"]["recovered"]["auc"]),
+                 auc=stat(records, _auc),
                  bal_acc=stat(records, lambda r: r["metrics"]["recovered"].get("bal_acc")),
                  collapsed=None if None in flags else sum(flags),
                  macs=m("macs"), params=m("params"), mac_reduction=stat(records, _mac_reduction),
@@ -255,13 +262,20 @@ def _point(sparsity: float, records: list[dict[str, Any]]) -> Point:
                  iou=stat(records, lambda r: _agreement(r, "iou_top10")))
 
 
-def _area(records: list[dict[str, Any]], points: list[Point]) -> Stat:
-    """Mean over seeds of each seed's curve area, with its 95% interval; when some seed lacks a
-    sparsity, the area of the mean curve (no spread)."""
+def _area(records: list[dict[str, Any]], points: list[Point],
+          get: Callable[[dict[str, Any]], float | None] = _acc,
+          mean: Callable[[Point], Stat | None] = lambda p: p.acc) -> Stat | None:
+    """Mean over seeds of each seed's curve area of ``get`` (accuracy unless told), with its
+    95% interval; when some seed lacks a sparsity, the area of the mean curve (no spread);
+    None when some point lacks the metric altogether."""
     xs = [p.sparsity for p in points]
+    if any(mean(p) is None for p in points):
+        return None
     by_seed: dict[int, dict[float, float]] = defaultdict(dict)
     for r in records:
-        by_seed[r["cell"]["seed"]][r["cell"]["sparsity"]] = _acc(r)
+        value = get(r)
+        if value is not None:
+            by_seed[r["cell"]["seed"]][r["cell"]["sparsity"]] = value
     cells = tuple(sorted(r["cell_hash"] for r in records))
     seeds = tuple(sorted(by_seed))
     if all(sorted(c) == xs for c in by_seed.values()):
@@ -269,7 +283,7 @@ def _area(records: list[dict[str, Any]], points: list[Point]) -> Stat:
         return Stat(mean=statistics.fmean(per_seed),
                     std=statistics.stdev(per_seed) if len(per_seed) > 1 else None,
                     n=len(per_seed), seeds=seeds, cells=cells, ci=t_interval(per_seed))
-    return Stat(mean=curve_area(xs, [p.acc.mean for p in points]), std=None, n=len(seeds),
+    return Stat(mean=curve_area(xs, [mean(p).mean for p in points]), std=None, n=len(seeds),
                 seeds=seeds, cells=cells)
 
 
@@ -286,7 +300,7 @@ def _row(method: str, version: str, records: list[dict[str, Any]],
     return Row(method=method, version=version, points=tuple(points), dense=dense,
                area=_area(records, points), within_one_point=within_one_point(xs, ys, dense.mean),
                complete=tuple(xs) == sparsities, collapsed=None if None in flags else sum(flags),
-               preserved=_preserved(records))
+               preserved=_preserved(records), auc_area=_area(records, points, _auc, lambda p: p.auc))
 
 
 def _preserved(records: list[dict[str, Any]]) -> Stat | None:
@@ -326,7 +340,14 @@ def summarize_setting(records: list[dict[str, Any]]) -> Setting:
     return Setting(key=setting_key(records[0]), synthetic=bool(records[0]["dataset"]["synthetic"]),
                    sparsities=sparsities, dense=_dense(records),
                    macs_dense=statistics.fmean(r["metrics"]["macs_dense"] for r in records),
-                   rows=tuple(rows))
+                   rows=tuple(rows), dense_auc=_dense(records, "auc"),
+                   dense_latency_b64=_mean_or_none(_latency(r, "b64", "dense_ms") for r in records))
+
+
+def _mean_or_none(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are not None (None when there are none)."""
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
 
 
 def label(method: str, version: str, labels: dict[tuple[str, str], str] | None = None) -> str:

@@ -8,6 +8,7 @@ so they exercise exactly the code paths that real runner output does.
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 from bench.records import SCHEMA_VERSION, validate
@@ -127,3 +128,60 @@ def variant(record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 def curve(accs: dict[float, float], dense_acc: float = 0.95, **fields: Any) -> list[dict[str, Any]]:
     """Records of one method and seed at several sparsities: ``{sparsity: acc}``."""
     return [make_record(acc=a, dense_acc=dense_acc, sparsity=s, **fields) for s, a in accs.items()]
+
+
+# ------------------------------------------------------------------ a realistic grid
+
+BUILTIN_METHODS = {  # name -> also prunes weights (the 7 methods that declare weight)
+    "random": True, "magnitude": True, "taylor": True, "activation": False, "gradient": False,
+    "bn-scale": False, "lrp-epsilon": True, "lrp-gamma": True, "lrp-alphabeta": False,
+    "ig": True, "backtrace": True, "backtrace-contrast": False,
+}
+
+
+def _unit(*parts: Any) -> float:
+    """A deterministic pseudo-random number in [0, 1) from its arguments (no global state)."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2 ** 64
+
+
+def grid(datasets: tuple[str, ...] = ("bloodmnist", "breastmnist", "pneumoniamnist", "retinamnist"),
+         backbones: tuple[str, ...] = ("smallcnn", "vgg"),
+         methods: dict[str, bool] | None = None, scopes: tuple[str, ...] = ("layer", "global"),
+         sparsities: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9),
+         recoveries: tuple[str, ...] = ("none", "bnrecal"),
+         seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict[str, Any]]:
+    """Records shaped like a republished grid, with plausible, deterministic numbers.
+
+    Each method has a hidden quality; accuracy falls with sparsity the faster the worse the
+    method, plus seed noise; a point near chance is collapsed; channel pruning speeds up
+    (measured), weight masks do not (speed-up within noise); explanation preservation falls
+    with sparsity. For render-time and page-weight measurements, and browser tests.
+    """
+    methods = BUILTIN_METHODS if methods is None else methods
+    out = []
+    for d, b, (m, weight), scope, rec, seed in itertools.product(
+            datasets, backbones, methods.items(), scopes, recoveries, seeds):
+        dense = 0.78 + 0.15 * _unit(d, b) + 0.02 * _unit(d, b, seed)
+        quality = 0.2 + 0.8 * _unit(m, d)
+        for gran in ("channel", "weight") if weight else ("channel",):
+            for s in sparsities:
+                drop = (1 - quality) * s ** 2 * (0.9 if gran == "channel" else 0.4)
+                drop *= 0.6 if rec == "bnrecal" else 1.0
+                acc = max(0.2, dense - drop + 0.02 * (_unit(m, d, b, s, seed, gran) - 0.5))
+                collapsed = acc < 0.4
+                r = make_record(acc=acc, dense_acc=dense, auc=min(1.0, acc + 0.05),
+                                bal_acc=1 / 3 + 0.01 if collapsed else acc, dataset=d,
+                                backbone=b, method=m, granularity=gran, scope=scope, sparsity=s,
+                                recovery=rec, seed=seed, preserved=1 - drop - 0.1 * s)
+                lat = r["metrics"]["latency"]["b64"]
+                ratio = (1 / (1 - s) ** 1.2 if gran == "channel" else 1.0) * (
+                    0.95 + 0.1 * _unit("lat", m, d, b, s, seed, gran))
+                lat.update(pruned_ms=lat["dense_ms"] / ratio, speedup=ratio,
+                           speedup_ci=[ratio * 0.9, ratio * 1.1],
+                           within_noise=ratio * 0.9 <= 1 <= ratio * 1.1)
+                r["metrics"]["score_seconds"] = 0.01 + 2 * _unit("score", m)
+                out.append(r)
+    return out

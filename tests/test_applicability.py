@@ -96,8 +96,9 @@ def test_the_leaderboard_shows_inapplicable_methods_as_not_applicable(tmp_path: 
     pages = {p.name: p.read_text() for p in (tmp_path / "site" / "settings").glob("*.html")}
     vit = next(text for name, text in pages.items() if "-vit-" in name)
     cnn = next(text for name, text in pages.items() if "-smallcnn-" in name)
-    assert ("Not applicable to this backbone (the method declares it cannot score it; no cell "
-            "was run): lrp-epsilon.") in vit
+    assert ("Not applicable to vit (the method declares the architectures it can score): "
+            "lrp-epsilon.") in vit
+    assert "Not run in this setting" not in vit  # not applicable is not 'not run'
     assert "Not applicable" not in cnn
     method = (tmp_path / "site" / "methods" / "lrp-epsilon.html").read_text()
     assert "<dt>Applies to</dt><dd>cnn backbones only (not applicable to the others" in method

@@ -1,13 +1,17 @@
 """Headless Chromium drives the rendered site from file://.
 
-The site is rendered from constructed records (tests/recordfactory.py); one plugin's
-description carries a script tag and an onerror image to prove it renders as inert text.
-Needs Debian's chromium (/usr/bin/chromium) and the playwright Python package; without
-them the test is skipped with the reason (XPRUNE_CHROMIUM overrides the path). A screenshot goes to test-artifacts/.
+The site is rendered from constructed records (tests/recordfactory.py): three methods with
+known curves on the synthetic dataset (a third-party plugin's description carries a script tag and an
+onerror image, to prove it renders as inert text; random collapses), plus a realistic grid of
+the 12 built-in methods x 3 seeds on two datasets. Needs Debian's chromium (/usr/bin/chromium)
+and the playwright Python package; without them the test is skipped with the reason
+(XPRUNE_CHROMIUM overrides the path). Screenshots of the index, a setting page and a method page
+at 1400 and 400 px go to test-artifacts/.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from recordfactory import curve
+from recordfactory import curve, grid
 
 from bench import records
 from bench.render import render
@@ -25,25 +29,27 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 EVIL = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+SYNTHETIC = "settings/synthetic-28-smallcnn-channel-layer-bnrecal-e10-r10-m0.html"
+BLOOD = "settings/bloodmnist-28-vgg-channel-layer-bnrecal-e10-r10-m0.html"
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A site from three methods x two seeds x three sparsities, plus a second dataset."""
+    """Three known methods x two seeds x three sparsities, and a 12-method grid."""
     root = tmp_path_factory.mktemp("browser")
     recs = []
     for seed, dense in ((0, 0.96), (1, 0.94)):
         d = seed / 100  # seed 1 is one point worse everywhere
         recs += curve({0.2: 0.95 - d, 0.5: 0.90 - d, 0.8: 0.80 - d}, method="magnitude", seed=seed,
-                      dense_acc=dense)
+                      dense_acc=dense, preserved=0.9 - d)
         recs += curve({0.2: 0.90 - d, 0.5: 0.62 - d, 0.8: 0.33 - d}, method="random", seed=seed,
-                      dense_acc=dense)
-        recs += curve({0.2: 0.955 - d, 0.5: 0.93 - d, 0.8: 0.85 - d}, method="taylor", seed=seed,
-                      dense_acc=dense, description=EVIL)
-    recs += curve({0.5: 0.8}, method="magnitude", dataset="bloodmnist")
-    recs += curve({0.5: 0.7}, method="random", dataset="bloodmnist")
+                      dense_acc=dense, bal_acc=0.34, preserved=0.5 - d)
+        recs += curve({0.2: 0.955 - d, 0.5: 0.93 - d, 0.8: 0.85 - d}, method="plugin-x", seed=seed,
+                      dense_acc=dense, description=EVIL, preserved=0.8 - d)
+    recs += grid(datasets=("bloodmnist", "breastmnist"), backbones=("vgg",), scopes=("layer",),
+                 recoveries=("bnrecal",))
     for r in recs:
-        records.write(root / "reports" / r["cell"]["method"], r)
+        records.write(root / "reports" / r["cell"]["dataset"] / r["cell"]["method"], r)
     render(root / "reports", root / "site")
     return root / "site"
 
@@ -60,10 +66,9 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def _open(browser: Any, width: int) -> Any:
     """A page that records console errors, page errors and any non-file request."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": width, "height": 1000}, accept_downloads=True)
     pg = context.new_page()
     pg.problems = []
     pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
@@ -77,35 +82,102 @@ def page(browser: Any) -> Iterator[Any]:
             route.abort()
 
     context.route("**/*", guard)
+    return pg
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    pg = _open(browser, 1400)
     yield pg
-    context.close()
+    pg.context.close()
 
 
-def _column(pg: Any, table: str, index: int) -> list[str]:
-    return pg.eval_on_selector_all(
-        f"#{table} tbody tr", f"rows => rows.map(r => r.cells[{index}].getAttribute('data-sort'))")
+@pytest.fixture
+def narrow(browser: Any) -> Iterator[Any]:
+    pg = _open(browser, 400)
+    yield pg
+    pg.context.close()
+
+
+def _column(pg: Any, table: str, index: int, visible: bool = False) -> list[str]:
+    rows = f"#{table} tbody tr" + (":not([hidden])" if visible else "")
+    return pg.eval_on_selector_all(rows, f"rows => rows.map(r => r.cells[{index}].getAttribute('data-sort'))")
 
 
 def _numbers(values: list[str]) -> list[float]:
     return [float(v) for v in values if v != ""]
 
 
-def test_index_renders_grid_and_mean_rank_table(site: Path, page: Any) -> None:
+def _shot(pg: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_index_filters_sort_and_rank_tables(site: Path, page: Any) -> None:
     page.goto((site / "index.html").as_uri())
-    assert page.locator("#grid tbody tr").count() == 2  # synthetic and bloodmnist lines
-    assert page.locator("#grid .best a").count() == 2
-    names = [n.strip() for n in page.locator("#overall tbody td:first-child").all_inner_texts()]
-    assert names == ["taylor", "magnitude", "random"]
-    header = page.eval_on_selector("header", "h => getComputedStyle(h).backgroundColor")
-    assert header == "rgb(243, 245, 248)"  # the stylesheet loaded from file://
-    page.locator("#overall thead th", has_text="Mean rank").click()
-    assert _numbers(_column(page, "overall", 4)) == sorted(_numbers(_column(page, "overall", 4)))
+    rows = page.locator("#settings tbody tr")
+    assert rows.count() == 5  # synthetic channel; blood and breast x channel and weight
+    assert page.locator("#settings tbody tr .m, #settings tbody td:nth-child(3) a").count() == 5
+    form = page.locator("form.filters[data-table=settings]")
+    assert form.is_visible()
+    form.locator("select[name=dataset]").select_option("bloodmnist")
+    assert page.locator("#settings tbody tr:not([hidden])").count() == 2
+    assert form.locator("output").text_content() == "showing 2 of 5 rows"
+    form.locator("select[name=granularity]").select_option("weight")
+    assert page.locator("#settings tbody tr:not([hidden])").count() == 1
+    assert page.evaluate("location.hash") == "#dataset=bloodmnist&granularity=weight"
+    page.locator("#settings thead th", has_text="Curve area").click()  # sorting keeps the filter
+    assert page.locator("#settings tbody tr:not([hidden])").count() == 1
+    page.reload()  # the address restores the filter
+    assert page.locator("#settings tbody tr:not([hidden])").count() == 1
+    assert form.locator("select[name=dataset]").input_value() == "bloodmnist"
+    form.locator("select[name=dataset]").select_option("")
+    form.locator("select[name=granularity]").select_option("")
+    assert page.locator("#settings tbody tr:not([hidden])").count() == 5
+    ranks = page.locator("#ranks-channel tbody td:first-child").all_inner_texts()
+    assert len(ranks) == 12 and {"magnitude", "random", "taylor"} <= {r.strip() for r in ranks}
+    assert "not compared, too few settings: plugin-x" in page.locator("main").inner_text()
+    page.locator("#ranks-channel thead th", has_text="Mean rank").click()
+    col = _numbers(_column(page, "ranks-channel", 1))
+    assert col == sorted(col)
+    assert page.locator("img.cd").count() == 2  # channel and weight diagrams
+    assert page.locator("img.cd").first.evaluate("i => i.naturalWidth") > 100
+    assert header_loaded(page)
+    _shot(page, "index-1400.png")
     assert page.problems == []
 
 
-def test_setting_page_table_sorts_and_plots_render(site: Path, page: Any) -> None:
-    setting = next((site / "settings").glob("synthetic-*.html"))
-    page.goto(setting.as_uri())
+def header_loaded(pg: Any) -> bool:
+    """The stylesheet loaded from file:// (CSP allows 'self')."""
+    return pg.eval_on_selector("header", "h => getComputedStyle(h).backgroundColor") == "rgb(243, 245, 248)"
+
+
+def test_csv_download_matches_the_table(site: Path, page: Any) -> None:
+    page.goto((site / "index.html").as_uri())
+    with page.expect_download() as download:
+        page.locator("p.downloads a", has_text="CSV").first.click()
+    path = download.value.path()
+    assert download.value.suggested_filename == "settings.csv"
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    keys = page.eval_on_selector_all("#settings thead th", "hs => hs.map(h => h.dataset.key)")
+    assert [k for k in rows[0] if not k.endswith(("_lo", "_hi"))] == [
+        "slug", "dataset", "size", "backbone", "granularity", "scope", "recovery", "seeds", "tied",
+        *keys]
+    assert len(rows) == page.locator("#settings tbody tr").count()
+    shown = page.eval_on_selector(
+        "#settings tbody tr:first-child", "r => Array.from(r.cells).map(c => c.getAttribute('data-sort'))")
+    first = rows[0]
+    for key, value in zip(keys, shown):
+        if key in ("setting", "best"):
+            assert first[key if key == "best" else "slug"] == value
+        elif value:
+            assert float(first[key]) == pytest.approx(float(value), rel=1e-6)
+    assert page.problems == []
+
+
+def test_setting_page_sorts_plots_and_toggles_methods(site: Path, page: Any) -> None:
+    page.goto((site / SYNTHETIC).as_uri())
     area_col = 3
     assert _numbers(_column(page, "methods", area_col)) == sorted(
         _numbers(_column(page, "methods", area_col)), reverse=True)  # rendered best first
@@ -114,37 +186,102 @@ def test_setting_page_table_sorts_and_plots_render(site: Path, page: Any) -> Non
     ascending = _numbers(_column(page, "methods", area_col))
     assert ascending == sorted(ascending) and len(ascending) == 3
     assert area.get_attribute("aria-sort") == "ascending"
-    area.click()
-    assert _numbers(_column(page, "methods", area_col)) == sorted(ascending, reverse=True)
     page.locator("#methods thead th", has_text="Method").click()
-    assert _column(page, "methods", 1) == ["magnitude", "random", "taylor"]
+    assert _column(page, "methods", 0) == ["magnitude", "plugin-x", "random"]
     plots = page.locator("svg.plot")
-    assert plots.count() == 2
-    for i in range(2):
-        box = plots.nth(i).bounding_box()
-        assert box["width"] > 300 and box["height"] > 150
-        assert plots.nth(i).locator("g.series polyline").count() == 3
-        assert plots.nth(i).locator("circle.pt").count() == 9
-        assert plots.nth(i).locator("text.xtick").count() >= 3
-        assert plots.nth(i).locator("text.ytick").count() >= 3
-        assert "taylor" in plots.nth(i).locator("g.legend").text_content()
-    acc_plot, macs_plot = plots.nth(0), plots.nth(1)
-    assert acc_plot.locator("line.ref").count() == 1
-    assert "dense model" in acc_plot.locator("line.ref title").text_content()
-    assert macs_plot.locator("circle.on-front").count() >= 1
-    assert macs_plot.locator("polyline.front").count() == 1
-    assert "sparsity 0.8" in macs_plot.locator("circle.pt title").last.text_content()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "leaderboard-setting.png"), full_page=True)
+    ids = plots.evaluate_all("ps => ps.map(p => p.id)")
+    assert ids == ["plot-acc", "plot-auc", "plot-latency", "plot-preserved", "plot-macs"]
+    for i in range(plots.count()):
+        plot = plots.nth(i)
+        assert plot.locator("g.series").count() == 3 and plot.locator("path.pt").count() == 9
+        assert plot.locator("text.xtick").count() >= 3 and plot.locator("text.ytick").count() >= 3
+    acc = page.locator("#plot-acc")
+    assert acc.locator("polygon.band").count() == 3  # two seeds: 95% bands
+    assert acc.locator("line.ref").count() == 1
+    markers = acc.locator("g.series").evaluate_all(
+        "gs => gs.map(g => g.querySelector('path.pt').getAttribute('d').replace(/^M[^a-z]*/, ''))")
+    assert len(set(markers)) == 3  # a different marker per method
+    collapsed = acc.locator("g.series[data-series=random] path.pt.collapsed")
+    assert collapsed.count() == 3 and collapsed.first.get_attribute("fill") == "#fff"
+    assert page.locator("#plot-macs circle.on-front").count() >= 1
+    # the legend toggles a method in every plot, and back
+    random_series = page.locator("svg.plot [data-series=random]")
+    assert random_series.count() == 5 + 2  # a series per plot, and bands on two plots
+    button = page.locator(".legend button[data-series=random]")
+    button.click()
+    assert button.get_attribute("aria-pressed") == "false"
+    shown = "els => els.map(e => getComputedStyle(e).display !== 'none')"
+    assert random_series.evaluate_all(shown) == [False] * 7
+    assert page.locator("svg.plot g.series[data-series=plugin-x]").first.is_visible()
+    button.click()
+    assert random_series.evaluate_all(shown) == [True] * 7
+    page.locator(".legend button[data-show=none]").click()
+    assert page.locator("svg.plot g.series:visible").count() == 0
+    page.locator(".legend button[data-show=all]").click()
+    assert page.locator("svg.plot g.series:visible").count() == 15
+    # a point's record link opens a human-readable record, whose raw JSON is one click away
+    page.locator("#methods tbody tr:first-child a.rec").first.click()
+    assert "Task metrics" in page.locator("main").inner_text()
+    page.locator("a", has_text="raw JSON").click()
+    assert '"cell_hash"' in page.content()
+    page.goto((site / BLOOD).as_uri())
+    assert page.locator(".legend button.legend-item").count() == 12
+    assert page.locator("svg.plot").count() == 5
+    _shot(page, "setting-1400.png")
     assert page.problems == []
 
 
 def test_hostile_description_is_inert_text(site: Path, page: Any) -> None:
-    page.goto((site / "methods" / "taylor.html").as_uri())
+    page.goto((site / "methods" / "plugin-x.html").as_uri())
     assert page.evaluate("typeof window.__xss") == "undefined"
-    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    assert page.evaluate("document.querySelectorAll('main img').length") == 0
     assert page.evaluate("document.querySelectorAll('main script').length") == 0
     descriptions = page.locator("dd.description").all_inner_texts()
     assert descriptions and all(d == EVIL for d in descriptions)
     assert page.locator("#results tbody tr").count() == 1
+    page.locator("#results tbody tr:first-child td:first-child a").click()  # to its setting row
+    assert page.evaluate("location.hash") == "#row-plugin-x"
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.locator("#row-plugin-x td:first-child").inner_text().strip() == "plugin-x"
     assert page.problems == []
+
+
+def test_method_page_links_filters_and_screenshot(site: Path, page: Any) -> None:
+    page.goto((site / "methods" / "taylor.html").as_uri() + "#dataset=bloodmnist")
+    assert page.locator("#results tbody tr:not([hidden])").count() == 2  # channel and weight
+    link = page.locator("dd.reference a").first
+    assert link.get_attribute("href") == "https://arxiv.org/abs/1611.06440"
+    page.goto((site / "methods" / "lrp-epsilon.html").as_uri())
+    assert page.locator("#results tbody tr").count() == 4  # 2 datasets x channel and weight
+    _shot(page, "method-1400.png")
+    assert page.problems == []
+
+
+@pytest.mark.parametrize("path", ["index.html", BLOOD, "methods/lrp-epsilon.html",
+                                  "datasets/bloodmnist.html", "metrics.html"])
+def test_narrow_screen_has_no_page_overflow_and_frozen_first_column(site: Path, narrow: Any,
+                                                                    path: str) -> None:
+    narrow.goto((site / path).as_uri())
+    width = narrow.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], f"the page body overflows: {width}"
+    tables, scrolled = narrow.locator(".scroll > table.frozen"), 0
+    for i in range(tables.count()):
+        table = tables.nth(i)
+        moved = table.evaluate("""t => { const box = t.parentElement, cell = t.tBodies[0].rows[0].cells[0];
+            cell.scrollIntoView({block: "center"}); box.scrollLeft = 400;
+            const r = cell.getBoundingClientRect(),
+                  b = box.getBoundingClientRect();
+            const hit = document.elementFromPoint(r.left + 5, r.top + r.height / 2);
+            return {scrolled: box.scrollLeft, left: r.left - b.left, visible: cell.contains(hit)}; }""")
+        if moved["scrolled"] > 0:  # the table is wider than the screen: its first column stays
+            assert abs(moved["left"]) < 2 and moved["visible"], f"table {i} of {path}: {moved}"
+            scrolled += 1
+    assert scrolled >= (0 if path == "metrics.html" else 1)  # wide tables scroll, not the page
+    texts = narrow.locator("svg.plot text.xtick")
+    if texts.count():
+        size = texts.first.evaluate(
+            "t => t.getScreenCTM().a * parseFloat(t.parentNode.getAttribute('font-size'))")
+        assert size >= 11, f"plot text is {size:.1f} px at 400 px"
+    if path in ("index.html", BLOOD, "methods/lrp-epsilon.html"):
+        _shot(narrow, {"index.html": "index-400.png", BLOOD: "setting-400.png"}.get(path, "method-400.png"))
+    assert narrow.problems == []

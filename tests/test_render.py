@@ -1,4 +1,4 @@
-"""render(): pages, escaping, leaderboard.json, record links, SVG geometry, output safety.
+"""render(): pages, escaping, leaderboard.json, downloads, record links, SVG geometry, output safety.
 
 All sites here are rendered from constructed records (tests/recordfactory.py), never
 from a real run; they live in pytest's tmp_path and are not committed.
@@ -6,19 +6,24 @@ from a real run; they live in pytest's tmp_path and are not committed.
 
 from __future__ import annotations
 
+import csv
 import json
-import re
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from recordfactory import curve, make_record
 
 from bench import records
 from bench.errors import RecordError, XPruneError
-from bench.plots import axes, nice_ticks
-from bench.render import MARKER, render
+from bench.methodpage import reference_parts, source_href
+from bench.render import MARKER, REPOSITORY, render
+from bench.svg import COLORS, MARKER_NAMES, MARKERS, PINNED, axes, nice_ticks, styles
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+SLUG = "synthetic-28-smallcnn-channel-layer-bnrecal-e10-r10-m0"
+T1 = 12.706204736174707  # t(0.975, 1): the 95% interval of two seeds
 
 
 def _reports(root: Path, recs: list[dict]) -> Path:
@@ -30,39 +35,275 @@ def _reports(root: Path, recs: list[dict]) -> Path:
 def _standard(tmp_path: Path) -> Path:
     recs = []
     for seed in (0, 1):
-        recs += curve({0.2: 0.95 - seed / 100, 0.5: 0.9, 0.8: 0.8}, method="magnitude", seed=seed)
-        recs += curve({0.2: 0.9, 0.5: 0.6, 0.8: 0.3}, method="random", seed=seed, description=EVIL)
+        recs += curve({0.2: 0.95 - seed / 100, 0.5: 0.9, 0.8: 0.8}, method="magnitude", seed=seed,
+                      preserved=0.9 - seed / 10)
+        recs += curve({0.2: 0.9, 0.5: 0.6, 0.8: 0.3}, method="random", seed=seed, description=EVIL,
+                      bal_acc=0.34)
     recs += [make_record(status="failed", method="taylor")]
     return _reports(tmp_path, recs)
+
+
+class Page(HTMLParser):
+    """A light DOM of one page: ids, and per element with an id or per table row its links and
+    cells (tag, attributes, links inside)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path, self.ids, self.rows, self.refs, self._open = path, {}, [], [], []
+        self.feed(path.read_text())
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = dict(attrs)
+        self.refs += [a[k] for k in ("href", "src") if k in a]
+        if tag == "tr":
+            self.rows.append({"attrs": a, "cells": [], "table": self._table()})
+        if tag in ("td", "th") and self.rows:
+            self.rows[-1]["cells"].append({"tag": tag, "attrs": a, "links": []})
+        if a.get("id"):
+            self.ids[a["id"]] = []
+        if tag == "a" and "href" in a:
+            for el in self._open:
+                if el[1]:
+                    self.ids[el[1]].append(a["href"])
+            if self.rows and self._within("tr") and self.rows[-1]["cells"]:
+                self.rows[-1]["cells"][-1]["links"].append(a["href"])
+        if tag not in ("meta", "link", "br", "img", "input", "line", "path", "rect", "circle",
+                       "polygon", "polyline"):
+            self._open.append((tag, a.get("id"), a))
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self._open) - 1, -1, -1):
+            if self._open[i][0] == tag:
+                del self._open[i:]
+                break
+
+    def _within(self, tag: str) -> bool:
+        return any(t == tag for t, _, _ in self._open)
+
+    def _table(self) -> str:
+        return next((a.get("id", "") for t, _, a in reversed(self._open) if t == "table"), "")
+
+
+def _pages(site: Path) -> dict[Path, Page]:
+    return {p: Page(p) for p in site.rglob("*.html")}
+
+
+def _target(page: Path, href: str) -> tuple[Path, str]:
+    parts = urlsplit(href)
+    path = (page.parent / unquote(parts.path)).resolve() if parts.path else page.resolve()
+    return path, parts.fragment
 
 
 def test_render_writes_every_page(tmp_path: Path) -> None:
     summary = render(_standard(tmp_path), tmp_path / "site")
     site = tmp_path / "site"
     names = sorted(str(p.relative_to(site)) for p in summary.pages)
-    slug = "synthetic-28-smallcnn-channel-layer-bnrecal-e10-r10-m0"
-    assert names == ["index.html", "leaderboard.json", "methods/magnitude.html",
-                     "methods/random.html", f"settings/{slug}.html"]
-    assert (summary.records, summary.skipped_failed) == (12, 1)
-    assert str(summary).startswith(f"rendered 5 page(s) from 12 record(s) into {site}")
-    assert (site / "static" / "style.css").is_file() and (site / "static" / "sort.js").is_file()
+    assert names == ["datasets/synthetic.html", "index.html", "leaderboard.json", "methods/magnitude.html",
+                     "methods/random.html", "metrics.html", f"settings/{SLUG}.html"]
+    assert (summary.records, summary.skipped_failed, summary.record_pages) == (12, 1, 12)
+    assert str(summary).startswith(f"rendered 7 page(s) from 12 record(s) into {site}")
+    for asset in ("style.css", "sort.js", "filter.js", "legend.js"):
+        assert (site / "static" / asset).is_file()
     assert len(list((site / "records").glob("*.json"))) == 12
+    assert len(list((site / "records").glob("*.html"))) == 12
+    downloads = sorted(str(p.relative_to(site)) for p in (site / "data").rglob("*.csv"))
+    assert downloads == ["data/datasets/synthetic.csv", "data/methods/magnitude.csv",
+                         "data/methods/random.csv", "data/ranks-channel.csv", "data/settings.csv",
+                         f"data/settings/{SLUG}-methods.csv", f"data/settings/{SLUG}-points.csv"]
+    assert summary.downloads == 14  # each with its JSON twin
+
+
+def test_every_link_resolves_and_every_number_reaches_its_records(tmp_path: Path) -> None:
+    render(_standard(tmp_path), tmp_path / "site")
+    site = tmp_path / "site"
+    pages = _pages(site)
+    published = {p.stem for p in (tmp_path / "reports").rglob("*.json")
+                 if records.read(p)["status"] == "ok"}
+
+    def reach(page: Path, href: str) -> set[str]:
+        """Records reached from a link: a record page, or an anchor whose element links them."""
+        path, fragment = _target(page, href)
+        if path.parent.name == "records":
+            return {path.stem}
+        if not fragment or "=" in fragment:  # a filtered view of a table: its rows lead on
+            return {h for row in pages[path].rows for c in row["cells"][:1] for l in c["links"]
+                    for h in reach(path, l)} if "=" in fragment else set()
+        return {Path(urlsplit(h).path).stem for h in pages[path].ids[fragment] if "records/" in h}
+
+    checked = 0
+    for path, page in pages.items():
+        for href in page.refs:
+            if href.startswith(("https://", "data:")):
+                continue
+            target, fragment = _target(path, href)
+            assert target.exists(), f"{path.name}: broken link {href}"
+            if fragment and "=" not in fragment and target.suffix == ".html":
+                assert fragment in pages[target].ids, f"{path.name}: no #{fragment} in {target.name}"
+            checked += 1
+        for row in page.rows:
+            row_records = {h for c in row["cells"] for l in c["links"] if "records/" in l
+                           for h in reach(path, l)}
+            first = {h for l in (row["cells"][0]["links"] if row["cells"] else []) for h in reach(path, l)}
+            for cell in row["cells"]:
+                if cell["tag"] != "td" or "text" in cell["attrs"].get("class", ""):
+                    continue
+                if cell["attrs"].get("data-sort", "") == "":
+                    continue
+                own = {h for l in cell["links"] for h in reach(path, l)}
+                assert own or row_records or first, f"{path.name}: a number leads to no record"
+                assert (own or row_records or first) <= published
+    assert checked > 300
+    cited = {Path(urlsplit(h).path).stem for p, page in pages.items() if p.parent.name == "settings"
+             for row in page.rows for c in row["cells"] for h in c["links"] if "records/" in h}
+    assert cited == published
+
+
+def test_setting_page_numbers_and_their_records(tmp_path: Path) -> None:
+    render(_standard(tmp_path), tmp_path / "site")
+    site = tmp_path / "site"
+    html = (site / "settings" / f"{SLUG}.html").read_text()
+    # ACC@0.2 of magnitude: seeds 95% and 94%, its 95% t-interval
+    low, high = 94.5 - 100 * T1 * 0.005, 94.5 + 100 * T1 * 0.005
+    assert f'94.5 <span class="ci">[{low:.1f}–{high:.1f}]</span>' in html
+    page = Page(site / "settings" / f"{SLUG}.html")
+    row = next(r for r in page.rows if r["attrs"].get("id") == "row-magnitude")
+    seeds = {Path(h).stem for c in row["cells"] for h in c["links"] if "records/" in h}
+    assert seeds == {p.stem for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")}
+    point = next(r for r in page.rows if r["attrs"].get("id") == "pt-magnitude-0.2")
+    assert [l.split("/")[-1] for l in point["cells"][-1]["links"]] == [
+        f"{r['cell_hash']}.html" for r in sorted(
+            (records.read(p) for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")),
+            key=lambda r: r["cell"]["seed"]) if r["cell"]["sparsity"] == 0.2]
+    index = Page(site / "index.html")
+    (glance,) = [r for r in index.rows if r["table"] == "settings" and r["cells"][0]["tag"] == "td"]
+    cells = {c: glance["cells"][i] for i, c in enumerate(
+        ["setting", "dense", "best", "area", "within", "red", "speedup", "preserved", "collapsed"])}
+    assert cells["area"]["links"] == [f"settings/{SLUG}.html#row-magnitude"]
+    # dense 95%, magnitude 94.5% at 0.2 (within 1 point), 90% at 0.5: operating point 0.2
+    assert cells["within"]["attrs"]["data-sort"] == "0.2"
+    assert cells["red"]["links"] == cells["preserved"]["links"] == [f"settings/{SLUG}.html#pt-magnitude-0.2"]
+    assert cells["red"]["attrs"]["data-sort"] == "1.5625"  # 1M / (1M * 0.8^2) MACs
+    assert cells["preserved"]["attrs"]["data-sort"] == "0.85"  # seeds 0.9 and 0.8
+
+
+def test_intervals_that_print_as_the_mean_are_left_out_and_settings_without_a_best(
+        tmp_path: Path) -> None:
+    recs = (curve({0.2: 0.9}, method="magnitude", seed=0) + curve({0.2: 0.9}, method="magnitude", seed=1)
+            + curve({0.8: 0.7}, method="random"))  # neither row is complete: nobody ranks first
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "settings" / f"{SLUG}.html").read_text()
+    row = html[html.index('id="pt-magnitude-0.2"'):]
+    row = row[:row.index("</tr>")]
+    assert '<td data-sort="0.9">90.0 <a class="rec"' not in row  # points table: no seed links
+    assert ">90.0</td>" in row and ">640k</td>" in row and "[" not in row.replace("[IQR", "")
+    index = Page(tmp_path / "site" / "index.html")
+    (glance,) = [r for r in index.rows if r["table"] == "settings" and r["cells"][0]["tag"] == "td"]
+    assert glance["cells"][2]["attrs"]["data-sort"] == "" and glance["cells"][3]["attrs"]["data-sort"] == ""
+
+
+def test_tied_best_methods_are_all_named(tmp_path: Path) -> None:
+    recs = curve({0.5: 0.9}, method="magnitude") + curve({0.5: 0.9}, method="taylor")
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "index.html").read_text()
+    assert '<a href="methods/magnitude.html">magnitude</a><span class="sub">tied with taylor</span>' in html
+    rows = list(csv.DictReader((tmp_path / "site" / "data" / "settings.csv").open()))
+    assert (rows[0]["best"], rows[0]["tied"]) == ("magnitude", "taylor")
+
+
+def test_downloads_match_their_tables(tmp_path: Path) -> None:
+    render(_standard(tmp_path), tmp_path / "site")
+    site = tmp_path / "site"
+    page = Page(site / f"settings/{SLUG}.html")
+    rows = list(csv.DictReader((site / "data" / "settings" / f"{SLUG}-methods.csv").open()))
+    table = [r for r in page.rows if r["table"] == "methods"]
+    keys = [c["attrs"]["data-key"] for c in table[0]["cells"]]
+    assert keys[:5] == ["method", "rank", "version", "area", "auc_area"]
+    header = list(rows[0])
+    assert [k for k in header if not k.endswith(("_lo", "_hi"))] == keys
+    assert header[3:6] == ["area", "area_lo", "area_hi"]
+    for csv_row, html_row in zip(rows, table[1:]):
+        for key, cell in zip(keys, html_row["cells"]):
+            shown = cell["attrs"]["data-sort"]
+            if key in ("method", "version"):
+                assert csv_row[key] == shown
+            elif shown:
+                assert float(csv_row[key]) == pytest.approx(float(shown), rel=1e-6)
+    mag = rows[0]
+    # per-seed areas: seed0 (0.925+0.85)/2 = 0.8875, seed1 (0.92+0.85)/2 = 0.885;
+    # sd 0.0025/sqrt(2), half-width t * sd / sqrt(2) = t * 0.00125
+    assert float(mag["area"]) == pytest.approx(0.88625)
+    assert float(mag["area_lo"]) == pytest.approx(0.88625 - T1 * 0.00125, abs=1e-9)
+    data = json.loads((site / "data" / "settings.json").read_text())
+    assert data["columns"][:8] == ["slug", "dataset", "size", "backbone", "granularity", "scope",
+                                   "recovery", "seeds"]
+    assert data["rows"][0]["best"] == "magnitude" and data["rows"][0]["area"] == pytest.approx(0.88625)
+    assert data["rows"][0]["within"] == 0.2 and data["rows"][0]["collapsed"] == 0
+    assert data["rows"][0]["preserved"] == pytest.approx(0.85)
+    points = list(csv.DictReader((site / "data" / "settings" / f"{SLUG}-points.csv").open()))
+    assert len(points) == 6 and len(points[0]["records"].split()) == 2
 
 
 def test_hostile_description_is_escaped_and_javascript_urls_not_linked(tmp_path: Path) -> None:
     recs = curve({0.5: 0.9}, method="random", description=EVIL)
-    recs[0]["method"]["reference"] = "javascript:alert(3)"
+    recs[0]["method"]["reference"] = 'javascript:alert(3) https://ok.example/"><b>x</b>'
     render(_reports(tmp_path, recs), tmp_path / "site")
+    for page in ("methods/random.html", f"records/{recs[0]['cell_hash']}.html", "index.html"):
+        html = (tmp_path / "site" / page).read_text()
+        assert "<script>alert" not in html and "<img" not in html and "<b>x" not in html
+        assert 'href="javascript:' not in html
     html = (tmp_path / "site" / "methods" / "random.html").read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&#34;alert(2)&#34;&gt;" in html
-    assert "<script>alert" not in html and "<img" not in html
-    assert 'href="javascript:' not in html and "javascript:alert(3)" in html
+    assert 'href="https://ok.example/&#34;&gt;&lt;b&gt;x&lt;/b&gt;"' in html  # a link, inert
 
 
-def test_https_reference_is_linked(tmp_path: Path) -> None:
-    render(_reports(tmp_path, curve({0.5: 0.9})), tmp_path / "site")
-    html = (tmp_path / "site" / "methods" / "magnitude.html").read_text()
-    assert '<a href="https://arxiv.org/abs/1608.08710">' in html
+def test_references_become_doi_and_arxiv_links() -> None:
+    parts = reference_parts("Hatefi et al. 2024, arXiv:2408.12568; Bach et al. 2015, "
+                            "doi:10.1371/journal.pone.0130140; Yeom, doi:10.1016/j.patcog.2021.107899.")
+    assert [p["href"] for p in parts if p["href"]] == [
+        "https://arxiv.org/abs/2408.12568", "https://doi.org/10.1371/journal.pone.0130140",
+        "https://doi.org/10.1016/j.patcog.2021.107899"]
+    assert "".join(p["text"] for p in parts).endswith("107899.")  # text kept whole
+    assert reference_parts("see https://arxiv.org/abs/1608.08710")[1]["href"] == \
+        "https://arxiv.org/abs/1608.08710"
+    assert reference_parts("none") == [{"text": "none", "href": ""}]
+
+
+def test_method_page_source_soundness_and_comparison(tmp_path: Path) -> None:
+    recs = curve({0.5: 0.9}, method="random")
+    recs[0]["method"]["soundness"] = "fail: 20% of units tie at the minimum"
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "methods" / "random.html").read_text()
+    assert 'class="soundness warning">Warning: this criterion fails' in html
+    assert "<code>methods/random.py</code> (in the repository)" in html  # site outside the repo
+    assert source_href("methods/random.py", REPOSITORY / "leaderboard" / "site", REPOSITORY) == \
+        "../../../methods/random.py"
+    assert source_href("methods/nope.py", REPOSITORY / "leaderboard" / "site", REPOSITORY) == ""
+    assert source_href("../etc/passwd", REPOSITORY / "leaderboard" / "site", REPOSITORY) == ""
+
+
+def test_record_page_is_human_readable(tmp_path: Path) -> None:
+    recs = curve({0.5: 0.9}, method="magnitude", preserved=0.8) + curve({0.5: 0.8}, schema=1,
+                                                                          method="random")
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    site = tmp_path / "site"
+    html = (site / "records" / f"{recs[0]['cell_hash']}.html").read_text()
+    for text in (f'<a href="{recs[0]["cell_hash"]}.json">raw JSON</a>', "test CPU (x86_64), 1 thread",
+                 "<td>90.0</td>", "<td>21 [IQR 19.9–22.1]</td><td>1.9 [95% CI 1.71–2.1]</td>",
+                 "<dt>Spearman of dense vs pruned maps</dt><dd>0.80</dd>", "50k → 12.5k (4× fewer)",
+                 "#pt-magnitude-0.5"):
+        assert text in html, text
+    assert json.loads((site / "records" / f"{recs[0]['cell_hash']}.json").read_text()) == recs[0]
+    old = (site / "records" / f"{recs[1]['cell_hash']}.html").read_text()
+    assert "hardware not recorded (schema 1)" in old and "<td>80.0</td>" in old
+
+
+def test_not_applicable_methods_are_named(tmp_path: Path) -> None:
+    recs = (curve({0.5: 0.9}, method="activation") + curve({0.5: 0.9}, method="magnitude")
+            + curve({0.5: 0.9}, method="magnitude", granularity="weight"))
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "settings" / SLUG.replace("channel", "weight")).with_suffix(
+        ".html").read_text()
+    assert "Not applicable at weight granularity (the method does not support it): activation." in html
 
 
 def test_leaderboard_json_holds_the_numbers_and_their_cells(tmp_path: Path) -> None:
@@ -73,30 +314,14 @@ def test_leaderboard_json_holds_the_numbers_and_their_cells(tmp_path: Path) -> N
     mag = setting["rows"][0]
     # mean curve 0.945, 0.9, 0.8 -> (0.3*0.9225 + 0.3*0.85) / 0.6 = 0.88625
     assert mag["area"]["mean"] == pytest.approx(0.88625) and mag["area"]["seeds"] == [0, 1]
+    assert mag["auc_area"]["mean"] == pytest.approx(0.9) and setting["dense_auc"]["mean"] == 0.97
     assert mag["points"][0]["acc"]["mean"] == pytest.approx(0.945)
-    assert mag["points"][0]["acc"]["std"] == pytest.approx(0.00707106781)
-    assert len(mag["points"][0]["acc"]["cells"]) == 2
     assert mag["points"][0]["acc"]["ci"] == pytest.approx([0.945 - 0.0635310, 0.945 + 0.0635310],
                                                           abs=1e-6)  # t(0.975, 1) = 12.7062
+    assert setting["dense_latency_b64"] == 40.0
     (channel,) = data["comparisons"]
-    assert channel["significance"]["methods"] == ["magnitude", "random"]
     assert channel["significance"]["p_value"] is None  # two methods: no Friedman test
     assert data["methods"][1]["description"] == EVIL
-
-
-def test_every_cited_record_is_in_the_site(tmp_path: Path) -> None:
-    render(_standard(tmp_path), tmp_path / "site")
-    page = next((tmp_path / "site" / "settings").glob("*.html"))
-    html = page.read_text()
-    cited = set(re.findall(r'href="\.\./records/([0-9a-f]{16})\.json"', html))
-    published = {p.stem for p in (tmp_path / "reports").rglob("*.json")
-                 if records.read(p)["status"] == "ok"}
-    assert cited == published
-    assert "94.5 [88.1–100.9]" in html  # ACC@0.2 of magnitude: seeds 95% and 94%, 95% t-interval
-    assert html.count('<a class="rec" href="#points">points</a>') == 2  # each curve area
-    method = (tmp_path / "site" / "methods" / "magnitude.html").read_text()
-    assert set(re.findall(r'href="\.\./records/([0-9a-f]{16})\.json"', method)) == {
-        p.stem for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")}
 
 
 def test_render_is_deterministic_and_replaces_stale_pages(tmp_path: Path) -> None:
@@ -129,20 +354,56 @@ def test_bad_reports_are_refused(tmp_path: Path) -> None:
         render(reports, tmp_path / "site")
 
 
+def test_method_styles_are_distinct_and_stable() -> None:
+    builtin = styles(PINNED)
+    assert len({s.color for s in builtin.values()}) == len({s.marker for s in builtin.values()}) == 12
+    assert set(COLORS) == {s.color for s in builtin.values()} and set(MARKER_NAMES) == {
+        s.marker for s in builtin.values()}
+    many = styles(list(PINNED) + [f"plugin-{i:03d}" for i in range(120)])
+    assert all(many[k] == builtin[k] for k in PINNED)  # plugins never restyle the built-ins
+    assert len({(s.color, s.marker) for s in many.values()}) == 132  # every method distinct
+    few = styles(["b-plugin", "a-plugin", "random"])
+    assert few["random"] == builtin["random"] and few["a-plugin"] != few["b-plugin"]
+    assert few["a-plugin"].color != few["b-plugin"].color  # the first plugins differ in colour
+    assert styles(["a-plugin"]) == {"a-plugin": few["a-plugin"]}  # by name, whatever else exists
+    assert builtin["magnitude"].at(10, 20) == "M10,20" + MARKERS["circle"]
+
+
 def test_nice_ticks_and_scales_are_exact() -> None:
     assert nice_ticks(0.2, 0.8) == [0.2, 0.4, 0.6, 0.8]
     assert nice_ticks(33.0, 95.5) == [20, 40, 60, 80, 100]
     assert nice_ticks(0.0, 0.64) == [0.0, 0.2, 0.4, 0.6, 0.8]  # raw step 0.128 -> 0.2
     assert nice_ticks(0.5, 0.5) == [0.47, 0.48, 0.49, 0.5, 0.51, 0.52, 0.53]
     ax = axes([0.2, 0.8], [30.0, 100.0], "x", "y")
-    assert (ax["sx"](0.2), ax["sx"](0.5), ax["sx"](0.8)) == (58, 274, 490)
-    assert (ax["sy"](20), ax["sy"](30), ax["sy"](100)) == (294, 259, 14)  # ticks 20..100
+    assert (ax["sx"](0.2), ax["sx"](0.5), ax["sx"](0.8)) == (58, 242, 426)  # 58..426
+    assert (ax["sy"](20), ax["sy"](30), ax["sy"](100)) == (250, 220.25, 12)  # ticks 20..100
     assert [t["label"] for t in ax["x_ticks"]] == ["0.2", "0.4", "0.6", "0.8"]
 
 
-def test_plot_geometry_in_page(tmp_path: Path) -> None:
-    render(_reports(tmp_path, curve({0.2: 0.9, 0.8: 0.3}, dense_acc=1.0)), tmp_path / "site")
-    html = next((tmp_path / "site" / "settings").glob("*.html")).read_text()
-    # x: 0.2..0.8 on 58..490; y ticks 20..100 on 294..14: 90% -> 49, 30% -> 259
-    assert 'points="58.0,49.0 490.0,259.0"' in html
-    assert 'class="ref" x1="58" x2="490" y1="14.0"' in html  # the dense model at 100%
+def test_plot_geometry_bands_and_collapsed_points(tmp_path: Path) -> None:
+    recs = []
+    for seed in (0, 1):
+        recs += curve({0.2: 0.9 - seed / 50, 0.8: 0.3}, dense_acc=1.0, seed=seed,
+                      bal_acc=None if seed else 0.34)
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "settings" / f"{SLUG}.html").read_text()
+    acc = html[html.index('id="plot-acc"'):html.index("</svg>", html.index('id="plot-acc"'))]
+    # x 0.2..0.8 on 58..426; y ticks 20..100 on 250..12: 89% -> 44.725, 30% -> 220.25
+    assert 'points="58,44.72 426,220.25"' in acc
+    assert 'class="ref" x1="58" x2="426" y1="12.0"' in acc  # the dense model at 100%
+    half = 100 * T1 * 0.01  # seeds 90% and 88%: sd 1.414 points, t * sd / sqrt(2)
+    upper, lower = 250 - (min(89 + half, 100) - 20) * 238 / 80, 250 - (89 - half - 20) * 238 / 80
+    assert f'points="58,{round(upper, 2):g} 426,220.25 426,220.25 58,{round(lower, 2):g}"' in acc
+    assert acc.count('class="pt collapsed"') == 2 and 'fill="#fff" stroke="#1f77b4"' in acc
+    assert acc.count(MARKERS["circle"]) == 2  # magnitude's marker
+
+
+def test_record_page_shows_gpu_timings_when_a_record_has_them() -> None:
+    from bench.recordpage import latency
+
+    m = make_record()["metrics"]
+    m["latency"]["gpu"] = {"hardware": "NVIDIA H100", "b1": m["latency"]["b1"], "b64": m["latency"]["b64"]}
+    block = latency(m)
+    assert block["hardware"] == "test CPU (x86_64), 1 thread; GPU: NVIDIA H100"
+    assert [r["batch"] for r in block["rows"]] == ["CPU batch 1", "CPU batch 64", "GPU batch 1", "GPU batch 64"]
+    assert block["rows"][3]["speedup"] == "1.9 [95% CI 1.71–2.1]"  # 40 ms / 21 ms

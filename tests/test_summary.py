@@ -169,3 +169,25 @@ def test_versions_are_separate_rows() -> None:
     recs = curve({0.5: 0.9}, method="magnitude") + curve({0.5: 0.8}, method="magnitude", version="2")
     rows = summarize_setting(recs).rows
     assert [(r.method, r.version, r.rank) for r in rows] == [("magnitude", "1", 1), ("magnitude", "2", 2)]
+
+
+def test_auc_area_dense_auc_and_dense_latency_are_exact() -> None:
+    recs = []
+    for seed, aucs in enumerate(((0.9, 0.7), (0.8, 0.6))):
+        recs += [make_record(acc=0.8, auc=auc, sparsity=s, seed=seed, method="taylor")
+                 for s, auc in zip((0.2, 0.8), aucs)]
+    setting = summarize_setting(recs)
+    row = setting.rows[0]
+    # per-seed AUC areas 0.8 and 0.7: mean 0.75, sd 0.0707, t(0.975, 1) = 12.7062
+    assert row.auc_area.mean == pytest.approx(0.75) and row.auc_area.n == 2
+    assert row.auc_area.ci == pytest.approx((0.75 - 12.706205 * 0.05, 0.75 + 12.706205 * 0.05), abs=1e-6)
+    assert setting.dense_auc.mean == 0.97 and setting.dense_auc.n == 2  # one per baseline
+    # recordfactory: dense latency 40 ms at batch 64 in every cell
+    assert setting.dense_latency_b64 == 40.0
+
+
+def test_auc_area_is_none_when_a_point_lacks_auc_and_schema_1_has_no_latency() -> None:
+    setting = summarize_setting(curve({0.2: 0.9, 0.8: 0.7}, auc=None))
+    assert setting.rows[0].auc_area is None and setting.dense_auc.mean == 0.97
+    old = summarize_setting(curve({0.5: 0.9}, schema=1))
+    assert old.dense_latency_b64 is None and old.rows[0].auc_area.mean == 0.9
