@@ -29,7 +29,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
 
-from .units import classifier_name, find_sites
+from .units import classifier_name, find_sites, is_attention
 
 TIE_SEED = 0x7135  # offsets the cell seed, so tie-breaking and random scores use different streams
 
@@ -137,6 +137,17 @@ class ScoreImportance(tp.importance.Importance):
         return torch.stack(parts).mean(0) if parts else None
 
 
+def dependency_graph(model: nn.Module, example: Tensor) -> tp.DependencyGraph:
+    """torch-pruning's dependency graph of ``model``, traced on one example image.
+
+    A transformer's position embedding is a bare parameter, which torch-pruning would prune
+    along its last dimension (the embedding width: never pruned here) and warns about on
+    every build; for transformers that warning is silenced (``verbose=False``)."""
+    quiet = any(is_attention(m) for m in model.modules())
+    return tp.DependencyGraph().build_dependency(model, example_inputs=example[:1],
+                                                 verbose=not quiet)
+
+
 def prune_channels(model: nn.Module, scores: dict[str, Tensor], scope: str, sparsity: float,
                    example: Tensor, seed: int = 0) -> Pruned:
     """Remove the selected channels for real through torch-pruning's dependency graph."""
@@ -144,7 +155,7 @@ def prune_channels(model: nn.Module, scores: dict[str, Tensor], scope: str, spar
     model = copy.deepcopy(model).eval()
     head = dict(model.named_modules())[classifier_name(model)]
     before = {s.name: s.shape[0] for s in find_sites(model, "channel")}
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example[:1])
+    graph = dependency_graph(model, example)
     importance = ScoreImportance(scores, {m: n for n, m in model.named_modules()})
     groups = [(g, imp) for g in graph.get_all_groups(ignored_layers=[head],
                                                      root_module_types=[nn.Conv2d, nn.Linear])
@@ -174,7 +185,7 @@ def prune_heads(model: nn.Module, scores: dict[str, Tensor], scope: str, sparsit
     sites = find_sites(model, "head")
     total = sum(s.shape[0] for s in sites)
     plan = select_lowest([scores[s.name] for s in sites], scope, sparsity, seed)
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example[:1])
+    graph = dependency_graph(model, example)
     for site, heads in zip(sites, plan.indices):
         attn = site.module
         if not len(heads):
