@@ -32,7 +32,7 @@ from typing import ClassVar, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-GRANULARITIES: tuple[str, ...] = ("channel", "weight")
+GRANULARITIES: tuple[str, ...] = ("channel", "weight", "head")
 MULTI_LABEL = "multi-label, binary-class"
 
 __all__ = [
@@ -49,11 +49,13 @@ __all__ = [
 
 @dataclass(frozen=True, eq=False)
 class Site:
-    """One prunable layer (a Conv2d or a hidden Linear) seen at one granularity.
+    """One prunable layer (a Conv2d or a hidden Linear) or attention module at one granularity.
 
     ``channel`` units are the layer's output channels / neurons, scored with shape
     ``(out_channels,)``; ``weight`` units are its individual weights, scored with the weight's
-    shape. The classifier (the model's last Linear) is never a site.
+    shape. The classifier (the model's last Linear) is never a site. ``head`` sites are
+    attention modules (timm's layout: ``num_heads``, a fused ``qkv`` Linear, ``proj``),
+    scored with shape ``(num_heads,)``; a head's *output* is its slice of ``proj``'s input.
     """
 
     name: str
@@ -62,11 +64,17 @@ class Site:
 
     @property
     def weight(self) -> Tensor:
+        """The unit-major weight: a head site's ``qkv`` weight as (heads, 3, head_dim, dim)."""
+        if self.is_head:
+            qkv = self.module.qkv.weight
+            return qkv.view(3, self.module.num_heads, -1, qkv.shape[1]).transpose(0, 1)
         return self.module.weight
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape a score tensor for this site must have."""
+        if self.is_head:
+            return (self.module.num_heads,)
         if self.granularity == "channel":
             return (self.module.weight.shape[0],)
         return tuple(self.module.weight.shape)
@@ -74,6 +82,10 @@ class Site:
     @property
     def is_conv(self) -> bool:
         return isinstance(self.module, nn.Conv2d)
+
+    @property
+    def is_head(self) -> bool:
+        return self.granularity == "head"
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,7 +124,11 @@ class Batch:
         """Sum over the batch of the true-class logits: the scalar attributions explain."""
         return (logits * self.target_mask()).sum()
 
-    def chunks(self, size: int = 64) -> Iterator["Batch"]:
+    def to(self, device: torch.device | str) -> Batch:
+        """The same batch on ``device``."""
+        return Batch(self.x.to(device), self.y.to(device), self.task, self.n_classes)
+
+    def chunks(self, size: int = 64) -> Iterator[Batch]:
         """Split into sub-batches of at most ``size`` images (bounds peak memory)."""
         for start in range(0, len(self), size):
             yield Batch(self.x[start:start + size], self.y[start:start + size],
@@ -127,7 +143,12 @@ class Method:
     description: ClassVar[str] = ""
     reference: ClassVar[str] = ""
     version: ClassVar[str] = "1"
-    granularities: ClassVar[tuple[str, ...]] = GRANULARITIES
+    # ``head`` is opt-in: a plugin scores attention heads only if it says so.
+    granularities: ClassVar[tuple[str, ...]] = ("channel", "weight")
+    # The backbone architectures (``bench.spec.ARCHITECTURES`` values: "cnn", "transformer")
+    # the method can score; None = any. Cells of other backbones are never planned, and the
+    # leaderboard shows them as "not applicable".
+    architectures: ClassVar[tuple[str, ...] | None] = None
     needs_data: ClassVar[bool] = True
     needs_grad: ClassVar[bool] = False
     # Whether the scores claim to measure each unit's effect on the output: such methods must
@@ -142,7 +163,13 @@ class Method:
 
 @dataclass
 class Capture:
-    """Inputs, outputs and output-gradients of the site modules during the last forward pass."""
+    """Inputs, outputs and output-gradients of the site modules during the last forward pass.
+
+    Outputs are channel-first, (N, C, ...): a conv's (N, C, H, W); a Linear's (N, C), or
+    (N, C, T) for token sequences (a transformer's (N, T, C) output, transposed); a head
+    site's (N, heads, T, head_dim). Each is the tensor the forward pass continues from, so
+    gradients with respect to it are the gradients at that layer.
+    """
 
     inputs: dict[str, Tensor] = field(default_factory=dict)
     outputs: dict[str, Tensor] = field(default_factory=dict)
@@ -180,9 +207,44 @@ def capture(model: nn.Module, sites: Sequence[Site]) -> Iterator[Capture]:
                 output.register_hook(store_grad)
         return hook
 
+    def tokens_hook_for(name: str):
+        hook = hook_for(name)
+
+        def tokens(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+            if output.ndim != 3:  # only token sequences are re-laid out
+                return hook(module, args, output)
+            channel_first = output.transpose(1, 2)
+            hook(module, args, channel_first)
+            return channel_first.transpose(1, 2)
+        return tokens
+
+    def heads_hook_for(site: Site):
+        store = hook_for(site.name)
+
+        def heads(proj: nn.Module, args: tuple) -> tuple:
+            x = args[0]
+            n, t, _ = x.shape
+            per_head = x.view(n, t, site.module.num_heads, -1).transpose(1, 2)
+            inputs = record.inputs.get(site.name)
+            store(site.module, (inputs,), per_head)
+            return (per_head.transpose(1, 2).reshape(n, t, -1), *args[1:])
+        return heads
+
+    def attention_input_for(name: str):
+        def keep(module: nn.Module, args: tuple) -> None:
+            record.inputs[name] = args[0]
+        return keep
+
     try:
         for site in sites:
-            handles.append(site.module.register_forward_hook(hook_for(site.name)))
+            if site.is_head:
+                handles.append(site.module.register_forward_pre_hook(
+                    attention_input_for(site.name)))
+                handles.append(site.module.proj.register_forward_pre_hook(heads_hook_for(site)))
+            elif isinstance(site.module, nn.Linear):
+                handles.append(site.module.register_forward_hook(tokens_hook_for(site.name)))
+            else:
+                handles.append(site.module.register_forward_hook(hook_for(site.name)))
         yield record
     finally:
         for handle in handles:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import device as devices
 from .data import Dataset
 
 CHUNK = 128
@@ -28,8 +29,9 @@ def recalibrate(model: nn.Module, dataset: Dataset, seed: int, images: int) -> n
         norm.train()
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(dataset.train), generator=gen)[:images]
+    where = devices.of(model)
     for start in range(0, len(idx), CHUNK):
-        model(dataset.train.x[idx[start:start + CHUNK]])
+        model(dataset.train.x[idx[start:start + CHUNK]].to(where))
     for norm in norms:
         norm.momentum = 0.1
     return model.eval()

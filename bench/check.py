@@ -2,7 +2,8 @@
 
 For each declared granularity: the plugin runs, returns one finite tensor of the right
 shape per site, gives identical scores twice under the same seed, and finishes within a
-time budget. Each failure has its own message so a contributor knows what to fix. Then the
+time budget. It runs on the requested backbone where the method applies to it at that
+granularity, else on the built-in ViT (attention heads; transformer-only methods). Each failure has its own message so a contributor knows what to fix. Then the
 soundness stage (:mod:`bench.soundness`) judges the scores on a small trained model.
 """
 
@@ -20,6 +21,7 @@ from . import data, models, plugins, soundness
 from .api import Method
 from .errors import PluginError
 from .scoring import run_method
+from .spec import applicable
 
 SEED = 0
 
@@ -82,10 +84,15 @@ def check_class(cls: type[Method], backbone: str = "smallcnn",
         return results
     dataset = data.load(data.SYNTHETIC)
     batch = data.reference_batch(dataset, 4, SEED)
-    torch.manual_seed(SEED)
-    model = models.build(backbone, dataset.info.n_channels, dataset.info.n_classes).eval()
+    built: dict[str, torch.nn.Module] = {}
     for granularity in cls.granularities:
-        outcomes = _check_granularity(cls, model, granularity, batch, budget)
+        name = (backbone if applicable(backbone, granularity, getattr(cls, "architectures", None))
+                else "vit")
+        if name not in built:
+            torch.manual_seed(SEED)
+            built[name] = models.build(name, dataset.info.n_channels,
+                                       dataset.info.n_classes).eval()
+        outcomes = _check_granularity(cls, built[name], granularity, batch, budget)
         results += outcomes
         if all(o.ok for o in outcomes):
             results.append(_soundness(cls, granularity))

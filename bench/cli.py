@@ -101,6 +101,10 @@ def run(
                                    help="Slurm time limit per task, minutes."),
     slurm_cpus: int = typer.Option(1, min=1, metavar="N", help="CPUs per Slurm task."),
     slurm_gpus: int = typer.Option(0, min=0, metavar="N", help="GPUs per Slurm task."),
+    device: Optional[str] = typer.Option(
+        None, metavar="auto|cpu|cuda",
+        help="Where tasks compute (default: the spec's, cpu); auto = cuda when present. "
+             "Records name the device; hashes do not depend on it."),
     cell_timeout: Optional[float] = typer.Option(
         None, metavar="SECONDS",
         help="Seconds a scoring or cell task may run before its worker is killed."),
@@ -127,6 +131,8 @@ def run(
         recovery=_csv(recovery, "recovery"), seeds=_ints(seeds, "seeds"))
     if transparency is not None:
         spec = dataclasses.replace(spec, transparency=transparency)
+    if device is not None:
+        spec = dataclasses.replace(spec, device=device)
     spec = specs.spec_from_dict({k: list(v) if isinstance(v, tuple) else v
                                  for k, v in spec.__dict__.items()}, spec.name)
     if cell_timeout is not None and not (math.isfinite(cell_timeout) and cell_timeout > 0):
@@ -135,7 +141,10 @@ def run(
     cache = cache or Path(os.environ.get("XPRUNE_CACHE", ".xprune-cache"))
     _check_folder_name(out_dir, "output folder")
     _check_folder_name(cache, "cache folder")
-    plan = matrix.plan(spec, out_dir, cache, retry_failed)
+    from .device import resolve
+
+    plan = matrix.plan(spec, out_dir, cache, retry_failed,
+                       resolve(spec.device, executor.value, slurm_gpus))
     print_plan(plan)
     if dry_run:
         return
@@ -156,7 +165,8 @@ def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[f
     uri, experiment = tracking_uri(), experiment_name(plan.spec.name)
     with OutputLock(plan.out):
         _make_writable(plan.out / "records", "output folder")
-        plan = matrix.plan(plan.spec, plan.out, plan.cache, retry_failed)  # now under the lock
+        plan = matrix.plan(plan.spec, plan.out, plan.cache, retry_failed,
+                           plan.device)  # now under the lock
         journal = Journal(plan.out, uri, experiment)
         if not plan.todo and journal.covers(plan.finished):
             out.print(f"nothing to do: all {len(plan.cells)} cells have records in "
@@ -165,20 +175,21 @@ def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[f
             return
         if plan.todo:
             plugins.catalogue()  # import the plugins: their versions are authoritative now
-            plan = matrix.plan(plan.spec, plan.out, plan.cache, retry_failed)
+            plan = matrix.plan(plan.spec, plan.out, plan.cache, retry_failed, plan.device)
         if executor is Executor.local:
             from .executors import LocalExecutor
 
-            runner = LocalExecutor(plan.cache, workers, cell_timeout)
+            runner = LocalExecutor(plan.cache, workers, cell_timeout, plan.device)
         else:
             from .slurm import SlurmExecutor
 
-            runner = SlurmExecutor(plan.cache, plan.out / "slurm", *slurm)
+            runner = SlurmExecutor(plan.cache, plan.out / "slurm", *slurm, device=plan.device)
         from .tracking import Tracker
 
         tracker = Tracker(experiment, plan.spec.name, {
             "spec": plan.spec.name, "cells": len(plan.cells), "new_cells": len(plan.todo),
-            "out": str(plan.out), "workers": workers, "executor": executor.value},
+            "out": str(plan.out), "workers": workers, "executor": executor.value,
+            "device": plan.device},
             uri=uri, journal=journal)
         if tracker.reaped:
             err.print(f"marked {len(tracker.reaped)} MLflow run(s) of dead coordinators KILLED")
@@ -208,11 +219,11 @@ def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
     """List methods, datasets, backbones or presets."""
     if what is Listing.methods:
         cat = plugins.metadata()
-        grid = table("method", "family", "granularities", "version", "source")
+        grid = table("method", "family", "granularities", "applies to", "version", "source")
         for name in cat.methods:
             meta = cat.methods.get(name).metadata()
-            grid.add_row(name, meta["family"], meta["granularities"], meta["version"],
-                         meta["source"])
+            grid.add_row(name, meta["family"], meta["granularities"],
+                         meta.get("architectures", "any"), meta["version"], meta["source"])
         out.print(grid)
         for name in cat.methods:
             out.print(f"[bold]{name}[/bold]")
@@ -233,9 +244,11 @@ def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
     elif what is Listing.backbones:
         from .matrix import backbone_names
 
-        grid = table("backbone", "baseline epochs")
+        grid = table("backbone", "architecture", "granularities", "baseline epochs")
         for name in backbone_names():
-            grid.add_row(name, str(specs.DEFAULT_EPOCHS.get(name, 10)))
+            arch = specs.architecture(name)
+            grid.add_row(name, arch, ", ".join(specs.ARCHITECTURE_GRANULARITIES[arch]),
+                         str(specs.DEFAULT_EPOCHS.get(name, 10)))
         out.print(grid)
     else:
         grid = table("preset", "description")

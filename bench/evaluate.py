@@ -15,6 +15,7 @@ import torch_pruning as tp
 from medmnist.evaluator import getACC, getAUC
 from torch import Tensor, nn
 
+from . import device as devices
 from .api import MULTI_LABEL
 from .data import Split
 
@@ -25,10 +26,11 @@ BINARY = "binary-class"
 def predict(model: nn.Module, x: Tensor, task: str, batch_size: int = 512) -> np.ndarray:
     """Class probabilities (softmax), or per-label probabilities (sigmoid) for multi-label."""
     model.eval()
-    outs = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    where = devices.of(model)
+    outs = [model(x[i:i + batch_size].to(where)) for i in range(0, len(x), batch_size)]
     logits = torch.cat(outs)
     probs = torch.sigmoid(logits) if task == MULTI_LABEL else torch.softmax(logits, 1)
-    return probs.numpy()
+    return probs.cpu().numpy()
 
 
 COLLAPSE_MARGIN = 0.02  # balanced accuracy within this of chance: the model has collapsed
@@ -101,13 +103,14 @@ def task_scores(model: nn.Module, split: Split, task: str) -> dict[str, float | 
 
 
 def _site_positions(model: nn.Module, example: Tensor) -> dict[str, int]:
-    """Output positions per Conv2d (H*W) / Linear (1): MACs per weight of each layer."""
+    """Output positions per Conv2d (H*W) / Linear (1, or T on T tokens): MACs per weight."""
     positions: dict[str, int] = {}
     handles = []
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             def hook(mod, args, out, name=name):
-                positions[name] = int(out[0, 0].numel()) if out.ndim == 4 else 1
+                positions[name] = (int(out[0, 0].numel()) if out.ndim == 4
+                                   else int(out.shape[1]) if out.ndim == 3 else 1)
             handles.append(module.register_forward_hook(hook))
     with torch.inference_mode():
         model.eval()(example)
@@ -116,12 +119,38 @@ def _site_positions(model: nn.Module, example: Tensor) -> dict[str, int]:
     return positions
 
 
+def attention_macs(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+    """torch-pruning counter hook for a timm-style attention module: the MACs of its
+    products, with biases counted as torch-pruning counts a Linear's (once per output).
+
+    ``qkv`` T*D*3a (+3a), q @ k^T and attn @ v T*T*a each, ``proj`` T*a*D' (+D'), for T
+    tokens of width D, a = heads * head_dim and D' = ``proj``'s outputs; softmax and the
+    scaling are not multiply-accumulates. torch-pruning's own timm hook also counts those,
+    per-token biases, and the projection as a x (a+1), which is wrong once heads are pruned.
+    """
+    batch, tokens, width = inputs[0].shape
+    a, qkv, proj = module.proj.in_features, module.qkv, module.proj
+    macs = (tokens * width * qkv.out_features + 2 * tokens * tokens * a
+            + tokens * a * proj.out_features)
+    macs += (qkv.out_features if qkv.bias is not None else 0) + (
+        proj.out_features if proj.bias is not None else 0)
+    module.__flops__ += int(batch * macs)
+
+
 def cost(model: nn.Module, example: Tensor, masks: dict[str, Tensor] | None = None) -> dict[str, int]:
-    """Parameters and MACs per image (torch-pruning's counter); masked weights count as removed.
+    """Parameters and MACs per image (torch-pruning's counter; attention modules through
+    :func:`attention_macs`); masked weights count as removed.
 
     For unstructured masks the MAC count is ShrinkBench's non-zero MACs: each zeroed weight
     removes one multiply-accumulate per output position of its layer.
     """
+    from torch_pruning.utils import op_counter
+
+    from .units import is_attention
+
+    attention = {type(m) for m in model.modules() if is_attention(m)}
+    if attention:  # consulted before its own table; reset by the counter after each count
+        op_counter.CUSTOM_MODULES_MAPPING = dict.fromkeys(attention, attention_macs)
     macs, params = tp.utils.count_ops_and_params(model, example_inputs=example[:1])
     if masks:
         positions = _site_positions(model, example[:1])

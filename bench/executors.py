@@ -42,7 +42,7 @@ def _threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def _worker_main(conn: Connection, cache_dir: str, threads: int) -> None:
+def _worker_main(conn: Connection, cache_dir: str, threads: int, device: str = "cpu") -> None:
     import torch
 
     from . import plugins
@@ -57,14 +57,14 @@ def _worker_main(conn: Connection, cache_dir: str, threads: int) -> None:
         if message is None:
             return
         kind, payload = message
-        conn.send(execute(kind, payload, Path(cache_dir)))
+        conn.send(execute(kind, payload, Path(cache_dir), device))
 
 
 class _Worker:
-    def __init__(self, ctx, cache_dir: Path, threads: int) -> None:
+    def __init__(self, ctx, cache_dir: Path, threads: int, device: str = "cpu") -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, str(cache_dir), threads),
-                                   daemon=True)
+        self.process = ctx.Process(target=_worker_main,
+                                   args=(child, str(cache_dir), threads, device), daemon=True)
         self.process.start()
         child.close()
         self.task: Task | None = None
@@ -101,12 +101,15 @@ def _check_started(worker: _Worker, ready: list) -> None:
 
 
 class LocalExecutor:
-    """Run tasks on ``workers`` processes (0 = inline in this process, no isolation)."""
+    """Run tasks on ``workers`` processes (0 = inline in this process, no isolation), each
+    computing on ``device`` (``cpu`` or ``cuda``; all workers share one GPU)."""
 
-    def __init__(self, cache_dir: Path, workers: int = 1, timeout: float | None = None) -> None:
+    def __init__(self, cache_dir: Path, workers: int = 1, timeout: float | None = None,
+                 device: str = "cpu") -> None:
         self.cache_dir = cache_dir
         self.workers = workers
         self.timeout = timeout
+        self.device = device
 
     def run(self, tasks: Iterable[Task], done: Callback) -> None:
         """Run every task; call ``done(task, outcome)`` in this process as each finishes."""
@@ -117,11 +120,12 @@ class LocalExecutor:
             from .runner import execute
 
             for task in queue:
-                done(task, execute(task.kind, task.payload, self.cache_dir))
+                done(task, execute(task.kind, task.payload, self.cache_dir, self.device))
             return
         ctx = mp.get_context("spawn")
         threads = _threads(self.workers)
-        pool = [_Worker(ctx, self.cache_dir, threads) for _ in range(min(self.workers, len(queue)))]
+        pool = [_Worker(ctx, self.cache_dir, threads, self.device)
+                for _ in range(min(self.workers, len(queue)))]
         try:
             self._loop(queue, pool, ctx, threads, done)
         finally:
@@ -152,7 +156,7 @@ class LocalExecutor:
                 if outcome is None:
                     continue
                 if not outcome["ok"] and not worker.process.is_alive():
-                    pool[i] = _Worker(ctx, self.cache_dir, threads)
+                    pool[i] = _Worker(ctx, self.cache_dir, threads, self.device)
                 else:
                     worker.task = None
                 done(task, outcome)

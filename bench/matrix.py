@@ -29,15 +29,16 @@ from typing import Any
 import yaml
 
 from . import data, plugins, records
+from .device import cache_name
 from .errors import SpecError, XPruneError
 from .registry import Registry
-from .spec import PROTOCOL, BaselineKey, Cell, Spec, expand
+from .spec import FIXED_SIZE, PROTOCOL, BaselineKey, Cell, Spec, expand
 
 log = logging.getLogger(__name__)
 
 # Rough seconds on a 2-core CPU (measured on the development machine), used by --dry-run
 # only when the output folder has no records to learn from.
-EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0}
+EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0, "vit": 4.0}
 CELL_SECONDS = {"smallcnn": 1.5, "vgg": 2.5, "resnet18": 40.0}
 TRAIN_BATCH = 128  # bench.train's batch size (imported lazily there: it needs torch)
 SCORE_SECONDS = 2.0
@@ -72,13 +73,13 @@ def backbones() -> Registry[str]:
     return registry
 
 
-def baseline_path(key: BaselineKey, cache: Path) -> Path:
+def baseline_path(key: BaselineKey, cache: Path, device: str = "cpu") -> Path:
     """Where ``bench.baseline`` caches a baseline (same layout, without importing torch)."""
-    return cache / "baselines" / f"{key.hash}.pt"
+    return cache / "baselines" / cache_name(key.hash, device)
 
 
-def score_path(key: Any, cache: Path) -> Path:
-    return cache / "scores" / f"{key.hash}.pt"
+def score_path(key: Any, cache: Path, device: str = "cpu") -> Path:
+    return cache / "scores" / cache_name(key.hash, device)
 
 
 def soundness_path(method: str, version: str, granularity: str, cache: Path) -> Path:
@@ -94,6 +95,7 @@ class Plan:
     cache: Path
     finished: set[str] = field(default_factory=set)
     learned: dict[str, float] = field(default_factory=dict)  # backbone -> mean cell seconds
+    device: str = "cpu"  # resolved: cpu or cuda (bench.device.resolve)
 
     @property
     def records_dir(self) -> Path:
@@ -105,7 +107,7 @@ class Plan:
 
     def baselines_missing(self) -> list[BaselineKey]:
         keys = dict.fromkeys(c.baseline for c in self.todo)
-        return [k for k in keys if not baseline_path(k, self.cache).is_file()]
+        return [k for k in keys if not baseline_path(k, self.cache, self.device).is_file()]
 
     def soundness_missing(self) -> list[tuple[str, str, str]]:
         """(method, version, granularity) of the cells to run whose verdict is not cached."""
@@ -114,7 +116,7 @@ class Plan:
 
     def scores_missing(self) -> list:
         keys = dict.fromkeys(c.scores for c in self.todo)
-        return [k for k in keys if not score_path(k, self.cache).is_file()]
+        return [k for k in keys if not score_path(k, self.cache, self.device).is_file()]
 
     def _train_seconds(self, key: BaselineKey) -> float:
         """Epochs (raised to reach ``min_steps``, as bench.train does) x images x rate."""
@@ -192,8 +194,12 @@ def _scan_records(folder: Path, retry_failed: bool) -> tuple[set[str], dict[str,
     return finished, {k: statistics.fmean(v) for k, v in times.items()}
 
 
-def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False) -> Plan:
-    """Resolve names, check data files (md5), expand the matrix and find finished cells."""
+def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False,
+         device: str = "cpu") -> Plan:
+    """Resolve names, check data files (md5), expand the matrix and find finished cells.
+
+    ``device`` is the resolved device kind tasks run on (it names the cache files to look for).
+    """
     catalogue = plugins.metadata()
     known_backbones = backbones()
     datasets = _resolve("dataset", spec.datasets, data.names(), data.info)
@@ -205,14 +211,20 @@ def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False) -> Plan
     for flag in datasets:
         if flag != data.SYNTHETIC:
             data.locate(flag, spec.size)
-    declared = {m: (catalogue.get(m).version, catalogue.get(m).granularities) for m in methods}
+    for backbone in backbone_list:
+        if FIXED_SIZE.get(backbone, spec.size) != spec.size:
+            raise SpecError(f"backbone {backbone} is built for {FIXED_SIZE[backbone]} px images, "
+                            f"not size {spec.size}")
+    declared = {m: (catalogue.get(m).version, catalogue.get(m).granularities,
+                    catalogue.get(m).architectures) for m in methods}
     spec = Spec(**{**spec.__dict__, "datasets": tuple(datasets),
                    "backbones": tuple(backbone_list), "methods": tuple(methods)})
     cells = expand(spec, declared)
     if not cells:
-        raise SpecError("the matrix is empty: no method supports the requested granularities")
+        raise SpecError("the matrix is empty: no method supports the requested granularities "
+                        "on the requested backbones")
     finished, learned = _scan_records(Path(out) / "records", retry_failed)
-    return Plan(spec, cells, Path(out), Path(cache), finished, learned)
+    return Plan(spec, cells, Path(out), Path(cache), finished, learned, device)
 
 
 def write_spec(p: Plan) -> None:
@@ -294,7 +306,7 @@ def _log_baselines(p: Plan, tracker, failed: dict[str, str]) -> None:
         if key.hash in logged or key.hash in failed:
             continue
         try:
-            entry = cache.load(baseline_path(key, p.cache))
+            entry = cache.load(baseline_path(key, p.cache, p.device))
         except (OSError, cache.CorruptEntry):
             continue  # recomputed by the cell that needs it; logged by a later run
         tracker.log_baseline(key.__dict__ | {"hash": key.hash}, entry)

@@ -95,6 +95,9 @@ def method_context(method: str, metas: list[dict], settings: list[Setting], name
         versions.append({**m, "label": label, "reference_parts": reference_parts(m["reference"]),
                          "source_href": source_href(m.get("source", ""), site, repo),
                          "soundness": soundness(m),
+                         "applies_to": ("every backbone" if m.get("architectures", "any") == "any"
+                                        else f"{m['architectures'].replace(',', ', ')} backbones "
+                                        "only (not applicable to the others: never run there)"),
                          "granularities": ", ".join(sorted({s.key.granularity for s, r in pairs
                                                             if r.version == m["version"]})),
                          "compared": comparisons_of(label, comparisons)})

@@ -1,8 +1,11 @@
-"""Backbones sized for MedMNIST: ResNet-18 with a 28-px stem, a small VGG with BN, a small CNN.
+"""Backbones sized for MedMNIST: ResNet-18 with a 28-px stem, a small VGG with BN, a small CNN,
+and a small Vision Transformer.
 
-Every backbone is built from torchvision's blocks where they fit and ends in one Linear
-classifier (the model's last Linear, which the engine never prunes). Activations are not
-in-place, so hooks may read any layer's output.
+Every backbone is built from torchvision's (or timm's) blocks where they fit and ends in one
+Linear classifier (the model's last Linear, which the engine never prunes). Activations are
+not in-place, so hooks may read any layer's output. ``bench.spec.ARCHITECTURES`` names each
+backbone's architecture (cnn / transformer), which decides the granularities it offers and
+the methods that apply to it.
 """
 
 from __future__ import annotations
@@ -73,6 +76,25 @@ def smallcnn(in_channels: int, n_classes: int) -> nn.Module:
         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, n_classes),
     )
+
+
+# The ViT for 28 px: 4x4 patches -> 7x7 = 49 tokens, no class token (average-pooled tokens,
+# then LayerNorm and the classifier), 4 blocks of 6 heads (head_dim 16), MLP ratio 2.
+VIT_CONFIG = {"patch_size": 4, "embed_dim": 96, "depth": 4, "num_heads": 6, "mlp_ratio": 2.0,
+              "class_token": False, "global_pool": "avg", "qkv_bias": True}
+
+
+@BACKBONES.register("vit")
+def vit(in_channels: int, n_classes: int, size: int = 28) -> nn.Module:
+    """timm's ``VisionTransformer`` configured for 28-px images (``VIT_CONFIG``).
+
+    Its classifier is ``head`` (never pruned); ``channel`` units are the MLP hidden neurons
+    (``blocks.i.mlp.fc1``) and ``head`` units the attention heads (``blocks.i.attn``).
+    """
+    from timm.models.vision_transformer import VisionTransformer
+
+    return _no_inplace(VisionTransformer(img_size=size, in_chans=in_channels,
+                                         num_classes=n_classes, **VIT_CONFIG))
 
 
 def build(name: str, in_channels: int, n_classes: int) -> nn.Module:

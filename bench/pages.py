@@ -272,6 +272,7 @@ def setting_context(setting: Setting, names: dict, styles: dict[str, Style],
             "methods": tables[0].context("../"), "points": tables[1].context("../"),
             "plots": setting_plots(setting, names, styles), "legend_entries": legend(rows, styles),
             "not_applicable": ", ".join(absent.get("not_applicable", [])),
+            "not_for_backbone": ", ".join(absent.get("not_for_backbone", [])),
             "not_run": ", ".join(absent.get("not_run", []))}, tables
 
 

@@ -44,7 +44,7 @@ _PACKAGED = Path(__file__).resolve().parent / "methods"
 BUILTIN_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "methods"
 ENGINE_DIR = Path(__file__).resolve().parent
 REQUIRED = ("name", "family", "description", "reference", "version")
-META_CACHE_VERSION = 1
+META_CACHE_VERSION = 2  # 2: architectures
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,17 @@ class MethodEntry:
     def granularities(self) -> tuple[str, ...]:
         return tuple(self.cls.granularities)
 
+    @property
+    def architectures(self) -> tuple[str, ...] | None:
+        return _architectures(self.metadata()["architectures"])
+
     def metadata(self) -> dict[str, str]:
         c = self.cls
+        archs = getattr(c, "architectures", None)
         return {"name": c.name, "family": c.family, "description": c.description,
                 "reference": c.reference, "version": str(c.version), "source": self.source,
-                "granularities": ",".join(c.granularities)}
+                "granularities": ",".join(c.granularities),
+                "architectures": "any" if archs is None else ",".join(archs)}
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,10 @@ class MethodInfo:
         return tuple(self.meta["granularities"].split(","))
 
     @property
+    def architectures(self) -> tuple[str, ...] | None:
+        return _architectures(self.meta.get("architectures", "any"))
+
+    @property
     def source(self) -> str:
         return self.meta["source"]
 
@@ -100,6 +110,11 @@ class MethodInfo:
 
 
 Entry = Union[MethodEntry, MethodInfo]
+
+
+def _architectures(text: str) -> tuple[str, ...] | None:
+    """The metadata form of ``Method.architectures`` ("any" or "cnn,transformer") parsed."""
+    return None if text == "any" else tuple(text.split(","))
 
 
 @dataclass
@@ -156,11 +171,16 @@ def _names_declared_by(source: str) -> set[str]:
 def metadata_problems(cls: type) -> list[str]:
     """What is missing or wrong in a plugin class's declarations (empty list = fine)."""
     from .api import GRANULARITIES, Method
+    from .spec import ARCHITECTURE_GRANULARITIES
 
     problems = [f"{attr} is empty" for attr in REQUIRED if not str(getattr(cls, attr, "")).strip()]
     grans = getattr(cls, "granularities", ())
     if not grans or not set(grans) <= set(GRANULARITIES):
         problems.append(f"granularities {tuple(grans)!r} must be a non-empty subset of {GRANULARITIES}")
+    archs = getattr(cls, "architectures", None)
+    if archs is not None and (not archs or not set(archs) <= set(ARCHITECTURE_GRANULARITIES)):
+        problems.append(f"architectures {archs!r} must be None or a non-empty subset of "
+                        f"{tuple(ARCHITECTURE_GRANULARITIES)}")
     if not callable(getattr(cls, "score", None)) or cls.score is Method.score:
         problems.append("score() is not implemented")
     return problems

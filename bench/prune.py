@@ -7,6 +7,9 @@
   mode silently skips a layer that would lose too much, missing the target).
 * ``weight``: unstructured masks through ``torch.nn.utils.prune`` (kept during fine-tuning,
   made permanent by :func:`finalize`).
+* ``head``: torch-pruning removes whole attention heads: the heads' input channels of the
+  output projection, which its dependency graph couples to their q, k and v rows of the
+  fused ``qkv`` projection (through the reshape / unbind / attention ops it traces).
 
 Scopes: ``layer`` removes the same fraction of every layer; ``global`` ranks all units at
 once after L1-normalising each layer's scores (Yeom et al. 2021). No layer ever loses all
@@ -26,7 +29,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
 
-from .units import classifier_name, find_sites
+from .units import classifier_name, find_sites, is_attention
 
 TIE_SEED = 0x7135  # offsets the cell seed, so tie-breaking and random scores use different streams
 
@@ -134,6 +137,17 @@ class ScoreImportance(tp.importance.Importance):
         return torch.stack(parts).mean(0) if parts else None
 
 
+def dependency_graph(model: nn.Module, example: Tensor) -> tp.DependencyGraph:
+    """torch-pruning's dependency graph of ``model``, traced on one example image.
+
+    A transformer's position embedding is a bare parameter, which torch-pruning would prune
+    along its last dimension (the embedding width: never pruned here) and warns about on
+    every build; for transformers that warning is silenced (``verbose=False``)."""
+    quiet = any(is_attention(m) for m in model.modules())
+    return tp.DependencyGraph().build_dependency(model, example_inputs=example[:1],
+                                                 verbose=not quiet)
+
+
 def prune_channels(model: nn.Module, scores: dict[str, Tensor], scope: str, sparsity: float,
                    example: Tensor, seed: int = 0) -> Pruned:
     """Remove the selected channels for real through torch-pruning's dependency graph."""
@@ -141,7 +155,7 @@ def prune_channels(model: nn.Module, scores: dict[str, Tensor], scope: str, spar
     model = copy.deepcopy(model).eval()
     head = dict(model.named_modules())[classifier_name(model)]
     before = {s.name: s.shape[0] for s in find_sites(model, "channel")}
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example[:1])
+    graph = dependency_graph(model, example)
     importance = ScoreImportance(scores, {m: n for n, m in model.named_modules()})
     groups = [(g, imp) for g in graph.get_all_groups(ignored_layers=[head],
                                                      root_module_types=[nn.Conv2d, nn.Linear])
@@ -155,6 +169,35 @@ def prune_channels(model: nn.Module, scores: dict[str, Tensor], scope: str, spar
     removed = sum(before[n] - after[n] for n in before)
     return Pruned(model, {}, removed / sum(before.values()), time.perf_counter() - start,
                   plan.tie_share)
+
+
+def prune_heads(model: nn.Module, scores: dict[str, Tensor], scope: str, sparsity: float,
+                example: Tensor, seed: int = 0) -> Pruned:
+    """Remove the selected attention heads for real (torch-pruning, qkv/proj coupled).
+
+    Heads are chosen by :func:`select_lowest` on the head scores; for each attention module
+    the chosen heads' slices of ``proj``'s input are the root of one torch-pruning group,
+    which also removes their q, k and v rows of ``qkv``. ``num_heads`` (and timm's
+    ``attn_dim``) are updated so the module's forward reshapes to the heads that are left.
+    """
+    start = time.perf_counter()
+    model = copy.deepcopy(model).eval()
+    sites = find_sites(model, "head")
+    total = sum(s.shape[0] for s in sites)
+    plan = select_lowest([scores[s.name] for s in sites], scope, sparsity, seed)
+    graph = dependency_graph(model, example)
+    for site, heads in zip(sites, plan.indices):
+        attn = site.module
+        if not len(heads):
+            continue
+        size = attn.proj.in_features // attn.num_heads
+        idxs = torch.cat([torch.arange(h * size, (h + 1) * size) for h in sorted(heads.tolist())])
+        graph.get_pruning_group(attn.proj, tp.prune_linear_in_channels, idxs.tolist()).prune()
+        attn.num_heads -= len(heads)
+        if hasattr(attn, "attn_dim"):
+            attn.attn_dim = attn.num_heads * size
+    removed = total - sum(s.shape[0] for s in find_sites(model, "head"))
+    return Pruned(model, {}, removed / total, time.perf_counter() - start, plan.tie_share)
 
 
 def weight_masks(scores: dict[str, Tensor], scope: str, sparsity: float,
@@ -177,7 +220,8 @@ def prune_weights(model: nn.Module, scores: dict[str, Tensor], scope: str,
     masks, plan = weight_masks(scores, scope, sparsity, seed)
     modules = dict(model.named_modules())
     for name, mask in masks.items():
-        torch_prune.custom_from_mask(modules[name], "weight", mask)
+        torch_prune.custom_from_mask(modules[name], "weight",
+                                     mask.to(modules[name].weight.device))
     total = sum(m.numel() for m in masks.values())
     zeros = sum(int((m == 0).sum()) for m in masks.values())
     return Pruned(model, masks, zeros / total, time.perf_counter() - start, plan.tie_share)
@@ -188,6 +232,8 @@ def prune(model: nn.Module, scores: dict[str, Tensor], granularity: str, scope: 
     """Prune a copy of ``model``; the original is left untouched. ``seed`` breaks score ties."""
     if granularity == "channel":
         return prune_channels(model, scores, scope, sparsity, example, seed)
+    if granularity == "head":
+        return prune_heads(model, scores, scope, sparsity, example, seed)
     return prune_weights(model, scores, scope, sparsity, seed)
 
 

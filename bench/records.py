@@ -39,7 +39,7 @@ CELL_FIELDS = {
     "backbone": {"type": "string"},
     "method": {"type": "string"},
     "method_version": {"type": "string"},
-    "granularity": {"enum": ["channel", "weight"]},
+    "granularity": {"enum": ["channel", "weight", "head"]},  # head: added within schema 2
     "scope": {"enum": ["layer", "global"]},
     "sparsity": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
     "recovery": {"type": "string", "pattern": r"^(none|bnrecal|finetune:[1-9][0-9]*)$"},
@@ -136,9 +136,13 @@ METRIC_FIELDS_V2 = {
     "collapsed": {"type": "boolean"},
     "mac_reduction": _NUM,
     "tie_share": {"type": "number", "minimum": 0, "maximum": 1},
+    # CPU latency always; ``gpu`` (same timings on the GPU) only for cells run with CUDA
     "latency": {"type": "object", "required": ["hardware", "threads", "b1", "b64"],
                 "properties": {"hardware": {"type": "string"}, "threads": {"type": "integer"},
-                               "b1": _TIMING, "b64": _TIMING}},
+                               "b1": _TIMING, "b64": _TIMING,
+                               "gpu": {"type": "object", "required": ["hardware", "b1", "b64"],
+                                       "properties": {"hardware": {"type": "string"},
+                                                      "b1": _TIMING, "b64": _TIMING}}}},
     "transparency": {"oneOf": [{"type": "null"}, _TRANSPARENCY]},
 }
 SCHEMA: dict[str, Any] = {

@@ -31,6 +31,7 @@ from .pages import dataset_context, index_context, metrics_context, setting_cont
 from .plots import cd_diagram, method_heatmaps
 from .publish import safe_name
 from .recordpage import record_context
+from .spec import architecture
 from .summary import Comparison, Setting, setting_key, summarize
 from .svg import styles as method_styles
 from .tables import Table, write_downloads
@@ -110,9 +111,11 @@ class _Writer:
             self.summary.downloads += len(write_downloads(table, self.out))
 
 
-def _absent(settings: list[Setting], names: dict) -> dict[str, dict[str, list[str]]]:
-    """Per setting: methods not applicable at its granularity (never run at it anywhere) and
-    methods applicable but not run in it."""
+def _absent(settings: list[Setting], names: dict,
+            metas: dict[tuple[str, str], dict]) -> dict[str, dict[str, list[str]]]:
+    """Per setting: methods not applicable at its granularity (never run at it anywhere) or
+    to its backbone (their metadata's ``architectures`` exclude the backbone's), and methods
+    applicable but not run in it."""
     every = sorted(set(names.values()))
     by_gran: dict[str, set[str]] = defaultdict(set)
     for s in settings:
@@ -120,9 +123,15 @@ def _absent(settings: list[Setting], names: dict) -> dict[str, dict[str, list[st
     out = {}
     for s in settings:
         here = {names[r.method, r.version] for r in s.rows}
+        excluded = {names[k] for k, meta in metas.items()
+                    if meta.get("architectures", "any") != "any"
+                    and architecture(s.key.backbone) not in meta["architectures"].split(",")}
         out[s.key.slug] = {
             "not_applicable": [n for n in every if n not in by_gran[s.key.granularity]],
-            "not_run": [n for n in sorted(by_gran[s.key.granularity]) if n not in here]}
+            "not_for_backbone": [n for n in sorted(by_gran[s.key.granularity])
+                                 if n in excluded and n not in here],
+            "not_run": [n for n in sorted(by_gran[s.key.granularity])
+                        if n not in here and n not in excluded]}
     return out
 
 
@@ -148,7 +157,7 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
     w.page("index.html", "index.j2", *index_context(
         settings, comparisons, names, styles, figures, methods_overview(metas, names, settings), failed))
     w.page("metrics.html", "metrics.j2", metrics_context())
-    absent = _absent(settings, names)
+    absent = _absent(settings, names, metas)
     for s in settings:
         w.page(f"settings/{s.key.slug}.html", "setting.j2",
                *setting_context(s, names, styles, absent[s.key.slug]))

@@ -8,6 +8,7 @@ runs for any task (baseline, scores or cell); exceptions become one-line failure
 
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
 import platform
@@ -19,8 +20,8 @@ from typing import Any
 
 import torch
 
-from . import (__version__, baseline, data, evaluate, plugins, prune, recover, scoring,
-               soundness, transparency)
+from . import (__version__, baseline, data, device as devices, evaluate, plugins, prune,
+               recover, scoring, soundness, transparency)
 from .errors import XPruneError
 from .records import SCHEMA_VERSION
 from .spec import BaselineKey, Cell, ScoreKey
@@ -28,14 +29,15 @@ from .spec import BaselineKey, Cell, ScoreKey
 LATENCY_REPEATS = {1: 21, 64: 11}  # interleaved dense/pruned pairs per batch size
 
 
-def run_cell(cell: Cell, cache_dir: Path) -> dict[str, Any]:
-    """Run one cell and return its metrics (everything a record's ``metrics`` holds)."""
+def run_cell(cell: Cell, cache_dir: Path, device: str = "cpu") -> dict[str, Any]:
+    """Run one cell on ``device`` and return its metrics (everything a record's ``metrics``
+    holds). Latency is measured on the CPU always, and on the GPU too for a CUDA cell."""
     dataset = data.load(cell.dataset, cell.size)
     info, test = dataset.info, dataset.test
-    example = test.x[:1]
+    example = test.x[:1].to(device)
 
-    model, base_meta = baseline.get(cell.baseline, dataset, cache_dir)
-    scored = scoring.get(cell.scores, model, dataset, cache_dir)
+    model, base_meta = baseline.get(cell.baseline, dataset, cache_dir, device)
+    scored = scoring.get(cell.scores, model, dataset, cache_dir, device)
 
     pruned = prune.prune(model, scored["scores"], cell.granularity, cell.scope, cell.sparsity,
                          example, cell.seed)
@@ -48,11 +50,15 @@ def run_cell(cell: Cell, cache_dir: Path) -> dict[str, Any]:
 
     dense_cost = evaluate.cost(model, example)
     pruned_cost = evaluate.cost(final, example, pruned.masks)
-    latency = {f"b{b}": evaluate.cached_latency(model, final, example, b, reps, cache_dir)
-               for b, reps in LATENCY_REPEATS.items()}
+    latency = cpu_latency(model, final, example, cache_dir)
+    if device != "cpu":  # not cached: the latency cache is keyed by the CPU
+        latency["gpu"] = {"hardware": devices.describe(device)["gpu"], **{
+            f"b{b}": evaluate.latency(model, final, example, b, reps)
+            for b, reps in LATENCY_REPEATS.items()}}
     explained = (transparency.stage(
         model, final, test.x, test.y, info.n_classes, info.multi_label, cell.seed,
-        cache_dir / "transparency" / f"{cell.baseline.hash}-v{transparency.STAGE_VERSION}.pt",
+        cache_dir / "transparency" / devices.cache_name(
+            f"{cell.baseline.hash}-v{transparency.STAGE_VERSION}", device),
         transparency.showcase(cell.seed, cell.sparsity, cell.scope, cell.recovery))
         if cell.transparency else None)
     return {
@@ -69,8 +75,7 @@ def run_cell(cell: Cell, cache_dir: Path) -> dict[str, Any]:
         "mac_reduction": dense_cost["macs"] / pruned_cost["macs"],
         "achieved_sparsity": pruned.achieved_sparsity,
         "tie_share": pruned.tie_share,
-        "latency": {"hardware": evaluate.hardware(), "threads": evaluate.LATENCY_THREADS,
-                    **latency},
+        "latency": latency,
         "transparency": explained,
         "score_seconds": scored["seconds"],
         "prune_seconds": pruned.seconds,
@@ -78,29 +83,45 @@ def run_cell(cell: Cell, cache_dir: Path) -> dict[str, Any]:
     }
 
 
-def execute(kind: str, payload: dict[str, Any], cache_dir: Path) -> dict[str, Any]:
-    """Run one task in this process; never raises (errors are returned as one line)."""
+def cpu_latency(model: torch.nn.Module, final: torch.nn.Module, example: torch.Tensor,
+                cache_dir: Path) -> dict[str, Any]:
+    """Interleaved CPU latency of the dense and pruned model, cached per architecture pair
+    (``evaluate.cached_latency``); a GPU cell's models are timed as CPU copies."""
+    if example.device.type != "cpu":
+        model, final = (copy.deepcopy(m).cpu() for m in (model, final))
+        example = example.cpu()
+    return {"hardware": evaluate.hardware(), "threads": evaluate.LATENCY_THREADS,
+            **{f"b{b}": evaluate.cached_latency(model, final, example, b, reps, cache_dir)
+               for b, reps in LATENCY_REPEATS.items()}}
+
+
+def execute(kind: str, payload: dict[str, Any], cache_dir: Path,
+            device: str = "cpu") -> dict[str, Any]:
+    """Run one task in this process on ``device`` (``cpu`` or ``cuda``); never raises (errors
+    are returned as one line)."""
     start = time.perf_counter()
     try:
+        determinism = devices.configure(device)
         if kind == "baseline":
             key = BaselineKey(**payload)
-            _, meta = baseline.get(key, data.load(key.dataset, key.size), cache_dir)
+            _, meta = baseline.get(key, data.load(key.dataset, key.size), cache_dir, device)
             result: dict[str, Any] = {"test": meta["test"]}
         elif kind == "scores":
             key = ScoreKey(BaselineKey(**payload["baseline"]), **{
                 k: v for k, v in payload.items() if k != "baseline"})
             dataset = data.load(key.baseline.dataset, key.baseline.size)
-            model, _ = baseline.get(key.baseline, dataset, cache_dir)
-            result = {"seconds": scoring.get(key, model, dataset, cache_dir)["seconds"]}
+            model, _ = baseline.get(key.baseline, dataset, cache_dir, device)
+            result = {"seconds": scoring.get(key, model, dataset, cache_dir, device)["seconds"]}
         elif kind == "soundness":
             result = {"verdict": soundness.verdict(payload["method"], payload["granularity"],
                                                    cache_dir)}
         else:
             cell = Cell.from_dict(payload)
-            result = {"metrics": run_cell(cell, cache_dir),
+            result = {"metrics": run_cell(cell, cache_dir, device),
                       "soundness": soundness.verdict(cell.method, cell.granularity, cache_dir)}
         return {"ok": True, "seconds": time.perf_counter() - start,
-                "threads": torch.get_num_threads(), **result}
+                "threads": torch.get_num_threads(), "device": devices.describe(device),
+                "determinism": determinism, **result}
     except Exception as exc:  # a failing cell must not take the matrix down
         return {"ok": False, "seconds": time.perf_counter() - start, "error": one_line(exc)}
 
@@ -122,6 +143,8 @@ def make_record(cell: Cell, outcome: dict[str, Any]) -> dict[str, Any]:
         method = {k: "" for k in ("family", "description", "reference", "source")}
         method |= {"name": cell.method, "version": cell.method_version}
     method["soundness"] = outcome.get("soundness") or "not checked"
+    method["architectures"] = method.get("architectures", "any")
+    run_on = outcome.get("device") or {"kind": "cpu", "gpu": None}
     return {
         "schema_version": SCHEMA_VERSION,
         "cell_hash": cell.hash,
@@ -133,6 +156,8 @@ def make_record(cell: Cell, outcome: dict[str, Any]) -> dict[str, Any]:
                     "synthetic": info.synthetic, "md5": _md5(cell)},
         "metrics": outcome.get("metrics") if outcome["ok"] else None,
         "provenance": provenance() | {
+            "device": run_on,
+            "determinism": outcome.get("determinism") or provenance()["determinism"],
             "torch_threads": outcome.get("threads", torch.get_num_threads()),
             "baseline_hash": cell.baseline.hash, "score_hash": cell.scores.hash,
             "seconds": round(outcome.get("seconds", 0.0), 3),

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from . import cache, plugins
+from . import device as devices
 from .api import Batch, Method, Site
 from .data import Dataset, reference_batch
 from .errors import PluginError
@@ -74,12 +75,17 @@ def run_method(cls: type[Method], model: nn.Module, granularity: str, batch: Bat
     return validate(cls.name, raw, sites), seconds
 
 
-def get(key: ScoreKey, model: nn.Module, dataset: Dataset, cache_dir: Path) -> dict[str, Any]:
-    """Cached ``{"scores", "seconds"}`` for a score key (computed on first use)."""
+def get(key: ScoreKey, model: nn.Module, dataset: Dataset, cache_dir: Path,
+        device: str = "cpu") -> dict[str, Any]:
+    """Cached ``{"scores", "seconds"}`` for a score key (computed on first use, on the
+    model's device; scores are stored on the CPU)."""
     def compute() -> dict[str, Any]:
         batch = reference_batch(dataset, key.reference_per_class, key.baseline.seed)
+        if device != "cpu":
+            batch = batch.to(devices.of(model))
         scores, seconds = run_method(plugins.get(key.method).cls, model, key.granularity, batch,
                                      key.baseline.seed)
         return {"scores": scores, "seconds": seconds, "key": key.hash}
 
-    return cache.get_or_compute(cache_dir / "scores" / f"{key.hash}.pt", compute)
+    return cache.get_or_compute(cache_dir / "scores" / devices.cache_name(key.hash, device),
+                                compute)

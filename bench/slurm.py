@@ -78,21 +78,26 @@ class _Executor(submitit.SlurmExecutor):
     job_class = _Job
 
 
-def run_task(kind: str, payload: dict[str, Any], cache_dir: str, threads: int) -> dict[str, Any]:
-    """What one array element runs: ``execute`` with torch limited to the job's CPUs."""
+def run_task(kind: str, payload: dict[str, Any], cache_dir: str, threads: int,
+             device: str = "cpu") -> dict[str, Any]:
+    """What one array element runs: ``execute`` on ``device``, torch limited to the job's CPUs."""
     import torch
 
     torch.set_num_threads(threads)
-    return execute(kind, payload, Path(cache_dir))
+    return execute(kind, payload, Path(cache_dir), device)
 
 
 class SlurmExecutor:
-    """Run tasks as Slurm job arrays; ``folder`` holds submitit's scripts and logs."""
+    """Run tasks as Slurm job arrays; ``folder`` holds submitit's scripts and logs.
+
+    ``gpus`` per task become ``#SBATCH --gpus-per-node=N`` (submitit's ``gpus_per_node``;
+    one task per node-share of an array element); ``device`` is what each task computes on.
+    """
 
     def __init__(self, cache_dir: Path, folder: Path, partition: str | None = None,
                  time_min: int = 60, gpus: int = 0, cpus: int = 1, array_parallelism: int = 64,
                  extra: dict[str, Any] | None = None, poll: float = 2.0,
-                 job_name: str = "xprune") -> None:
+                 job_name: str = "xprune", device: str = "cpu") -> None:
         self.cache_dir = Path(cache_dir)
         self.folder = Path(folder)
         self.partition = partition
@@ -103,11 +108,20 @@ class SlurmExecutor:
         self.extra = dict(extra or {})
         self.poll = poll
         self.job_name = job_name
+        self.device = device
 
     def _executor(self) -> _Executor:
+        params = self.parameters()
+        executor = _Executor(folder=self.folder.absolute() / "%j")
+        executor.update_parameters(**params)
+        return executor
+
+    def parameters(self) -> dict[str, Any]:
+        """submitit's ``SlurmExecutor.update_parameters`` arguments for this executor."""
         if self.time_min < 1 or self.cpus < 1 or self.gpus < 0 or self.array_parallelism < 1:
             raise SlurmError("slurm: time_min, cpus and array_parallelism must be >= 1, gpus >= 0")
-        executor = _Executor(folder=self.folder.absolute() / "%j")
+        if self.device == "cuda" and self.gpus < 1:
+            raise SlurmError("slurm: device cuda needs gpus >= 1 per task")
         params: dict[str, Any] = {"time": self.time_min, "cpus_per_task": self.cpus,
                                   "array_parallelism": self.array_parallelism,
                                   "job_name": self.job_name}
@@ -117,8 +131,7 @@ class SlurmExecutor:
             params["gpus_per_node"] = self.gpus
         if self.extra:
             params["additional_parameters"] = self.extra
-        executor.update_parameters(**params)
-        return executor
+        return params
 
     def submit(self, tasks: list[Task]) -> list[_Job]:
         """Submit ``tasks`` as one job array (one element per task); return its jobs."""
@@ -126,7 +139,7 @@ class SlurmExecutor:
         try:
             jobs = executor.map_array(
                 run_task, [t.kind for t in tasks], [t.payload for t in tasks],
-                [str(self.cache_dir.absolute())] * n, [self.cpus] * n)
+                [str(self.cache_dir.absolute())] * n, [self.cpus] * n, [self.device] * n)
         except (FailedSubmissionError, OSError, subprocess.SubprocessError) as exc:
             raise SlurmError(f"slurm submission failed: {one_line(exc)}") from None
         # submitit builds array elements as plain SlurmJob (sacct only); watch ours instead

@@ -1,7 +1,9 @@
 """Soundness of a criterion on a small *trained* model: does it rank units by what they do?
 
 Run on the built-in smallcnn trained for a few seconds on the synthetic set, at every
-granularity the method declares:
+granularity the method declares; attention heads, and methods that do not apply to CNNs
+(``lrp-attn``), are judged the same way on the built-in ViT trained on the synthetic set
+(three MLP neurons of block 1 and two heads of block 2 made zero-effect):
 
 1. **Zero-effect units.** Four channels of the second conv and two neurons of the hidden
    Linear get their outgoing weights zeroed (they cannot change the output) and their own
@@ -35,14 +37,26 @@ from . import baseline, cache, data, models, plugins
 from .api import Batch, Method, capture
 from .errors import PluginError
 from .scoring import run_method
-from .spec import BaselineKey
-from .units import find_sites, scoring_copy
+from .spec import BaselineKey, applicable
+from .units import find_sites, is_attention, scoring_copy
 
 TIE_LIMIT = 0.01
 SCALE = 4.0
 # site -> (zero-effect units, the consumer whose input weights for them are zeroed)
 ZERO_EFFECT = {"4": ((3, 11, 19, 27), "8"), "13": ((5, 40), "15")}
 TRAINED = BaselineKey(data.SYNTHETIC, 28, "smallcnn", seed=0, epochs=8, min_steps=0)
+# The ViT (test accuracy 1.0 on the synthetic set after 8 epochs); a head's consumer is the
+# attention projection, whose input columns for the head are zeroed.
+VIT_ZERO_EFFECT = {"blocks.1.mlp.fc1": ((5, 40, 77), "blocks.1.mlp.fc2"),
+                   "blocks.2.attn": ((1, 4), "blocks.2.attn.proj")}
+TRAINED_VIT = BaselineKey(data.SYNTHETIC, 28, "vit", seed=0, epochs=8, min_steps=0)
+
+
+def soundness_backbone(cls: type[Method], granularity: str) -> BaselineKey:
+    """The smallcnn, or the ViT for heads and for methods that do not apply to CNNs."""
+    cnn = granularity != "head" and applicable("smallcnn", granularity,
+                                                getattr(cls, "architectures", None))
+    return TRAINED if cnn else TRAINED_VIT
 SEED = 0
 
 
@@ -71,30 +85,43 @@ def subject_to_zero_effect(cls: type[Method]) -> bool:
     return bool(cls.needs_data) and bool(getattr(cls, "effect_based", True))
 
 
-@functools.lru_cache(maxsize=2)
-def _trained(cache_dir: str | None) -> nn.Module:
+@functools.lru_cache(maxsize=4)
+def _trained(cache_dir: str | None, key: BaselineKey = TRAINED) -> nn.Module:
     dataset = data.load(data.SYNTHETIC)
     if cache_dir is None:
-        entry = baseline.train(TRAINED, dataset)
-        model = models.build("smallcnn", 1, dataset.info.n_classes)
+        entry = baseline.train(key, dataset)
+        model = models.build(key.backbone, 1, dataset.info.n_classes)
         model.load_state_dict(entry["state_dict"])
         return model.eval()
-    return baseline.get(TRAINED, dataset, Path(cache_dir))[0]
+    return baseline.get(key, dataset, Path(cache_dir))[0]
 
 
-def trained_model(cache_dir: Path | None = None) -> nn.Module:
+def trained_model(cache_dir: Path | None = None, key: BaselineKey = TRAINED) -> nn.Module:
     """A private copy of the small trained model (cached per process, and on disk if asked)."""
-    return copy.deepcopy(_trained(None if cache_dir is None else str(cache_dir)))
+    return copy.deepcopy(_trained(None if cache_dir is None else str(cache_dir), key))
+
+
+def zero_effect_table(model: nn.Module) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The zero-effect units of a soundness model: ZERO_EFFECT, or VIT_ZERO_EFFECT."""
+    return VIT_ZERO_EFFECT if any(is_attention(m) for m in model.modules()) else ZERO_EFFECT
 
 
 @torch.no_grad()
 def with_zero_effect_units(model: nn.Module) -> nn.Module:
-    """A copy whose ZERO_EFFECT units cannot change the output, with 4x larger own weights."""
+    """A copy whose zero-effect units cannot change the output, with 4x larger own weights
+    (a head: its q, k and v rows of ``qkv``; its columns of ``proj`` are zeroed)."""
     out = copy.deepcopy(model)
     modules = dict(out.named_modules())
-    for site, (units, consumer) in ZERO_EFFECT.items():
-        idx = torch.tensor(units)
-        modules[site].weight[idx] *= SCALE
+    for site, (units, consumer) in zero_effect_table(model).items():
+        idx, own = torch.tensor(units), modules[site]
+        if is_attention(own):
+            width = own.proj.in_features // own.num_heads
+            idx = torch.cat([torch.arange(h * width, (h + 1) * width) for h in units])
+            own = own.qkv
+            rows = torch.cat([idx + part * width * modules[site].num_heads for part in range(3)])
+            own.weight[rows] *= SCALE
+        else:
+            own.weight[idx] *= SCALE
         modules[consumer].weight[:, idx] = 0.0
     return out
 
@@ -109,12 +136,12 @@ def inert_units(model: nn.Module, granularity: str, batch: Batch) -> dict[str, T
         logits = clone(batch.x)
         outputs = [cap.outputs[s.name] for s in sites]
         for k in range(logits.shape[1]):
-            wrt = outputs if granularity == "channel" else [s.weight for s in sites]
+            wrt = outputs if granularity != "weight" else [s.weight for s in sites]
             grads = torch.autograd.grad(logits[:, k].sum(), wrt, retain_graph=True)
             for site, grad in zip(sites, grads):
                 nonzero = grad != 0
                 live[site.name] |= (nonzero.transpose(0, 1).flatten(1).any(1)
-                                    if granularity == "channel" else nonzero)
+                                    if granularity != "weight" else nonzero)
     return {name: ~mask for name, mask in live.items()}
 
 
@@ -127,9 +154,12 @@ def tie_share(scores: Tensor, inert: Tensor | None = None) -> float:
     return 0.0 if ties == 1 else ties / flat.numel()
 
 
-def zero_effect_problem(scores: dict[str, Tensor]) -> str:
+def zero_effect_problem(scores: dict[str, Tensor],
+                        table: dict[str, tuple[tuple[int, ...], str]] = ZERO_EFFECT) -> str:
     """'' if every zero-effect unit scores no higher than every other unit of its site."""
-    for site, (units, _) in ZERO_EFFECT.items():
+    for site, (units, _) in table.items():
+        if site not in scores:  # a head table entry at channel granularity, or the reverse
+            continue
         s = scores[site]
         mask = torch.zeros(s.shape[0], dtype=torch.bool)
         mask[list(units)] = True
@@ -145,7 +175,7 @@ def judge(cls: type[Method], granularity: str, cache_dir: Path | None = None) ->
     """Run both checks for one method and granularity (PluginError if the plugin fails)."""
     dataset = data.load(data.SYNTHETIC)
     batch = data.reference_batch(dataset, 10, SEED)
-    model = trained_model(cache_dir)
+    model = trained_model(cache_dir, soundness_backbone(cls, granularity))
     scores, _ = run_method(cls, model, granularity, batch, SEED)
     inert = inert_units(model, granularity, batch)
     worst_site, worst = max(((name, tie_share(s, inert[name])) for name, s in scores.items()),
@@ -157,7 +187,7 @@ def judge(cls: type[Method], granularity: str, cache_dir: Path | None = None) ->
     zero_effect = None
     if subject_to_zero_effect(cls):
         modified, _ = run_method(cls, with_zero_effect_units(model), granularity, batch, SEED)
-        problem = zero_effect_problem(modified)
+        problem = zero_effect_problem(modified, zero_effect_table(model))
         zero_effect = not problem
         problems += [problem] if problem else []
     return Verdict(cls.name, granularity, zero_effect, worst, worst_site, "; ".join(problems))

@@ -34,11 +34,32 @@ BASELINE_RECIPE: dict[str, Any] = {
 DEFAULT_MIN_STEPS = 1000
 
 SCOPES = ("layer", "global")
-GRANULARITIES = ("channel", "weight")  # == bench.api.GRANULARITIES (api imports torch)
+GRANULARITIES = ("channel", "weight", "head")  # == bench.api.GRANULARITIES (api imports torch)
 RECOVERY = re.compile(r"^(none|bnrecal|finetune:[1-9][0-9]*)$")
-DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5}
+DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5, "vit": 10}
+# What each backbone of bench/models.py is built from (a backbone not listed is a cnn): it
+# decides the granularities the backbone offers and which methods apply to it
+# (``Method.architectures``). Read here, without importing torch, by the planner.
+ARCHITECTURES = {"smallcnn": "cnn", "vgg": "cnn", "resnet18": "cnn", "vit": "transformer"}
+ARCHITECTURE_GRANULARITIES = {"cnn": ("channel", "weight"),
+                              "transformer": ("channel", "weight", "head")}
+FIXED_SIZE = {"vit": 28}  # backbones built for one input size (patch grid and positions)
+DEVICES = ("cpu", "cuda", "auto")
 # A spec name becomes a folder (runs/<name>) and part of an MLflow experiment name.
 SPEC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+
+
+def architecture(backbone: str) -> str:
+    """``cnn`` or ``transformer``: what a backbone is built from."""
+    return ARCHITECTURES.get(backbone, "cnn")
+
+
+def applicable(backbone: str, granularity: str, architectures: tuple[str, ...] | None) -> bool:
+    """Whether a method declaring ``architectures`` can score ``backbone`` at ``granularity``
+    (the backbone must offer the granularity: heads exist in transformers only)."""
+    arch = architecture(backbone)
+    return (granularity in ARCHITECTURE_GRANULARITIES[arch]
+            and (architectures is None or arch in architectures))
 
 
 def stable_hash(payload: dict[str, Any]) -> str:
@@ -143,6 +164,9 @@ class Spec:
     min_steps: int = DEFAULT_MIN_STEPS
     transparency: bool = True
     epochs: dict[str, int] = field(default_factory=dict, hash=False)
+    # Where tasks compute: cpu (default: the published records), cuda, or auto (cuda when
+    # present). Not part of any hash: see bench.device.
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if not SPEC_NAME.match(self.name):
@@ -173,6 +197,8 @@ class Spec:
             raise SpecError("reference_per_class must be at least 1")
         if self.min_steps < 0:
             raise SpecError("min_steps must be a non-negative integer")
+        if self.device not in DEVICES:
+            raise SpecError(f"unknown device {self.device!r} (known: {', '.join(DEVICES)})")
 
     def epochs_for(self, backbone: str) -> int:
         return int(self.epochs.get(backbone, DEFAULT_EPOCHS.get(backbone, 10)))
@@ -200,6 +226,8 @@ def spec_from_dict(data: Any, name: str) -> Spec:
             values[key] = tuple(value)
         elif key in ("size", "reference_per_class", "min_steps"):
             values[key] = _integer(key, value)
+        elif key == "device":
+            values[key] = str(value)
         elif key == "transparency":
             if not isinstance(value, bool):
                 raise SpecError(f"spec {name!r}: transparency must be true or false, got {value!r}")
@@ -260,19 +288,21 @@ def override(spec: Spec, **axes: Any) -> Spec:
     return replace(spec, **{k: tuple(v) for k, v in axes.items() if v is not None})
 
 
-def expand(spec: Spec, methods: dict[str, tuple[str, tuple[str, ...]]]) -> list[Cell]:
+def expand(spec: Spec, methods: dict[str, tuple]) -> list[Cell]:
     """The cross product, ordered so that cells sharing a baseline and scores are adjacent.
 
-    ``methods`` maps each method to (version, declared granularities); a (method,
-    granularity) pair the method does not declare is left out of the matrix.
+    ``methods`` maps each method to (version, declared granularities[, architectures]); a
+    (method, granularity) pair the method does not declare is left out of the matrix, and so
+    is every cell that is not :func:`applicable` (a granularity the backbone does not offer,
+    a backbone whose architecture the method does not declare).
     """
     cells = []
     for dataset, backbone, seed, method, gran, scope, sparsity, rec in itertools.product(
         spec.datasets, spec.backbones, spec.seeds, spec.methods, spec.granularities,
         spec.scopes, sorted(spec.sparsities), spec.recovery,
     ):
-        version, supported = methods[method]
-        if gran in supported:
+        version, supported, *rest = methods[method]
+        if gran in supported and applicable(backbone, gran, rest[0] if rest else None):
             cells.append(Cell(dataset, spec.size, backbone, method, version, gran, scope,
                               float(sparsity), rec, seed, spec.epochs_for(backbone),
                               spec.reference_per_class, spec.min_steps, spec.transparency))

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from . import bn
+from . import device as devices
 from .api import MULTI_LABEL
 from .data import Dataset
 from .evaluate import collapsed, task_scores
@@ -59,11 +60,12 @@ def train_epoch(model: nn.Module, dataset: Dataset, optimizer: torch.optim.Optim
     model.train()
     split, multi = dataset.train, dataset.info.task == MULTI_LABEL
     order = torch.randperm(len(split), generator=generator)
+    where = devices.of(model)
     total = 0.0
     for start in range(0, len(order), BATCH_SIZE):
         idx = order[start:start + BATCH_SIZE]
-        logits = model(split.x[idx])
-        y = split.y[idx]
+        logits = model(split.x[idx].to(where))
+        y = split.y[idx].to(where)
         loss = (nn.functional.binary_cross_entropy_with_logits(logits, y) if multi
                 else nn.functional.cross_entropy(logits, y))
         optimizer.zero_grad(set_to_none=True)

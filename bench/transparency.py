@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from . import device as devices
 from .explain import EXPLAINERS
 from .units import scoring_copy
 
@@ -95,18 +96,22 @@ def deletion_curves(model: nn.Module, x: Tensor, target: Tensor, maps: Mapping[s
     """
     n, pixels = len(x), x[0, 0].numel()
     model = scoring_copy(model)  # eval mode, and the caller's model is left as it was
+    where = devices.of(model)
+    x, target = x.to(where), target.to(where)
     removed = [s * pixels // steps for s in range(1, steps)]
     ends = target_probability(model, torch.cat([x, torch.full_like(x, baseline)]),
                               target.repeat(2), multi_label)
     curves = {}
     for name, m in maps.items():
-        order = m.flatten(1).sort(dim=1, descending=True, stable=True).indices
-        position = torch.empty_like(order).scatter_(1, order, torch.arange(pixels).expand_as(order))
+        order = m.to(x.device).flatten(1).sort(dim=1, descending=True, stable=True).indices
+        position = torch.empty_like(order).scatter_(
+            1, order, torch.arange(pixels, device=x.device).expand_as(order))
         gone = torch.stack([position < r for r in removed]).view(len(removed), n, 1, *x.shape[2:])
-        perturbed = torch.where(gone, torch.tensor(baseline, dtype=x.dtype), x.unsqueeze(0))
+        perturbed = torch.where(gone, torch.tensor(baseline, dtype=x.dtype, device=x.device),
+                                x.unsqueeze(0))
         middle = target_probability(model, perturbed.flatten(0, 1), target.repeat(len(removed)),
                                     multi_label).view(len(removed), n)
-        curves[name] = torch.cat([ends[:n, None], middle.T, ends[n:, None]], 1)
+        curves[name] = torch.cat([ends[:n, None], middle.T, ends[n:, None]], 1).cpu()
     return curves
 
 
@@ -126,8 +131,12 @@ class Explained:
 def explained(model: nn.Module, x: Tensor, target: Tensor,
               explainers: Sequence[str] = DEFAULT_EXPLAINERS,
               multi_label: bool = False) -> Explained:
-    """Maps and deletion curves of ``model``: compute once per dense baseline, once per cell."""
-    maps = {name: EXPLAINERS.get(name)(model, x, target) for name in explainers}
+    """Maps and deletion curves of ``model``: compute once per dense baseline, once per cell.
+
+    They are computed on the model's device and returned on the CPU."""
+    where = devices.of(model)
+    x, target = x.to(where), target.to(where)
+    maps = {name: EXPLAINERS.get(name)(model, x, target).cpu() for name in explainers}
     return Explained(maps, deletion_curves(model, x, target, maps, multi_label))
 
 

@@ -18,10 +18,39 @@ def classifier_name(model: nn.Module) -> str:
     return names[-1]
 
 
+def is_attention(module: nn.Module) -> bool:
+    """Multi-head self-attention in timm's layout: ``num_heads``, a fused ``qkv`` Linear and
+    an output ``proj`` Linear (whose input is the heads' outputs side by side)."""
+    return (isinstance(getattr(module, "num_heads", None), int)
+            and isinstance(getattr(module, "qkv", None), nn.Linear)
+            and isinstance(getattr(module, "proj", None), nn.Linear))
+
+
+def is_mlp(module: nn.Module) -> bool:
+    """A transformer MLP in timm's layout: ``fc1`` (hidden neurons) then ``fc2``."""
+    return (isinstance(getattr(module, "fc1", None), nn.Linear)
+            and isinstance(getattr(module, "fc2", None), nn.Linear))
+
+
 def find_sites(model: nn.Module, granularity: str) -> list[Site]:
-    """Every Conv2d and every hidden Linear (all but the classifier), in module order."""
+    """The prunable sites of ``model`` at ``granularity``, in module order.
+
+    ``weight``: every Conv2d and every hidden Linear (all but the classifier). ``channel``:
+    the same for a CNN; for a transformer (a model with attention modules) only the MLP
+    hidden layers (``fc1``): the embedding width is shared by the whole residual stream and
+    is not a channel unit. ``head``: every attention module (transformers only).
+    """
     if granularity not in GRANULARITIES:
         raise SpecError(f"unknown granularity {granularity!r} (known: {', '.join(GRANULARITIES)})")
+    attention = [(name, m) for name, m in model.named_modules() if is_attention(m)]
+    if granularity == "head":
+        if not attention:
+            raise SpecError(f"{type(model).__name__} has no attention heads: granularity "
+                            "'head' needs a transformer backbone")
+        return [Site(name, m, "head") for name, m in attention]
+    if granularity == "channel" and attention:
+        return [Site(f"{name}.fc1", m.fc1, "channel")
+                for name, m in model.named_modules() if is_mlp(m)]
     head = classifier_name(model)
     return [
         Site(name, module, granularity)

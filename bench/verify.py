@@ -4,6 +4,11 @@ Each sampled cell is recomputed in a fresh, empty cache (its baseline retrained,
 scores recomputed), and every stored metric that does not measure time is compared with
 the published one: integers (params, MACs) exactly, other numbers within ``tolerance``.
 Any difference is a mismatch naming the cell, the field, the published and the new value.
+
+A record is compared only against a re-run on its own device kind (``provenance.device``;
+records without one were made on the CPU): GPU and CPU kernels reduce in different orders,
+so a CPU re-run of a CUDA record (or the reverse) would not test reproducibility. A CUDA
+record on a machine without CUDA is reported as not re-run, with that reason.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class VerifyReport:
     total: int
     tolerance: float
     checked: list[str] = field(default_factory=list)
+    devices: set[str] = field(default_factory=set)  # device kinds the checked records re-ran on
     mismatches: list[Mismatch] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -70,8 +76,10 @@ class VerifyReport:
         lines = [f"mismatch {m}" for m in self.mismatches] + [f"failed {f}" for f in self.failures]
         verdict = "ok" if self.ok else (f"{len(self.mismatches)} mismatch(es), "
                                         f"{len(self.failures)} failure(s)")
+        on = (f", each re-run on its own device kind ({', '.join(sorted(self.devices))})"
+              if self.devices else "")
         lines.append(f"verified {len(self.checked)} of {self.total} record(s) in {self.reports} "
-                     f"(tolerance {self.tolerance:g}): {verdict}")
+                     f"(tolerance {self.tolerance:g}{on}): {verdict}")
         return "\n".join(lines)
 
 
@@ -128,6 +136,11 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def device_kind(record: dict[str, Any]) -> str:
+    """The device kind a record was computed on (``cpu`` for records that do not say)."""
+    return (record["provenance"].get("device") or {}).get("kind", "cpu")
+
+
 def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
     """Re-run one record's cell in ``cache``; raise RecordError when it cannot be compared."""
     from .runner import execute
@@ -143,8 +156,16 @@ def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
     if current != cell.method_version:
         raise RecordError(f"{where}: method {cell.method} is now version {current}, the record "
                           f"has {cell.method_version}; the cell cannot be re-run as published")
+    kind = device_kind(record)
+    if kind != "cpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RecordError(f"{where}: computed on {kind}, and this machine has no CUDA "
+                              "device: not re-run (a record is only compared against a re-run "
+                              "on its own device kind)")
     with _torch_threads(int(record["provenance"].get("torch_threads") or 0)):
-        outcome = execute("cell", cell.__dict__, cache)
+        outcome = execute("cell", cell.__dict__, cache, kind)
     if not outcome["ok"]:
         raise RecordError(f"{where}: re-run failed: {outcome['error']}")
     return outcome["metrics"]
@@ -168,6 +189,7 @@ def verify(reports: Path | str = "reports", sample: int | None = None,
                 report.failures.append(str(exc))
                 continue
             report.checked.append(record["cell_hash"])
+            report.devices.add(device_kind(record))
             report.mismatches += [Mismatch(record["cell_hash"], label, name, old, new)
                                   for name, old, new in compare(record["metrics"], metrics, tolerance)]
     return report

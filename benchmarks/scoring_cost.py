@@ -5,7 +5,7 @@ Each (backbone, method, granularity) is measured in a fresh process on the refer
 ``--threads`` threads. Ratio = scoring seconds / seconds of one loss forward+backward over
 the same images. Peak = the process's peak RSS during scoring minus its RSS just before.
 
-    python benchmarks/scoring_cost.py [--backbones vgg,resnet18] [--methods a,b] [--threads 1]
+    python benchmarks/scoring_cost.py [--backbones vgg,resnet18,vit] [--methods a,b] [--threads 1]
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench import plugins
+    from bench.spec import applicable
 
     catalogue = plugins.catalogue()
     methods = catalogue.expand(args.methods.split(","))
@@ -63,7 +64,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for backbone in args.backbones.split(","):
         for method in methods:
-            for granularity in catalogue.get(method).cls.granularities:
+            cls = catalogue.get(method).cls
+            for granularity in cls.granularities:
+                if not applicable(backbone, granularity, cls.architectures):
+                    continue  # never planned: heads on a CNN, zennit LRP on the ViT, ...
                 with ctx.Pool(1) as pool:
                     r = pool.apply(measure, (backbone, method, granularity, args.threads,
                                              args.dataset))

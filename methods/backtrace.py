@@ -17,6 +17,7 @@ class Backtrace(Method):
     reference = "Sankarapu et al. 2024, DLBacktrace, arXiv:2411.12643"
     version = "2"
     granularities = ("channel", "weight")
+    architectures = ("cnn",)  # no attention, LayerNorm or GELU rules
     needs_grad = False
     mode = "default"
 

@@ -14,6 +14,7 @@ class BNScale(Method):
                  "Slimming, arXiv:1708.06519")
     version = "1"
     granularities = ("channel",)
+    architectures = ("cnn",)  # a transformer has no BatchNorm
     needs_data = False
 
     def score(self, model, sites, batch):

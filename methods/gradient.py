@@ -9,15 +9,16 @@ class Gradient(Method):
     name = "gradient"
     family = "gradient"
     description = ("|mean over images and positions of dL/da| per channel at the site output, "
-                   "L = sum over images of each image's task loss (so dL/da is per image)")
+                   "L = sum over images of each image's task loss (so dL/da is per image); a head: "
+                   "the same at its output (its slice of the attention projection's input)")
     reference = ("Molchanov et al. 2017, Pruning Convolutional Neural Networks for Resource "
                  "Efficient Inference, arXiv:1611.06440 (gradient baseline)")
     version = "1"
-    granularities = ("channel",)
+    granularities = ("channel", "head")
     needs_grad = True
 
     def score(self, model, sites, batch):
-        totals = {site.name: torch.zeros(site.shape) for site in sites}
+        totals = {site.name: torch.zeros(site.shape, device=site.weight.device) for site in sites}
         count = {site.name: 0 for site in sites}
         with capture(model, sites) as cap:
             for chunk in batch.chunks(64):

@@ -19,17 +19,18 @@ class IntegratedGradients(Method):
                    "steps+1 trapezoid points for all sites; channel: sum over images of |sum over "
                    "positions of conductance| (a*dF/da integrated along the path, abs after the "
                    "spatial sum); weight: |W * integral over beta in [0,1] of dF/dW at beta*W| "
-                   "(all site weights scaled jointly)")
+                   "(all site weights scaled jointly); a head: as a channel, conductance at its "
+                   "output (its slice of the attention projection's input)")
     reference = ("Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks, "
                  "arXiv:1703.01365; Dhamdhere et al. 2018, How Important Is a Neuron?, "
                  "arXiv:1805.12233")
     version = "1"
-    granularities = ("channel", "weight")
+    granularities = ("channel", "weight", "head")
     needs_grad = True
     steps = 32
 
     def score(self, model, sites, batch):
-        channel = [site for site in sites if site.granularity == "channel"]
+        channel = [site for site in sites if site.granularity != "weight"]
         weight = [site for site in sites if site.granularity == "weight"]
         scores = {}
         if channel:

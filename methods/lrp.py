@@ -29,6 +29,7 @@ class LRP(Method):
     family = "lrp"
     version = "2"
     granularities = ("channel", "weight")
+    architectures = ("cnn",)  # zennit's rules: conv/linear/BN/ReLU/pooling, no attention
     needs_grad = True
     preset = ""          # a bench.attribution.lrp.COMPOSITES key
     reduce = "abs-per-image"  # a bench.attribution.lrp.REDUCTIONS key

@@ -9,6 +9,7 @@ from bench import plugins
 from bench.api import Batch
 from bench.models import build
 from bench.plugins import metadata_problems
+from bench.spec import applicable
 from bench.units import find_sites, scoring_copy
 
 torch.set_num_threads(1)
@@ -16,8 +17,14 @@ torch.set_num_threads(1)
 PLUGINS = {name: plugins.get(name).cls for name in plugins.catalogue().methods
            if plugins.get(name).source.startswith("methods/")}
 BUILTINS = {"random", "magnitude", "taylor", "activation", "gradient", "bn-scale", "lrp-epsilon",
-            "lrp-gamma", "lrp-alphabeta", "ig", "backtrace", "backtrace-contrast"}
-CHANNEL_ONLY = {"activation", "gradient", "bn-scale", "lrp-alphabeta", "backtrace-contrast"}
+            "lrp-gamma", "lrp-alphabeta", "ig", "backtrace", "backtrace-contrast", "lrp-attn"}
+CHANNEL_ONLY = {"bn-scale", "lrp-alphabeta", "backtrace-contrast"}
+HEADS = {"random", "magnitude", "taylor", "activation", "gradient", "ig", "lrp-attn"}
+BACKBONES = ("smallcnn", "vgg", "resnet18", "vit")
+# every (plugin, backbone) pair where the plugin scores at least one granularity
+CASES = [(name, backbone) for name in sorted(PLUGINS) for backbone in BACKBONES
+         if any(applicable(backbone, g, PLUGINS[name].architectures)
+                for g in PLUGINS[name].granularities)]
 
 
 def test_builtins_import_only_the_public_plugin_api():
@@ -36,6 +43,7 @@ def test_builtins_are_complete_and_declare_their_granularities():
     assert set(PLUGINS) == BUILTINS
     assert {n: metadata_problems(c) for n, c in PLUGINS.items()} == {n: [] for n in PLUGINS}
     assert {n for n, c in PLUGINS.items() if c.granularities == ("channel",)} == CHANNEL_ONLY
+    assert {n for n, c in PLUGINS.items() if "head" in c.granularities} == HEADS
 
 
 def fast(cls: type) -> type:
@@ -43,13 +51,13 @@ def fast(cls: type) -> type:
     return type(cls.__name__, (cls,), {"steps": 2}) if hasattr(cls, "steps") else cls
 
 
-@pytest.mark.parametrize("backbone", ["smallcnn", "vgg", "resnet18"])
-@pytest.mark.parametrize("name", sorted(PLUGINS))
+@pytest.mark.parametrize("name,backbone", CASES)
 def test_scores_have_site_shapes_and_are_finite_and_deterministic(name, backbone):
     torch.manual_seed(0)
     base = build(backbone, 1, 3)
     batch = Batch(torch.randn(3, 1, 28, 28), torch.tensor([0, 1, 2]), "multi-class", 3)
-    for granularity in PLUGINS[name].granularities:
+    cls = PLUGINS[name]
+    for granularity in [g for g in cls.granularities if applicable(backbone, g, cls.architectures)]:
         runs = []
         for _ in range(2):
             model = scoring_copy(base)

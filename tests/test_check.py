@@ -40,10 +40,10 @@ def test_metadata_problems_are_reported(tmp_path):
         "from bench.api import Method\n"
         "class Incomplete(Method):\n"
         "    name = 'incomplete'\n"
-        "    granularities = ('channel', 'head')\n"
+        "    granularities = ('channel', 'neuron')\n"
         "    def score(self, model, sites, batch):\n"
         "        return {}\n")
     results = check(str(plugin))
     assert results[0].check == "metadata" and not results[0].ok
     assert "family is empty" in results[0].message
-    assert "granularities ('channel', 'head')" in results[0].message
+    assert "granularities ('channel', 'neuron')" in results[0].message

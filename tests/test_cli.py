@@ -49,7 +49,7 @@ def _files(folder: Path) -> set[Path]:
     (SYN + ["--methods", ""], "error: --methods is empty (leave the option out to keep the spec's methods)"),
     (SYN + ["--sparsities", ""], "error: --sparsities is empty (leave the option out to keep the spec's sparsities)"),
     (SYN + ["--datasets", " , "], "error: --datasets is empty"),
-    (SYN + ["--granularities", "nosuch"], "error: unknown granularity 'nosuch' (known: channel, weight)"),
+    (SYN + ["--granularities", "nosuch"], "error: unknown granularity 'nosuch' (known: channel, weight, head)"),
     (SYN + ["--seeds", "-1"], "error: seed -1 is not a non-negative integer"),
     (SYN + ["--workers", "abc"], "error: Invalid value for '--workers'"),
     (["list", "methods", "extra"], "error: Got unexpected extra argument(s) (extra)"),
@@ -59,6 +59,12 @@ def _files(folder: Path) -> set[Path]:
     (SYN + ["--datasets", "zz*"], "error: no dataset matches 'zz*'"),
     (SYN + ["--granularities", "weight", "--methods", "activation"],
      "error: the matrix is empty: no method supports the requested granularities"),
+    (SYN + ["--granularities", "head"],  # the synthetic preset's smallcnn has no heads
+     "error: the matrix is empty: no method supports the requested granularities on the "
+     "requested backbones"),
+    (SYN + ["--device", "gpu"], "error: unknown device 'gpu' (known: cpu, cuda, auto)"),
+    (SYN + ["--executor", "slurm", "--device", "cuda"],
+     "error: --device cuda with --executor slurm needs --slurm-gpus N (N >= 1)"),
     (SYN + ["--recovery", "finetune:0"], "error: unknown recovery 'finetune:0'"),
     (SYN + ["--methods", "random", "--cache", "/proc/xprune-cache"],
      "error: cache folder /proc/xprune-cache is not writable (No such file or directory)"),
@@ -82,6 +88,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(workdir, cli, args, mes
     ("datasets: [synthetic]\nbackbones: [smallcnn]\nmethods: [random]\nsize: 0\n",
      "error: size 0 is not one of 28, 64, 128, 224"),
     ("datasets: [synthetic\nmethods: x\n", "error: spec bad.yaml: malformed YAML at line 2"),
+    ("datasets: [synthetic]\nbackbones: [vit]\nmethods: [random]\nsize: 64\n",
+     "error: backbone vit is built for 28 px images, not size 64"),
+    ("datasets: [synthetic]\nbackbones: [smallcnn]\nmethods: [random]\ndevice: tpu\n",
+     "error: unknown device 'tpu' (known: cpu, cuda, auto)"),
 ])
 def test_bad_spec_file_is_refused(workdir, cli, body, message):
     (workdir / "bad.yaml").write_text(body)

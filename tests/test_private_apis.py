@@ -24,3 +24,28 @@ def test_submitit_watcher_has_the_methods_bench_slurm_overrides():
     assert hasattr(SlurmJob, "watcher")
     parsed = watcher.read_info("JobID|State|NodeList\n12_0|RUNNING|node1\n")
     assert parsed["12_0"]["State"] == "RUNNING"
+
+
+def test_torch_pruning_counter_consults_custom_modules_first_and_resets_them():
+    """bench.evaluate.cost registers its attention counter there (before each count)."""
+    from torch_pruning.utils import op_counter
+
+    assert op_counter.CUSTOM_MODULES_MAPPING == {}
+    assert "if type(module) in CUSTOM_MODULES_MAPPING:" in inspect.getsource(op_counter)
+    assert "CUSTOM_MODULES_MAPPING = {}" in inspect.getsource(op_counter.count_ops_and_params)
+
+
+def test_lxt_efficient_rules_file_holds_the_rules_lrp_attn_loads():
+    """bench.attribution.attnlrp loads lxt/efficient/rules.py by path (not the package)."""
+    from bench.attribution.attnlrp import lxt_rules
+
+    rules = lxt_rules()
+    for name in ("identity_rule_implicit", "divide_gradient", "stop_gradient"):
+        assert callable(getattr(rules, name)), name
+
+
+def test_timm_attention_reshapes_by_attn_dim():
+    """Head pruning sets num_heads and attn_dim; timm >= 1.0.23 reshapes by attn_dim."""
+    from timm.layers import Attention
+
+    assert "self.attn_dim" in inspect.getsource(Attention.forward)

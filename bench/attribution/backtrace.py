@@ -148,7 +148,7 @@ def scores(model: nn.Module, sites: Sequence[Site], batch: Batch,
     by_module: dict[nn.Module, list[Site]] = {}
     for site in sites:
         by_module.setdefault(site.module, []).append(site)
-    totals = {site.name: torch.zeros(site.shape, dtype=site.weight.dtype) for site in sites}
+    totals = {site.name: site.weight.new_zeros(site.shape) for site in sites}
     weights_of = frozenset(s.module for s in sites if s.granularity == "weight")
 
     def observe(node: fx.Node, op: Op, flow: Flow) -> None:

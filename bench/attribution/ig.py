@@ -98,7 +98,7 @@ def scaled_weights(sites: Sequence[Site], beta: float) -> Iterator[list[nn.Param
 def weight_ig(model: nn.Module, sites: Sequence[Site], batch: Batch, steps: int,
               chunk: int = CHUNK) -> dict[str, Tensor]:
     """IG of F (summed over the reference set) w.r.t. every site weight, all scaled jointly."""
-    total = {site.name: torch.zeros(site.module.weight.shape) for site in sites}
+    total = {site.name: torch.zeros_like(site.module.weight) for site in sites}
     points = path_points(steps)
     for part in batch.chunks(chunk):
         prev = None

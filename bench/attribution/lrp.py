@@ -141,8 +141,8 @@ def relevance(model: nn.Module, sites: Sequence[Site], batch: Batch, composite: 
     With ``weights``, also each weight's relevance (see :func:`weight_relevance`), summed.
     The composite and its canonizers are registered only inside this call.
     """
-    channel = {s.name: torch.zeros(s.module.weight.shape[0]) for s in sites}
-    weight = {s.name: torch.zeros(s.module.weight.shape) for s in sites} if weights else {}
+    channel = {s.name: s.module.weight.new_zeros(s.module.weight.shape[0]) for s in sites}
+    weight = {s.name: torch.zeros_like(s.module.weight) for s in sites} if weights else {}
     with (recorded_rules(composite) as rules, composite.context(model),
           capture(model, sites) as seen):
         for part in batch.chunks(chunk):
