@@ -110,9 +110,13 @@ class LocalExecutor:
         self.workers = workers
         self.timeout = timeout
         self.device = device
+        self._pool: list[_Worker] = []  # kept across run() calls: a stage costs no new imports
 
     def run(self, tasks: Iterable[Task], done: Callback) -> None:
-        """Run every task; call ``done(task, outcome)`` in this process as each finishes."""
+        """Run every task; call ``done(task, outcome)`` in this process as each finishes.
+
+        Worker processes started here stay up for the next call (the matrix runs its stages
+        one after another); :meth:`close` stops them."""
         queue = deque(tasks)
         if not queue:
             return
@@ -124,18 +128,30 @@ class LocalExecutor:
             return
         ctx = mp.get_context("spawn")
         threads = _threads(self.workers)
-        pool = [_Worker(ctx, self.cache_dir, threads, self.device)
-                for _ in range(min(self.workers, len(queue)))]
+        while len(self._pool) < min(self.workers, len(queue)):
+            self._pool.append(_Worker(ctx, self.cache_dir, threads, self.device))
         try:
-            self._loop(queue, pool, ctx, threads, done)
-        finally:
-            for worker in pool:
-                try:
-                    worker.conn.send(None)
-                except OSError:
-                    pass
-                worker.process.join(2)
-                worker.kill()
+            self._loop(queue, self._pool, ctx, threads, done)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the worker processes (a later run() starts new ones)."""
+        for worker in self._pool:
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
+            worker.process.join(2)
+            worker.kill()
+        self._pool = []
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _loop(self, queue: deque, pool: list[_Worker], ctx, threads: int, done: Callback) -> None:
         while queue or any(w.task for w in pool):

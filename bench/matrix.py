@@ -267,29 +267,33 @@ def run(p: Plan, executor, tracker, progress) -> Counter:
                         f"soundness {m}/{g}") for m, _, g in p.soundness_missing()]
     score_keys = p.scores_missing()
     progress.start(len(base_tasks) + len(sound_tasks) + len(score_keys) + len(cells))
-    executor.run(base_tasks, prerequisite_done)
-    _log_baselines(p, tracker, failed_prereq)
-    executor.run(sound_tasks, lambda task, outcome: progress.advance(task.label, None))
-    score_tasks = []
-    for key in score_keys:
-        if key.baseline.hash in failed_prereq:
-            failed_prereq[key.hash] = failed_prereq[key.baseline.hash]
-            progress.advance(f"skip scores {key.method}", None)
-        else:
-            payload = {**key.__dict__, "baseline": key.baseline.__dict__}
-            score_tasks.append(Task("scores", key.hash, payload,
-                                    f"score {key.baseline.dataset}/{key.baseline.backbone}"
-                                    f"/{key.method}/{key.granularity}"))
-    executor.run(score_tasks, prerequisite_done)
+    try:
+        executor.run(base_tasks, prerequisite_done)
+        _log_baselines(p, tracker, failed_prereq)
+        executor.run(sound_tasks, lambda task, outcome: progress.advance(task.label, None))
+        score_tasks = []
+        for key in score_keys:
+            if key.baseline.hash in failed_prereq:
+                failed_prereq[key.hash] = failed_prereq[key.baseline.hash]
+                progress.advance(f"skip scores {key.method}", None)
+            else:
+                payload = {**key.__dict__, "baseline": key.baseline.__dict__}
+                score_tasks.append(Task("scores", key.hash, payload,
+                                        f"score {key.baseline.dataset}/{key.baseline.backbone}"
+                                        f"/{key.method}/{key.granularity}"))
+        executor.run(score_tasks, prerequisite_done)
 
-    runnable = []
-    for cell in cells.values():
-        reason = failed_prereq.get(cell.baseline.hash) or failed_prereq.get(cell.scores.hash)
-        if reason:
-            finish_cell(cell, {"ok": False, "error": reason, "seconds": 0.0})
-        else:
-            runnable.append(Task("cell", cell.hash, cell.__dict__, cell.label()))
-    executor.run(runnable, lambda task, outcome: finish_cell(cells[task.key], outcome))
+        runnable = []
+        for cell in cells.values():
+            reason = failed_prereq.get(cell.baseline.hash) or failed_prereq.get(cell.scores.hash)
+            if reason:
+                finish_cell(cell, {"ok": False, "error": reason, "seconds": 0.0})
+            else:
+                runnable.append(Task("cell", cell.hash, cell.__dict__, cell.label()))
+        executor.run(runnable, lambda task, outcome: finish_cell(cells[task.key], outcome))
+    finally:
+        if hasattr(executor, "close"):
+            executor.close()  # the local pool is kept across stages; stop it here
     from .runsummary import summarize_run
 
     tracker.log_summary(*summarize_run(p.records_dir, len(p.cells), counts,
