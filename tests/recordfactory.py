@@ -45,18 +45,33 @@ def _timing(dense_ms: float, pruned_ms: float) -> dict[str, Any]:
             "within_noise": ratio * 0.9 <= 1 <= ratio * 1.1, "repeats": 11}
 
 
-def _transparency(spearman: float) -> dict[str, Any]:
+def _transparency(spearman: float, maps: bool = False) -> dict[str, Any]:
     agreement = {"spearman": spearman, "iou_top10": spearman / 2, "deletion_dense": 0.3,
                  "deletion_pruned": 0.35}
-    return {"probe": {"images": 64, "seed": 0, "split": "test"},
-            "explainers": {"lrp-epf": "test LRP", "ig": "test IG"},
-            "lrp-epf": agreement, "ig": agreement}
+    block = {"probe": {"images": 64, "seed": 0, "split": "test"},
+             "explainers": {"lrp-epf": "test LRP", "ig": "test IG"},
+             "lrp-epf": agreement, "ig": agreement}
+    if maps:  # three 8x8 images with a blob of relevance, encoded as the runner stores them
+        import torch
+
+        from bench.transparency import encode
+
+        gen = torch.Generator().manual_seed(0)
+        images = torch.rand(3, 1, 8, 8, generator=gen) * 2 - 1
+        dense = torch.zeros(3, 8, 8)
+        dense[:, 2:5, 3:6] = 1.0
+        pruned = dense * spearman + torch.rand(3, 8, 8, generator=gen) * (1 - spearman)
+        block["maps"] = {"explainer": "lrp-epf", "index": [0, 1, 2], "image_shape": [1, 8, 8],
+                         "images": [encode(i, False) for i in images],
+                         "dense": [encode(m, True) for m in dense],
+                         "pruned": [encode(m, True) for m in pruned]}
+    return block
 
 
 def make_metrics(acc: float, dense_acc: float, sparsity: float, auc: float | None = 0.9,
                  macs_dense: int = 1_000_000, score_seconds: float = 0.5,
                  bal_acc: float | None = None, schema: int = 2,
-                 preserved: float | None = None) -> dict[str, Any]:
+                 preserved: float | None = None, maps: bool = False) -> dict[str, Any]:
     """A metrics block whose MACs/params shrink with sparsity (schema 1 or 2)."""
     macs = round(macs_dense * (1 - sparsity) ** 2)
     params = round(50_000 * (1 - sparsity) ** 2)
@@ -76,7 +91,7 @@ def make_metrics(acc: float, dense_acc: float, sparsity: float, auc: float | Non
             "pruned": _scores(acc - 0.05, auc, bal - 0.05), "recovered": _scores(acc, auc, bal),
             "chance": 1 / 3, "collapsed": bal <= 1 / 3 + 0.02,
             "mac_reduction": macs_dense / max(macs, 1), "tie_share": 0.0,
-            "transparency": None if preserved is None else _transparency(preserved),
+            "transparency": None if preserved is None else _transparency(preserved, maps),
             "latency": {"hardware": "test CPU (x86_64), 1 thread", "threads": 1,
                         "b1": _timing(2.0, 2.0 * (1 - sparsity) + 0.1),
                         "b64": _timing(40.0, 40.0 * (1 - sparsity) + 1.0)}}
@@ -86,7 +101,8 @@ def make_record(acc: float = 0.9, dense_acc: float = 0.95, auc: float | None = 0
                 status: str = "ok", description: str | None = None,
                 macs_dense: int = 1_000_000, score_seconds: float = 0.5,
                 bal_acc: float | None = None, schema: int = SCHEMA_VERSION,
-                preserved: float | None = None, **cell_fields: Any) -> dict[str, Any]:
+                preserved: float | None = None, maps: bool = False,
+                **cell_fields: Any) -> dict[str, Any]:
     """One validated record; ``cell_fields`` go to :func:`make_cell`."""
     cell = make_cell(**cell_fields, **({"min_steps": None} if schema == 1 else {}))
     key = Cell.from_dict({"min_steps": 0, **cell})
@@ -104,7 +120,7 @@ def make_record(acc: float = 0.9, dense_acc: float = 0.95, auc: float | None = 0
         "dataset": {"flag": cell["dataset"], "task": "multi-class", "n_classes": 3,
                     "synthetic": cell["dataset"] == "synthetic", "md5": "0" * 32},
         "metrics": (make_metrics(acc, dense_acc, cell["sparsity"], auc, macs_dense, score_seconds,
-                                 bal_acc, schema, preserved) if status == "ok" else None),
+                                 bal_acc, schema, preserved, maps) if status == "ok" else None),
         "provenance": {"xprune_version": "0.1.0", "git_commit": "a" * 40,
                        "baseline_hash": key.baseline.hash,
                        "versions": {"python": "3.11.9", "torch": "2.3.0"},

@@ -41,7 +41,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for seed, dense in ((0, 0.96), (1, 0.94)):
         d = seed / 100  # seed 1 is one point worse everywhere
         recs += curve({0.2: 0.95 - d, 0.5: 0.90 - d, 0.8: 0.80 - d}, method="magnitude", seed=seed,
-                      dense_acc=dense, preserved=0.9 - d)
+                      dense_acc=dense, preserved=0.9 - d, maps=seed == 0)
         recs += curve({0.2: 0.90 - d, 0.5: 0.62 - d, 0.8: 0.33 - d}, method="random", seed=seed,
                       dense_acc=dense, bal_acc=0.34, preserved=0.5 - d)
         recs += curve({0.2: 0.955 - d, 0.5: 0.93 - d, 0.8: 0.85 - d}, method="plugin-x", seed=seed,
@@ -254,6 +254,23 @@ def test_method_page_links_filters_and_screenshot(site: Path, page: Any) -> None
     page.goto((site / "methods" / "lrp-epsilon.html").as_uri())
     assert page.locator("#results tbody tr").count() == 4  # 2 datasets x channel and weight
     _shot(page, "method-1400.png")
+    assert page.problems == []
+
+
+def test_transparency_is_shown_as_column_plot_and_heatmap_pictures(site: Path, page: Any) -> None:
+    page.goto((site / SYNTHETIC).as_uri())
+    headers = page.eval_on_selector_all("#methods thead th", "ths => ths.map(t => t.innerText)")
+    assert any("preserv" in h.lower() for h in headers)
+    column = headers.index(next(h for h in headers if "preserv" in h.lower()))
+    values = dict(zip(_column(page, "methods", 0), _column(page, "methods", column)))
+    assert float(values["magnitude"]) > float(values["random"])  # 0.895 vs 0.495, as recorded
+    assert page.locator("#plot-preserved path.pt").count() == 9  # 3 methods x 3 sparsities
+    page.goto((site / "methods" / "magnitude.html").as_uri())
+    picture = page.locator("img.heatmaps")
+    assert picture.count() == 1
+    assert page.evaluate("img => img.complete && img.naturalWidth > 0",
+                         picture.element_handle())
+    _shot(page, "method-heatmaps-1400.png")
     assert page.problems == []
 
 
