@@ -34,8 +34,9 @@ class Task:
 
 Callback = Callable[[Task, dict[str, Any]], None]
 
-# --cell-timeout bounds plugin scoring and cells; baseline training is legitimately long.
-TIMED_KINDS = ("scores", "cell")  # baseline and soundness tasks are prerequisites, untimed
+# --cell-timeout bounds everything a plugin runs (its soundness verdict, its scores, cells);
+# baseline training is legitimately long and untimed.
+TIMED_KINDS = ("soundness", "scores", "cell")
 
 
 def _threads(workers: int) -> int:

@@ -32,7 +32,7 @@ from . import data, plugins, records
 from .device import cache_name
 from .errors import SpecError, XPruneError
 from .registry import Registry
-from .spec import FIXED_SIZE, PROTOCOL, BaselineKey, Cell, Spec, expand
+from .spec import FIXED_SIZE, PROTOCOL, BaselineKey, Cell, Spec, applicable, expand
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,18 @@ def soundness_path(method: str, version: str, granularity: str, cache: Path) -> 
     return cache / "soundness" / f"{method}-v{version}-{granularity}-p{PROTOCOL}.pt"
 
 
+# The small trained models the soundness stage judges criteria on (bench.soundness): the
+# smallcnn, and the ViT (test accuracy 1.0 on the synthetic set after 8 epochs).
+SOUNDNESS_CNN = BaselineKey(data.SYNTHETIC, 28, "smallcnn", seed=0, epochs=8, min_steps=0)
+SOUNDNESS_VIT = BaselineKey(data.SYNTHETIC, 28, "vit", seed=0, epochs=8, min_steps=0)
+
+
+def soundness_model(granularity: str, architectures: tuple[str, ...] | None) -> BaselineKey:
+    """The smallcnn, or the ViT for heads and for methods that do not apply to CNNs."""
+    cnn = granularity != "head" and applicable("smallcnn", granularity, architectures)
+    return SOUNDNESS_CNN if cnn else SOUNDNESS_VIT
+
+
 @dataclass
 class Plan:
     spec: Spec
@@ -113,6 +125,28 @@ class Plan:
         """(method, version, granularity) of the cells to run whose verdict is not cached."""
         keys = dict.fromkeys((c.method, c.method_version, c.granularity) for c in self.todo)
         return [k for k in keys if not soundness_path(*k, self.cache).is_file()]
+
+    def soundness_models_missing(self, verdicts: list[tuple[str, str, str]]) -> list[BaselineKey]:
+        """The soundness models the missing ``verdicts`` are judged on that are not trained yet
+        (on CPU, where the judge runs; a GPU run trains them inside the verdict task)."""
+        if self.device != "cpu":
+            return []
+        archs = plugins.metadata()
+        keys = dict.fromkeys(soundness_model(g, archs.get(m).architectures) for m, _, g in verdicts)
+        return [k for k in keys if not baseline_path(k, self.cache).is_file()]
+
+    def cached_verdicts(self, skip: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The cached verdicts of this plan's methods (a missing or unreadable one is absent)."""
+        from . import cache
+
+        found = {}
+        for m, v, g in dict.fromkeys((c.method, c.method_version, c.granularity) for c in self.todo):
+            if (m, g) not in skip:
+                try:
+                    found[(m, g)] = cache.load(soundness_path(m, v, g, self.cache))["verdict"]
+                except (OSError, KeyError, cache.CorruptEntry):
+                    pass
+        return found
 
     def scores_missing(self) -> list:
         keys = dict.fromkeys(c.scores for c in self.todo)
@@ -246,6 +280,7 @@ def run(p: Plan, executor, tracker, progress) -> Counter:
     _sync_tracking(p, tracker)
 
     def finish_cell(cell: Cell, outcome: dict[str, Any]) -> None:
+        outcome = outcome | {"soundness": verdicts.get((cell.method, cell.granularity))}
         record = make_record(cell, outcome)
         records.write(p.records_dir, record)
         tracker.log_cell(record)
@@ -259,18 +294,28 @@ def run(p: Plan, executor, tracker, progress) -> Counter:
         if not outcome["ok"]:
             failed_prereq[task.key] = f"{task.kind} failed: {outcome['error']}"
 
+    # Baselines, and the small models soundness verdicts are judged on, are untimed
+    # prerequisites; each method's verdict is then a timed task like scoring (a hanging
+    # plugin fails its verdict and its cells, never the matrix).
+    sound_missing = p.soundness_missing()
     base_tasks = [Task("baseline", k.hash, k.__dict__, f"train {k.dataset}/{k.backbone}")
-                  for k in p.baselines_missing()]
-    # Each method's soundness verdict (a small model trained once, then judged): untimed
-    # prerequisites like baselines, so --cell-timeout bounds only the plugin and the cell.
+                  for k in dict.fromkeys(p.baselines_missing()
+                                         + p.soundness_models_missing(sound_missing))]
     sound_tasks = [Task("soundness", f"{m}-{g}", {"method": m, "granularity": g},
-                        f"soundness {m}/{g}") for m, _, g in p.soundness_missing()]
+                        f"soundness {m}/{g}") for m, _, g in sound_missing]
+    verdicts: dict[tuple[str, str], str] = {}
+
+    def verdict_done(task: Task, outcome: dict[str, Any]) -> None:
+        progress.advance(task.label, None)
+        key = (task.payload["method"], task.payload["granularity"])
+        verdicts[key] = outcome["verdict"] if outcome["ok"] else f"fail: {outcome['error']}"
     score_keys = p.scores_missing()
     progress.start(len(base_tasks) + len(sound_tasks) + len(score_keys) + len(cells))
     try:
         executor.run(base_tasks, prerequisite_done)
         _log_baselines(p, tracker, failed_prereq)
-        executor.run(sound_tasks, lambda task, outcome: progress.advance(task.label, None))
+        executor.run(sound_tasks, verdict_done)
+        verdicts |= p.cached_verdicts(set(verdicts))
         score_tasks = []
         for key in score_keys:
             if key.baseline.hash in failed_prereq:

@@ -117,8 +117,7 @@ def execute(kind: str, payload: dict[str, Any], cache_dir: Path,
                                                    cache_dir)}
         else:
             cell = Cell.from_dict(payload)
-            result = {"metrics": run_cell(cell, cache_dir, device),
-                      "soundness": soundness.verdict(cell.method, cell.granularity, cache_dir)}
+            result = {"metrics": run_cell(cell, cache_dir, device)}
         return {"ok": True, "seconds": time.perf_counter() - start,
                 "threads": torch.get_num_threads(), "device": devices.describe(device),
                 "determinism": determinism, **result}

@@ -36,27 +36,26 @@ from torch import Tensor, nn
 from . import baseline, cache, data, models, plugins
 from .api import Batch, Method, capture
 from .errors import PluginError
+from .matrix import SOUNDNESS_CNN, SOUNDNESS_VIT, soundness_model
 from .scoring import run_method
-from .spec import BaselineKey, applicable
+from .spec import BaselineKey
 from .units import find_sites, is_attention, scoring_copy
 
 TIE_LIMIT = 0.01
 SCALE = 4.0
 # site -> (zero-effect units, the consumer whose input weights for them are zeroed)
 ZERO_EFFECT = {"4": ((3, 11, 19, 27), "8"), "13": ((5, 40), "15")}
-TRAINED = BaselineKey(data.SYNTHETIC, 28, "smallcnn", seed=0, epochs=8, min_steps=0)
-# The ViT (test accuracy 1.0 on the synthetic set after 8 epochs); a head's consumer is the
-# attention projection, whose input columns for the head are zeroed.
+TRAINED = SOUNDNESS_CNN
+# On the ViT a head's consumer is the attention projection, whose input columns for the head
+# are zeroed.
 VIT_ZERO_EFFECT = {"blocks.1.mlp.fc1": ((5, 40, 77), "blocks.1.mlp.fc2"),
                    "blocks.2.attn": ((1, 4), "blocks.2.attn.proj")}
-TRAINED_VIT = BaselineKey(data.SYNTHETIC, 28, "vit", seed=0, epochs=8, min_steps=0)
+TRAINED_VIT = SOUNDNESS_VIT
 
 
 def soundness_backbone(cls: type[Method], granularity: str) -> BaselineKey:
     """The smallcnn, or the ViT for heads and for methods that do not apply to CNNs."""
-    cnn = granularity != "head" and applicable("smallcnn", granularity,
-                                                getattr(cls, "architectures", None))
-    return TRAINED if cnn else TRAINED_VIT
+    return soundness_model(granularity, getattr(cls, "architectures", None))
 SEED = 0
 
 

@@ -18,3 +18,18 @@ def test_hang_and_sigkill_fail_only_their_cells(workdir):
     assert found["broken-slow"]["error"] == "scores failed: timed out after 8 s (worker killed)"
     assert found["broken-sigkill"]["error"] == "scores failed: worker process killed by SIGKILL"
     assert found["magnitude"]["status"] == "ok"  # the replacement worker carried on
+
+
+def test_the_timeout_bounds_soundness_verdicts_too(workdir):
+    """A plugin that hangs (or kills its worker) while judged fails its verdict for this run;
+    the judge never stalls the matrix and the verdict travels in the records."""
+    env = {"XPRUNE_PLUGIN_PATH": os.pathsep.join(
+        str(BROKEN_PLUGINS / f) for f in ("slow.py", "sigkill.py"))}
+    xprune("run", "--preset", "synthetic", "--granularities", "channel",
+           "--methods", "broken-slow,broken-sigkill,magnitude", "--workers", "1",
+           "--cell-timeout", "8", "--no-transparency", cwd=workdir, env=env)
+    found = {r["cell"]["method"]: r["method"]["soundness"]
+             for r in records.iter_records(workdir / "runs/synthetic/records")}
+    assert found == {"broken-slow": "fail: timed out after 8 s (worker killed)",
+                     "broken-sigkill": "fail: worker process killed by SIGKILL",
+                     "magnitude": "pass"}

@@ -19,7 +19,7 @@ from conftest import BROKEN_PLUGINS, xprune
 
 SMALL = ["--preset", "synthetic", "--methods", "magnitude,random", "--sparsities", "0.3,0.6"]
 N_CELLS = 2 * 2 * 2  # methods x granularities (channel, weight) x sparsities
-N_TASKS = 1 + 4 + 4 + N_CELLS  # a baseline, four soundness verdicts, four score sets, cells
+N_TASKS = 2 + 4 + 4 + N_CELLS  # baselines (spec, soundness model), verdicts, score sets, cells
 ONE_CELL = ["--preset", "synthetic", "--methods", "magnitude", "--granularities", "channel",
             "--no-transparency"]  # transparency is the subject of the small run only
 

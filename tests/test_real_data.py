@@ -1,6 +1,5 @@
 """Real MedMNIST end to end: a ResNet-18 baseline reaches MedMNIST v2's AUC on PneumoniaMNIST,
-and 50% channel pruning makes it smaller and cheaper (one training epoch, ~2 min on 2 cores;
-the full 5-epoch recipe is in benchmarks/resnet18-pneumonia.yaml)."""
+and 50% channel pruning makes it smaller and cheaper (one training epoch, ~2 min on 2 cores)."""
 
 import pytest
 
