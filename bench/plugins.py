@@ -136,6 +136,10 @@ class Catalogue:
             failed = "; ".join(f"{s} failed to load: {e}" for s, e in self.broken.items())
             raise UnknownNameError(f"{exc} [{failed}]") from None
 
+    def builtins(self) -> list[str]:
+        """The names of the built-in methods (the files of ``methods/``), in registry order."""
+        return [n for n in self.methods if self.methods.get(n).source.startswith("methods/")]
+
     def expand(self, patterns: list[str]) -> list[str]:
         names = []
         for pattern in patterns:

@@ -36,7 +36,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     catalogue = plugins.catalogue()
-    names = [n for n in catalogue.methods if catalogue.get(n).source.startswith("methods/")]
+    names = catalogue.builtins()
     print("| dataset | backbone | method | granularity | max tie at min (all units) | "
           "max tie at min (units with an effect) | zero-effect units last |")
     print("|---|---|---|---|---|---|---|")

@@ -51,7 +51,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     catalogue = plugins.catalogue()
-    names = [n for n in catalogue.methods if catalogue.get(n).source.startswith("methods/")]
+    names = catalogue.builtins()
     start = time.perf_counter()
     below = []
     for flag in DATASETS:

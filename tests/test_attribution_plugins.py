@@ -14,8 +14,7 @@ from bench.units import find_sites, scoring_copy
 
 torch.set_num_threads(1)
 
-PLUGINS = {name: plugins.get(name).cls for name in plugins.catalogue().methods
-           if plugins.get(name).source.startswith("methods/")}
+PLUGINS = {name: plugins.get(name).cls for name in plugins.catalogue().builtins()}
 BUILTINS = {"random", "magnitude", "taylor", "activation", "gradient", "bn-scale", "lrp-epsilon",
             "lrp-gamma", "lrp-alphabeta", "ig", "backtrace", "backtrace-contrast", "lrp-attn"}
 CHANNEL_ONLY = {"bn-scale", "lrp-alphabeta", "backtrace-contrast"}

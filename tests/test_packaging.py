@@ -36,8 +36,7 @@ def test_a_wheel_install_lists_every_builtin_method(tmp_path):
     location, listed, top_level = out.stdout.strip().splitlines()
     assert location.startswith(str(site))
     checkout = plugins.catalogue()  # this process: the editable install, methods/ by path
-    builtins = sorted((n, checkout.get(n).source) for n in checkout.methods
-                      if checkout.get(n).source.startswith("methods/"))
+    builtins = sorted((n, checkout.get(n).source) for n in checkout.builtins())
     assert len(builtins) >= 13 and ("lrp-epsilon", "methods/lrp.py") in builtins
     assert eval(listed) == builtins
     assert top_level == "None"
