@@ -26,6 +26,7 @@ switched off), so hooks or edits a plugin leaves behind cannot leak into the ben
 from __future__ import annotations
 
 import contextlib
+import weakref
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterator, Mapping, Sequence
 
@@ -194,10 +195,16 @@ def capture(model: nn.Module, sites: Sequence[Site]) -> Iterator[Capture]:
     del model  # sites already point into the model; the argument documents the scope
     record = Capture()
     handles = []
+    # The gradient hook lives on the output tensor, which the record holds: a strong
+    # reference back to the record would make a cycle that keeps every forward graph alive
+    # until Python's cycle collector happens to run (gigabytes over an IG path).
+    weak_record = weakref.ref(record)
 
     def hook_for(name: str):
         def store_grad(grad: Tensor) -> None:
-            record.grads[name] = grad.detach()
+            alive = weak_record()
+            if alive is not None:
+                alive.grads[name] = grad.detach()
 
         def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
             record.inputs[name] = args[0]
