@@ -1,6 +1,7 @@
 """Statistics behind the leaderboard: intervals over seeds, and whether method ranks differ.
 
-* :func:`t_interval`: the 95% Student-t interval of a mean over seeds (none below 2 seeds).
+* :func:`t_interval`: the 95% Student-t interval of a mean over seeds (none below 2 seeds),
+  clipped to the range of the quantity.
 * :func:`friedman`: the Friedman test over blocks (settings) x methods with the Nemenyi
   post-hoc test (scikit-posthocs) and the Nemenyi critical difference of mean ranks
   (Demšar 2006), the ingredients of a critical-difference diagram.
@@ -19,15 +20,23 @@ from typing import Hashable, Mapping, Sequence
 ALPHA = 0.05
 
 
-def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
-    """Mean ± t_{(1+level)/2, n-1} · s / sqrt(n); None with fewer than two values."""
+UNIT = (0.0, 1.0)  # accuracies, AUCs, curve areas, overlaps
+CORRELATION = (-1.0, 1.0)
+POSITIVE = (0.0, math.inf)  # latencies, speed-ups, MAC reductions, counts
+
+
+def t_interval(values: Sequence[float], level: float = 0.95,
+               bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float] | None:
+    """Mean ± t_{(1+level)/2, n-1} · s / sqrt(n), clipped to the values the quantity can
+    take (``bounds``: with 3 seeds an accuracy's interval can reach past 0 or 1); None with
+    fewer than two values."""
     if len(values) < 2:
         return None
     from scipy.stats import t
 
     mean, sd = statistics.fmean(values), statistics.stdev(values)
     half = float(t.ppf((1 + level) / 2, len(values) - 1)) * sd / math.sqrt(len(values))
-    return mean - half, mean + half
+    return max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 
 @dataclass(frozen=True)

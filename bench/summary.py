@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from .stats import Significance, block_ranks, friedman, t_interval
+from .stats import CORRELATION, POSITIVE, UNIT, Significance, block_ranks, friedman, t_interval
 
 ONE_POINT = 0.01  # one accuracy point, as a fraction
 
@@ -149,8 +149,10 @@ def min_rank(rows: Iterable[Row]) -> float | None:
     return min(ranks) if ranks else None
 
 
-def stat(records: list[dict[str, Any]], get: Callable[[dict[str, Any]], float | None]) -> Stat | None:
-    """Aggregate one number over records (one per seed); None when no record has it."""
+def stat(records: list[dict[str, Any]], get: Callable[[dict[str, Any]], float | None],
+         bounds: tuple[float, float] = UNIT) -> Stat | None:
+    """Aggregate one number over records (one per seed), its interval clipped to ``bounds``
+    (fractions unless told); None when no record has it."""
     pairs = [(r, get(r)) for r in records]
     pairs = [(r, v) for r, v in pairs if v is not None]
     if not pairs:
@@ -159,7 +161,7 @@ def stat(records: list[dict[str, Any]], get: Callable[[dict[str, Any]], float | 
     return Stat(mean=statistics.fmean(values),
                 std=statistics.stdev(values) if len(values) > 1 else None, n=len(values),
                 seeds=tuple(r["cell"]["seed"] for r, _ in pairs),
-                cells=tuple(r["cell_hash"] for r, _ in pairs), ci=t_interval(values))
+                cells=tuple(r["cell_hash"] for r, _ in pairs), ci=t_interval(values, bounds=bounds))
 
 
 def curve_area(sparsities: list[float], accs: list[float]) -> float:
@@ -242,7 +244,7 @@ def _point(sparsity: float, records: list[dict[str, Any]]) -> Point:
     records = sorted(records, key=lambda r: (r["cell"]["seed"], r["cell_hash"]))
 
     def m(key: str) -> Stat | None:
-        return stat(records, lambda r: r["metrics"][key])
+        return stat(records, lambda r: r["metrics"][key], POSITIVE)
 
     flags = [r["metrics"].get("collapsed") for r in records]
     noise = [r["metrics"]["latency"]["b64"]["within_noise"] for r in records
@@ -251,14 +253,15 @@ def _point(sparsity: float, records: list[dict[str, Any]]) -> Point:
                  auc=stat(records, _auc),
                  bal_acc=stat(records, lambda r: r["metrics"]["recovered"].get("bal_acc")),
                  collapsed=None if None in flags else sum(flags),
-                 macs=m("macs"), params=m("params"), mac_reduction=stat(records, _mac_reduction),
-                 latency_b1=stat(records, lambda r: _latency(r, "b1", "pruned_ms")),
-                 latency_b64=stat(records, lambda r: _latency(r, "b64", "pruned_ms")),
-                 speedup_b1=stat(records, lambda r: _latency(r, "b1", "speedup")),
-                 speedup_b64=stat(records, lambda r: _latency(r, "b64", "speedup")),
+                 macs=m("macs"), params=m("params"),
+                 mac_reduction=stat(records, _mac_reduction, POSITIVE),
+                 latency_b1=stat(records, lambda r: _latency(r, "b1", "pruned_ms"), POSITIVE),
+                 latency_b64=stat(records, lambda r: _latency(r, "b64", "pruned_ms"), POSITIVE),
+                 speedup_b1=stat(records, lambda r: _latency(r, "b1", "speedup"), POSITIVE),
+                 speedup_b64=stat(records, lambda r: _latency(r, "b64", "speedup"), POSITIVE),
                  within_noise=statistics.fmean(noise) if noise else None,
                  score_seconds=m("score_seconds"),
-                 preserved=stat(records, lambda r: _agreement(r, "spearman")),
+                 preserved=stat(records, lambda r: _agreement(r, "spearman"), CORRELATION),
                  iou=stat(records, lambda r: _agreement(r, "iou_top10")))
 
 
@@ -282,7 +285,7 @@ def _area(records: list[dict[str, Any]], points: list[Point],
         per_seed = [curve_area(list(by_seed[s]), list(by_seed[s].values())) for s in seeds]
         return Stat(mean=statistics.fmean(per_seed),
                     std=statistics.stdev(per_seed) if len(per_seed) > 1 else None,
-                    n=len(per_seed), seeds=seeds, cells=cells, ci=t_interval(per_seed))
+                    n=len(per_seed), seeds=seeds, cells=cells, ci=t_interval(per_seed, bounds=UNIT))
     return Stat(mean=curve_area(xs, [mean(p).mean for p in points]), std=None, n=len(seeds),
                 seeds=seeds, cells=cells)
 
@@ -317,7 +320,7 @@ def _preserved(records: list[dict[str, Any]]) -> Stat | None:
     return Stat(mean=statistics.fmean(per_seed),
                 std=statistics.stdev(per_seed) if len(per_seed) > 1 else None, n=len(per_seed),
                 seeds=tuple(sorted(by_seed)), cells=tuple(sorted(r["cell_hash"] for r in records)),
-                ci=t_interval(per_seed))
+                ci=t_interval(per_seed, bounds=CORRELATION))
 
 
 def summarize_setting(records: list[dict[str, Any]]) -> Setting:

@@ -51,3 +51,11 @@ def test_a_consistent_winner_is_separated_and_alternating_methods_are_not():
 def test_friedman_refuses_an_incomplete_table():
     with pytest.raises(ValueError, match="complete"):
         friedman({0: {"A": 1.0, "B": 0.5}, 1: {"A": 1.0}})
+
+
+def test_t_interval_is_clipped_to_the_range_of_the_quantity():
+    """Three accuracies 0.27, 0.27, 0.73: the t-interval would reach past 1 (and below 0)."""
+    low, high = t_interval([0.27, 0.27, 0.73], bounds=(0.0, 1.0))
+    assert (low, high) == (0.0, 1.0)
+    unclipped = t_interval([0.27, 0.27, 0.73])
+    assert unclipped[0] < 0.0 and unclipped[1] > 1.0
