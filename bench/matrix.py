@@ -121,10 +121,13 @@ class Plan:
         keys = dict.fromkeys(c.baseline for c in self.todo)
         return [k for k in keys if not baseline_path(k, self.cache, self.device).is_file()]
 
+    def _verdict_keys(self) -> list[tuple[str, str, str]]:
+        """(method, version, granularity) of the cells to run: one soundness verdict each."""
+        return list(dict.fromkeys((c.method, c.method_version, c.granularity) for c in self.todo))
+
     def soundness_missing(self) -> list[tuple[str, str, str]]:
-        """(method, version, granularity) of the cells to run whose verdict is not cached."""
-        keys = dict.fromkeys((c.method, c.method_version, c.granularity) for c in self.todo)
-        return [k for k in keys if not soundness_path(*k, self.cache).is_file()]
+        """The verdicts of the cells to run that are not cached."""
+        return [k for k in self._verdict_keys() if not soundness_path(*k, self.cache).is_file()]
 
     def soundness_models_missing(self, verdicts: list[tuple[str, str, str]]) -> list[BaselineKey]:
         """The soundness models the missing ``verdicts`` are judged on that are not trained yet
@@ -135,17 +138,16 @@ class Plan:
         keys = dict.fromkeys(soundness_model(g, archs.get(m).architectures) for m, _, g in verdicts)
         return [k for k in keys if not baseline_path(k, self.cache).is_file()]
 
-    def cached_verdicts(self, skip: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """The cached verdicts of this plan's methods (a missing or unreadable one is absent)."""
+    def cached_verdicts(self) -> dict[tuple[str, str], str]:
+        """The cached verdicts of the cells to run (a missing or unreadable one is absent)."""
         from . import cache
 
         found = {}
-        for m, v, g in dict.fromkeys((c.method, c.method_version, c.granularity) for c in self.todo):
-            if (m, g) not in skip:
-                try:
-                    found[(m, g)] = cache.load(soundness_path(m, v, g, self.cache))["verdict"]
-                except (OSError, KeyError, cache.CorruptEntry):
-                    pass
+        for m, v, g in self._verdict_keys():
+            try:
+                found[(m, g)] = cache.load(soundness_path(m, v, g, self.cache))["verdict"]
+            except (OSError, KeyError, cache.CorruptEntry):
+                pass
         return found
 
     def scores_missing(self) -> list:
@@ -303,19 +305,20 @@ def run(p: Plan, executor, tracker, progress) -> Counter:
                                          + p.soundness_models_missing(sound_missing))]
     sound_tasks = [Task("soundness", f"{m}-{g}", {"method": m, "granularity": g},
                         f"soundness {m}/{g}") for m, _, g in sound_missing]
-    verdicts: dict[tuple[str, str], str] = {}
+    verdicts: dict[tuple[str, str], str] = {}  # a judged verdict is cached; a failed one is not
 
     def verdict_done(task: Task, outcome: dict[str, Any]) -> None:
         progress.advance(task.label, None)
-        key = (task.payload["method"], task.payload["granularity"])
-        verdicts[key] = outcome["verdict"] if outcome["ok"] else f"fail: {outcome['error']}"
+        if not outcome["ok"]:
+            verdicts[(task.payload["method"], task.payload["granularity"])] = \
+                f"fail: {outcome['error']}"
     score_keys = p.scores_missing()
     progress.start(len(base_tasks) + len(sound_tasks) + len(score_keys) + len(cells))
     try:
         executor.run(base_tasks, prerequisite_done)
         _log_baselines(p, tracker, failed_prereq)
         executor.run(sound_tasks, verdict_done)
-        verdicts |= p.cached_verdicts(set(verdicts))
+        verdicts = p.cached_verdicts() | verdicts
         score_tasks = []
         for key in score_keys:
             if key.baseline.hash in failed_prereq:

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from . import baseline, cache, data, models, plugins
 from .api import Batch, Method, capture
 from .errors import PluginError
-from .matrix import SOUNDNESS_CNN, SOUNDNESS_VIT, soundness_model
+from .matrix import SOUNDNESS_CNN, soundness_model
 from .scoring import run_method
 from .spec import BaselineKey
 from .units import find_sites, is_attention, scoring_copy
@@ -45,17 +45,10 @@ TIE_LIMIT = 0.01
 SCALE = 4.0
 # site -> (zero-effect units, the consumer whose input weights for them are zeroed)
 ZERO_EFFECT = {"4": ((3, 11, 19, 27), "8"), "13": ((5, 40), "15")}
-TRAINED = SOUNDNESS_CNN
 # On the ViT a head's consumer is the attention projection, whose input columns for the head
 # are zeroed.
 VIT_ZERO_EFFECT = {"blocks.1.mlp.fc1": ((5, 40, 77), "blocks.1.mlp.fc2"),
                    "blocks.2.attn": ((1, 4), "blocks.2.attn.proj")}
-TRAINED_VIT = SOUNDNESS_VIT
-
-
-def soundness_backbone(cls: type[Method], granularity: str) -> BaselineKey:
-    """The smallcnn, or the ViT for heads and for methods that do not apply to CNNs."""
-    return soundness_model(granularity, getattr(cls, "architectures", None))
 SEED = 0
 
 
@@ -85,7 +78,7 @@ def subject_to_zero_effect(cls: type[Method]) -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def _trained(cache_dir: str | None, key: BaselineKey = TRAINED) -> nn.Module:
+def _trained(cache_dir: str | None, key: BaselineKey = SOUNDNESS_CNN) -> nn.Module:
     dataset = data.load(data.SYNTHETIC)
     if cache_dir is None:
         entry = baseline.train(key, dataset)
@@ -95,7 +88,7 @@ def _trained(cache_dir: str | None, key: BaselineKey = TRAINED) -> nn.Module:
     return baseline.get(key, dataset, Path(cache_dir))[0]
 
 
-def trained_model(cache_dir: Path | None = None, key: BaselineKey = TRAINED) -> nn.Module:
+def trained_model(cache_dir: Path | None = None, key: BaselineKey = SOUNDNESS_CNN) -> nn.Module:
     """A private copy of the small trained model (cached per process, and on disk if asked)."""
     return copy.deepcopy(_trained(None if cache_dir is None else str(cache_dir), key))
 
@@ -174,7 +167,8 @@ def judge(cls: type[Method], granularity: str, cache_dir: Path | None = None) ->
     """Run both checks for one method and granularity (PluginError if the plugin fails)."""
     dataset = data.load(data.SYNTHETIC)
     batch = data.reference_batch(dataset, 10, SEED)
-    model = trained_model(cache_dir, soundness_backbone(cls, granularity))
+    key = soundness_model(granularity, getattr(cls, "architectures", None))
+    model = trained_model(cache_dir, key)
     scores, _ = run_method(cls, model, granularity, batch, SEED)
     inert = inert_units(model, granularity, batch)
     worst_site, worst = max(((name, tie_share(s, inert[name])) for name, s in scores.items()),
