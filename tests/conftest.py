@@ -68,3 +68,14 @@ def xprune(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300,
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def vit():
+    """The built-in ViT (1 input channel, 3 classes), seeded initial weights, eval mode."""
+    import torch
+
+    from bench import models
+
+    torch.manual_seed(0)
+    return models.build("vit", 1, 3).eval()

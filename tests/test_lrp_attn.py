@@ -5,19 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import data, models, plugins
+from bench import data, plugins
 from bench.api import Site, capture, per_image
 from bench.attribution.attnlrp import attnlrp_rules, lxt_rules, relevance
 from bench.scoring import run_method
 from bench.units import find_sites, scoring_copy
 
 BLOCKS = 4
-
-
-@pytest.fixture(scope="module")
-def vit():
-    torch.manual_seed(0)
-    return models.build("vit", 1, 3).eval()
 
 
 @pytest.fixture(scope="module")

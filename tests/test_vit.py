@@ -24,12 +24,6 @@ MACS_PER_HEAD = T * D * 3 * HD + 3 * HD + 2 * T * T * HD + T * HD * D
 
 
 @pytest.fixture(scope="module")
-def vit():
-    torch.manual_seed(0)
-    return models.build("vit", 1, 3).eval()
-
-
-@pytest.fixture(scope="module")
 def x():
     return torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
 
