@@ -33,8 +33,10 @@ from typing import ClassVar, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-GRANULARITIES: tuple[str, ...] = ("channel", "weight", "head")
-MULTI_LABEL = "multi-label, binary-class"
+from .axes import Granularity, TaskType
+
+GRANULARITIES: tuple[str, ...] = tuple(g.value for g in Granularity)
+MULTI_LABEL = TaskType.MULTI_LABEL
 
 __all__ = [
     "GRANULARITIES",

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .errors import one_line
+
 log = logging.getLogger(__name__)
 
 
@@ -58,8 +60,7 @@ def load(path: Path) -> Any:
     except FileNotFoundError:
         raise
     except Exception as exc:  # EOFError, RuntimeError (zip), UnpicklingError, ...
-        raise CorruptEntry(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                           ) from None
+        raise CorruptEntry(one_line(exc, typed=True)) from None
     if not isinstance(value, dict):
         raise CorruptEntry(f"holds a {type(value).__name__}, not an entry")
     return value

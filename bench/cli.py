@@ -23,11 +23,11 @@ from typing import Optional
 import typer
 from rich.padding import Padding
 
-from . import __version__, data, plugins, spec as specs
+from . import __version__, backbones, data, plugins, spec as specs
 from .cliargs import (_check_folder_name, _complete_backbones, _complete_datasets,
                       _complete_methods, _complete_presets, _csv, _floats, _ints, _make_writable)
 from .console import err, out, print_next_steps, print_plan, table
-from .errors import SpecError, XPruneError
+from .errors import SpecError, XPruneError, one_line
 
 app = typer.Typer(add_completion=True, pretty_exceptions_enable=False,
                   help="XPrune Bench: attribution-guided pruning benchmark.")
@@ -238,14 +238,12 @@ def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
             info = data.info(name)
             present = ("generated (synthetic)" if info.synthetic else
                        "present" if (root / data.file_name(name, 28)).is_file() else "missing")
-            grid.add_row(name, info.task, str(info.n_channels), str(info.n_classes), present)
+            grid.add_row(name, str(info.task), str(info.n_channels), str(info.n_classes), present)
         out.print(grid)
         out.print(f"data root: {root}", markup=False)
     elif what is Listing.backbones:
-        from .matrix import backbone_names
-
         grid = table("backbone", "architecture", "granularities", "baseline epochs")
-        for name in backbone_names():
+        for name in backbones.names():
             arch = specs.architecture(name)
             grid.add_row(name, arch, ", ".join(specs.ARCHITECTURE_GRANULARITIES[arch]),
                          str(specs.DEFAULT_EPOCHS.get(name, 10)))
@@ -259,9 +257,7 @@ def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
 
 def _preset_description(name: str) -> str:
     """The leading comment of a preset's YAML file, as one line."""
-    from importlib import resources
-
-    text = (resources.files("bench") / "presets" / f"{name}.yaml").read_text()
+    text = specs.presets().get(name).read_text()
     lines = []
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -388,7 +384,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except Exception as exc:
         if os.environ.get("XPRUNE_DEBUG"):
             raise
-        err.print(f"error: internal error: {type(exc).__name__}: {exc} "
+        err.print(f"error: internal error: {one_line(exc, typed=True)} "
                   "(set XPRUNE_DEBUG=1 for the traceback)", markup=False, highlight=False)
         sys.exit(1)
 

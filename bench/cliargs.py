@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from . import data, plugins, spec as specs
+from . import backbones, data, plugins, spec as specs
 from .errors import SpecError, XPruneError
 
 NAME_MAX = 255
@@ -29,9 +29,7 @@ def _complete_datasets(incomplete: str) -> list[str]:
 
 
 def _complete_backbones(incomplete: str) -> list[str]:
-    from .matrix import backbone_names
-
-    return _complete(backbone_names(), incomplete)
+    return _complete(backbones.names(), incomplete)
 
 
 def _complete_presets(incomplete: str) -> list[str]:

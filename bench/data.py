@@ -19,7 +19,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .errors import DataError, UnknownNameError
+from .axes import TaskType
+from .errors import DataError, one_line
+from .registry import Registry
 
 if TYPE_CHECKING:  # numpy, torch and medmnist are imported where they are used (fast CLI)
     import numpy as np
@@ -58,16 +60,17 @@ class DatasetInfo:
     """What the engine needs to know about a dataset before loading it."""
 
     flag: str
-    task: str
+    task: TaskType
     n_channels: int
     n_classes: int
     synthetic: bool = False
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", TaskType(self.task))
+
     @property
     def multi_label(self) -> bool:
-        from .api import MULTI_LABEL
-
-        return self.task == MULTI_LABEL
+        return self.task is TaskType.MULTI_LABEL
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,21 +93,24 @@ class Dataset:
     md5: str | None
 
 
+@functools.cache
+def datasets() -> Registry[DatasetInfo]:
+    """Every dataset by flag, ``synthetic`` first, then MedMNIST's 2D flags in its order."""
+    registry: Registry[DatasetInfo] = Registry("dataset", ordered=True)
+    registry.add(SYNTHETIC, DatasetInfo(SYNTHETIC, TaskType.MULTI_CLASS, 1, 3, synthetic=True))
+    for flag in FLAGS_2D:
+        meta = medmnist_info()[flag]
+        registry.add(flag, DatasetInfo(flag, meta["task"], meta["n_channels"], len(meta["label"])))
+    return registry
+
+
 def names() -> list[str]:
-    return [SYNTHETIC, *FLAGS_2D]
+    return list(datasets())
 
 
 def info(flag: str) -> DatasetInfo:
-    if flag == SYNTHETIC:
-        return DatasetInfo(SYNTHETIC, "multi-class", 1, 3, synthetic=True)
-    if flag not in FLAGS_2D:
-        import difflib
-
-        close = difflib.get_close_matches(flag, names(), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownNameError(f"unknown dataset {flag!r}{hint} (known: {', '.join(names())})")
-    meta = medmnist_info()[flag]
-    return DatasetInfo(flag, meta["task"], meta["n_channels"], len(meta["label"]))
+    """A dataset's metadata (UnknownNameError, with close matches, for an unknown flag)."""
+    return datasets().get(flag)
 
 
 def data_root() -> Path:
@@ -138,9 +144,9 @@ def _download(flag: str, size: int, root: Path) -> None:
     try:
         cls(split="train", root=str(root), download=True, size=size)
     except Exception as exc:  # any network/IO failure becomes one line
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
-            f"{flag}: {file_name(flag, size)} is not in {root} and the download failed ({reason}); "
+            f"{flag}: {file_name(flag, size)} is not in {root} and the download failed "
+            f"({one_line(exc, typed=False)}); "
             "offline, set XPRUNE_DATA_ROOT to a folder holding the official .npz files"
         ) from None
 
@@ -164,17 +170,15 @@ def locate(flag: str, size: int = 28, download: bool = True) -> tuple[Path, str]
     return path, actual
 
 
-def _to_split(images: np.ndarray, labels: np.ndarray, task: str) -> Split:
+def _to_split(images: np.ndarray, labels: np.ndarray, task: TaskType) -> Split:
     import numpy as np
     import torch
-
-    from .api import MULTI_LABEL
 
     x = torch.from_numpy(images).float().div_(255.0)
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     x = x.sub_(0.5).div_(0.5).contiguous()
     y = torch.from_numpy(labels.astype(np.int64))
-    y = y.float() if task == MULTI_LABEL else y.reshape(-1)
+    y = y.float() if task == TaskType.MULTI_LABEL else y.reshape(-1)
     return Split(x, y)
 
 
@@ -219,7 +223,7 @@ def _synthetic(size: int) -> Dataset:
             window = (np.abs(yy - cy) < half) & (np.abs(xx - cx) < half)
             images[i] += 0.25 * patterns[label] * window
         images = np.clip(images * 255, 0, 255).astype(np.uint8)
-        return _to_split(images, labels.reshape(-1, 1).astype(np.uint8), "multi-class")
+        return _to_split(images, labels.reshape(-1, 1).astype(np.uint8), TaskType.MULTI_CLASS)
 
     return Dataset(info(SYNTHETIC), make(600), make(150), make(300), None)
 

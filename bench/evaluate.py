@@ -16,10 +16,8 @@ from medmnist.evaluator import getACC, getAUC
 from torch import Tensor, nn
 
 from . import device as devices
-from .api import MULTI_LABEL
+from .axes import TaskType
 from .data import Split
-
-BINARY = "binary-class"
 
 
 @torch.inference_mode()
@@ -29,7 +27,7 @@ def predict(model: nn.Module, x: Tensor, task: str, batch_size: int = 512) -> np
     where = devices.of(model)
     outs = [model(x[i:i + batch_size].to(where)) for i in range(0, len(x), batch_size)]
     logits = torch.cat(outs)
-    probs = torch.sigmoid(logits) if task == MULTI_LABEL else torch.softmax(logits, 1)
+    probs = torch.sigmoid(logits) if task == TaskType.MULTI_LABEL else torch.softmax(logits, 1)
     return probs.cpu().numpy()
 
 
@@ -38,7 +36,8 @@ COLLAPSE_MARGIN = 0.02  # balanced accuracy within this of chance: the model has
 
 def chance(task: str, n_classes: int) -> float:
     """Balanced accuracy of a constant (or random) predictor: 1/K, or 1/2 per binary label."""
-    return 0.5 if task in (BINARY, MULTI_LABEL) or n_classes == 2 else 1.0 / n_classes
+    binary = task in (TaskType.BINARY, TaskType.MULTI_LABEL) or n_classes == 2
+    return 0.5 if binary else 1.0 / n_classes
 
 
 def collapsed(scores: dict[str, Any], task: str, n_classes: int) -> bool:
@@ -65,7 +64,7 @@ def _clinical(y_true: np.ndarray, y_score: np.ndarray, task: str) -> dict[str, f
     from torchmetrics.functional import classification as tmc
 
     probs, target = torch.from_numpy(y_score).float(), torch.from_numpy(y_true).long()
-    if task == MULTI_LABEL:
+    if task == TaskType.MULTI_LABEL:
         labels = probs.shape[1]
         sens = float(tmc.multilabel_recall(probs, target, labels, average="macro"))
         spec = float(tmc.multilabel_specificity(probs, target, labels, average="macro"))

@@ -2,9 +2,9 @@
 
 Workers are spawned processes that import torch once and then run task after task, so
 fault isolation costs nothing per cell. If a worker dies mid-task (segfault, SIGKILL, OOM)
-or a task overruns its timeout, that task alone is reported failed and a fresh worker takes
-the dead one's place. Only the coordinating process sees results; workers never write
-records or MLflow.
+or a timed task overruns its timeout, that task alone is reported failed and a fresh worker
+takes the dead one's place. Tasks and outcomes (``bench.tasks``) cross the pipe as they are
+(pickled). Only the coordinating process sees results; workers never write records or MLflow.
 """
 
 from __future__ import annotations
@@ -14,29 +14,14 @@ import os
 import signal
 import time
 from collections import deque
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from .errors import XPruneError
+from .tasks import Outcome, Task
 
-
-@dataclass(frozen=True)
-class Task:
-    """A unit of work: ``kind`` is baseline | soundness | scores | cell; ``key`` identifies it."""
-
-    kind: str
-    key: str
-    payload: dict[str, Any]
-    label: str
-
-
-Callback = Callable[[Task, dict[str, Any]], None]
-
-# --cell-timeout bounds everything a plugin runs (its soundness verdict, its scores, cells);
-# baseline training is legitimately long and untimed.
-TIMED_KINDS = ("soundness", "scores", "cell")
+Callback = Callable[[Task, Outcome], None]
 
 
 def _threads(workers: int) -> int:
@@ -57,8 +42,7 @@ def _worker_main(conn: Connection, cache_dir: str, threads: int, device: str = "
         message = conn.recv()
         if message is None:
             return
-        kind, payload = message
-        conn.send(execute(kind, payload, Path(cache_dir), device))
+        conn.send(execute(message, Path(cache_dir), device))
 
 
 class _Worker:
@@ -74,7 +58,7 @@ class _Worker:
 
     def give(self, task: Task) -> None:
         self.task, self.started = task, time.monotonic()
-        self.conn.send((task.kind, task.payload))
+        self.conn.send(task)
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -125,7 +109,7 @@ class LocalExecutor:
             from .runner import execute
 
             for task in queue:
-                done(task, execute(task.kind, task.payload, self.cache_dir, self.device))
+                done(task, execute(task, self.cache_dir, self.device))
             return
         ctx = mp.get_context("spawn")
         threads = _threads(self.workers)
@@ -172,13 +156,13 @@ class LocalExecutor:
                 outcome = self._outcome(worker, ready)
                 if outcome is None:
                     continue
-                if not outcome["ok"] and not worker.process.is_alive():
+                if not outcome.ok and not worker.process.is_alive():
                     pool[i] = _Worker(ctx, self.cache_dir, threads, self.device)
                 else:
                     worker.task = None
                 done(task, outcome)
 
-    def _outcome(self, worker: _Worker, ready: list) -> dict[str, Any] | None:
+    def _outcome(self, worker: _Worker, ready: list) -> Outcome | None:
         """The finished task's result, a failure if the worker died or overran, else None."""
         elapsed = time.monotonic() - worker.started
         if worker.conn in ready:
@@ -187,10 +171,9 @@ class LocalExecutor:
             except (EOFError, OSError):
                 pass
         if worker.process.sentinel in ready or not worker.process.is_alive():
-            return {"ok": False, "seconds": elapsed, "error": worker.death_reason()}
-        timed = worker.task is not None and worker.task.kind in TIMED_KINDS
+            return Outcome.failure(worker.death_reason(), elapsed)
+        timed = worker.task is not None and worker.task.timed
         if timed and self.timeout is not None and elapsed > self.timeout:
             worker.kill()
-            return {"ok": False, "seconds": elapsed,
-                    "error": f"timed out after {self.timeout:g} s (worker killed)"}
+            return Outcome.failure(f"timed out after {self.timeout:g} s (worker killed)", elapsed)
         return None

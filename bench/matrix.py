@@ -13,26 +13,22 @@ records, so ``--dry-run`` and a re-run with nothing to do answer in about a seco
 
 from __future__ import annotations
 
-import ast
-import fnmatch
 import logging
 import math
 import statistics
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import data, plugins, records
+from . import backbones, data, plugins, records
 from .device import cache_name
 from .errors import SpecError, XPruneError
-from .registry import Registry
 from .spec import FIXED_SIZE, PROTOCOL, BaselineKey, Cell, Spec, applicable, expand
+from .tasks import ComputeScores, JudgeSoundness, Outcome, RunCell, Task, TrainBaseline
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +48,6 @@ class SilentProgress:
 
     def advance(self, label: str, record: dict | None) -> None:
         pass
-
-
-def backbone_names() -> list[str]:
-    """Registered backbones, read from ``bench/models.py`` without importing torch."""
-    if "bench.models" in sys.modules:
-        return list(sys.modules["bench.models"].BACKBONES)
-    tree = ast.parse((Path(__file__).parent / "models.py").read_text())
-    return sorted(d.args[0].value for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
-                  for d in node.decorator_list
-                  if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
-                  and d.func.attr == "register" and d.args and isinstance(d.args[0], ast.Constant))
-
-
-def backbones() -> Registry[str]:
-    """The backbone names as a registry (for its messages and wildcards)."""
-    registry: Registry[str] = Registry("backbone")
-    for name in backbone_names():
-        registry.add(name, name)
-    return registry
 
 
 def baseline_path(key: BaselineKey, cache: Path, device: str = "cpu") -> Path:
@@ -192,21 +169,6 @@ class Plan:
         return out
 
 
-def _resolve(kind: str, patterns: tuple[str, ...], known: list[str],
-             strict: Callable[[str], Any]) -> list[str]:
-    out: list[str] = []
-    for pattern in patterns:
-        if any(ch in pattern for ch in "*?["):
-            matched = [n for n in known if fnmatch.fnmatchcase(n, pattern)]
-            if not matched:
-                raise SpecError(f"no {kind} matches {pattern!r}")
-        else:
-            strict(pattern)
-            matched = [pattern]
-        out += [m for m in matched if m not in out]
-    return out
-
-
 def _scan_records(folder: Path, retry_failed: bool) -> tuple[set[str], dict[str, float]]:
     """Finished cell hashes (failed ones too unless retried) and mean seconds per backbone."""
     finished: set[str] = set()
@@ -237,10 +199,8 @@ def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False,
     ``device`` is the resolved device kind tasks run on (it names the cache files to look for).
     """
     catalogue = plugins.metadata()
-    known_backbones = backbones()
-    datasets = _resolve("dataset", spec.datasets, data.names(), data.info)
-    backbone_list = _resolve("backbone", spec.backbones, list(known_backbones),
-                             known_backbones.get)
+    datasets = data.datasets().expand(list(spec.datasets))
+    backbone_list = backbones.registry().expand(list(spec.backbones))
     methods = catalogue.expand(list(spec.methods))
     for source, error in catalogue.broken.items():
         log.warning("skipping method plugin %s: %s", source, error)
@@ -265,25 +225,19 @@ def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False,
 
 def write_spec(p: Plan) -> None:
     p.out.mkdir(parents=True, exist_ok=True)
-    (p.out / "spec.yaml").write_text(yaml.safe_dump(
-        {k: list(v) if isinstance(v, tuple) else v for k, v in p.spec.__dict__.items()},
-        sort_keys=False))
+    (p.out / "spec.yaml").write_text(yaml.safe_dump(p.spec.to_dict(), sort_keys=False))
 
 
 def run(p: Plan, executor, tracker, progress) -> Counter:
     """Run the plan's missing cells; return counts of ``ok`` / ``failed`` records written."""
-    from .executors import Task
-    from .runner import make_record
-
     started = time.monotonic()
     write_spec(p)
     cells = {c.hash: c for c in p.todo}
     counts: Counter = Counter()
     _sync_tracking(p, tracker)
 
-    def finish_cell(cell: Cell, outcome: dict[str, Any]) -> None:
-        outcome = outcome | {"soundness": verdicts.get((cell.method, cell.granularity))}
-        record = make_record(cell, outcome)
+    def finish_cell(cell: Cell, outcome: Outcome) -> None:
+        record = records.make_record(cell, outcome, verdicts.get((cell.method, cell.granularity)))
         records.write(p.records_dir, record)
         tracker.log_cell(record)
         counts[record["status"]] += 1
@@ -291,27 +245,25 @@ def run(p: Plan, executor, tracker, progress) -> Counter:
 
     failed_prereq: dict[str, str] = {}
 
-    def prerequisite_done(task: Task, outcome: dict[str, Any]) -> None:
+    def prerequisite_done(task: Task, outcome: Outcome) -> None:
         progress.advance(task.label, None)
-        if not outcome["ok"]:
-            failed_prereq[task.key] = f"{task.kind} failed: {outcome['error']}"
+        if not outcome.ok:
+            failed_prereq[task.id] = f"{task.kind} failed: {outcome.error}"
 
     # Baselines, and the small models soundness verdicts are judged on, are untimed
     # prerequisites; each method's verdict is then a timed task like scoring (a hanging
     # plugin fails its verdict and its cells, never the matrix).
     sound_missing = p.soundness_missing()
-    base_tasks = [Task("baseline", k.hash, k.__dict__, f"train {k.dataset}/{k.backbone}")
-                  for k in dict.fromkeys(p.baselines_missing()
-                                         + p.soundness_models_missing(sound_missing))]
-    sound_tasks = [Task("soundness", f"{m}-{g}", {"method": m, "granularity": g},
-                        f"soundness {m}/{g}") for m, _, g in sound_missing]
+    base_tasks = [TrainBaseline(k) for k in dict.fromkeys(
+        p.baselines_missing() + p.soundness_models_missing(sound_missing))]
+    sound_tasks = [JudgeSoundness(m, g) for m, _, g in sound_missing]
     verdicts: dict[tuple[str, str], str] = {}  # a judged verdict is cached; a failed one is not
 
-    def verdict_done(task: Task, outcome: dict[str, Any]) -> None:
+    def verdict_done(task: JudgeSoundness, outcome: Outcome) -> None:
         progress.advance(task.label, None)
-        if not outcome["ok"]:
-            verdicts[(task.payload["method"], task.payload["granularity"])] = \
-                f"fail: {outcome['error']}"
+        if not outcome.ok:
+            verdicts[(task.method, task.granularity)] = f"fail: {outcome.error}"
+
     score_keys = p.scores_missing()
     progress.start(len(base_tasks) + len(sound_tasks) + len(score_keys) + len(cells))
     try:
@@ -325,20 +277,17 @@ def run(p: Plan, executor, tracker, progress) -> Counter:
                 failed_prereq[key.hash] = failed_prereq[key.baseline.hash]
                 progress.advance(f"skip scores {key.method}", None)
             else:
-                payload = {**key.__dict__, "baseline": key.baseline.__dict__}
-                score_tasks.append(Task("scores", key.hash, payload,
-                                        f"score {key.baseline.dataset}/{key.baseline.backbone}"
-                                        f"/{key.method}/{key.granularity}"))
+                score_tasks.append(ComputeScores(key))
         executor.run(score_tasks, prerequisite_done)
 
         runnable = []
         for cell in cells.values():
             reason = failed_prereq.get(cell.baseline.hash) or failed_prereq.get(cell.scores.hash)
             if reason:
-                finish_cell(cell, {"ok": False, "error": reason, "seconds": 0.0})
+                finish_cell(cell, Outcome.failure(reason))
             else:
-                runnable.append(Task("cell", cell.hash, cell.__dict__, cell.label()))
-        executor.run(runnable, lambda task, outcome: finish_cell(cells[task.key], outcome))
+                runnable.append(RunCell(cell))
+        executor.run(runnable, lambda task, outcome: finish_cell(task.cell, outcome))
     finally:
         if hasattr(executor, "close"):
             executor.close()  # the local pool is kept across stages; stop it here

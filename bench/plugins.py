@@ -29,7 +29,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from .errors import PluginError, UnknownNameError
+from .errors import PluginError, UnknownNameError, one_line
 from .registry import Registry
 
 if TYPE_CHECKING:  # bench.api imports torch: plugins are imported only when needed
@@ -141,13 +141,8 @@ class Catalogue:
         return [n for n in self.methods if self.methods.get(n).source.startswith("methods/")]
 
     def expand(self, patterns: list[str]) -> list[str]:
-        names = []
-        for pattern in patterns:
-            if any(c in pattern for c in "*?["):
-                names += self.methods.expand([pattern])
-            else:
-                names.append(self.get(pattern).name)
-        return list(dict.fromkeys(names))
+        """Method names and wildcards resolved; a plain name is looked up with :meth:`get`."""
+        return self.methods.expand(patterns, lookup=self.get)
 
 
 def _names_declared_by(source: str) -> set[str]:
@@ -210,7 +205,7 @@ def load_file(path: Path) -> list[type[Method]]:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        raise PluginError(f"{path.name}: import failed: {type(exc).__name__}: {exc}") from None
+        raise PluginError(f"{path.name}: import failed: {one_line(exc, typed=True)}") from None
     return _classes_in(module)
 
 
@@ -236,7 +231,7 @@ def _load_entry_point(ep: Any) -> list[type[Method]]:
     try:
         return [ep.load()]
     except Exception as exc:
-        raise PluginError(f"{type(exc).__name__}: {exc}") from None
+        raise PluginError(one_line(exc, typed=True)) from None
 
 
 def _class_meta(cls: Any, source: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Result records: one JSON file per cell, versioned schema, validated on write and on read.
 
-A record is the durable, reviewable result of one cell. Numbers are stored as numbers;
-``status`` is ``ok`` (metrics present) or ``failed`` (``error`` holds the one-line reason).
-Writes are atomic (temporary file + rename) so a killed run never leaves half a record.
+A record is the durable, reviewable result of one cell, assembled by :func:`make_record` in
+the coordinator from the cell and its task's ``Outcome`` (provenance from ``bench.provenance``).
+Numbers are stored as numbers; ``status`` is ``ok`` (metrics present) or ``failed``
+(``error`` holds the one-line reason). Writes are atomic (temporary file + rename) so a killed
+run never leaves half a record. The cell's enums come from ``bench.axes``.
 
 Schema 2 (protocol 2) adds the clinical metrics, collapse flags, the tie share, MAC reduction
 (renamed from schema 1's ``speedup``) and interleaved latency with its spread and measured
@@ -11,16 +13,24 @@ speed-up. Schema 1 records stay readable: each record is validated against its o
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import jsonschema
 
-from .errors import RecordError
+from . import data, plugins
+from .axes import RECOVERY_PATTERN, Granularity, Scope
+from .errors import RecordError, XPruneError
+from .provenance import provenance, torch_threads
+
+if TYPE_CHECKING:
+    from .spec import Cell
+    from .tasks import Outcome
 
 SCHEMA_VERSION = 2
 
@@ -39,10 +49,10 @@ CELL_FIELDS = {
     "backbone": {"type": "string"},
     "method": {"type": "string"},
     "method_version": {"type": "string"},
-    "granularity": {"enum": ["channel", "weight", "head"]},  # head: added within schema 2
-    "scope": {"enum": ["layer", "global"]},
+    "granularity": {"enum": [g.value for g in Granularity]},  # head: added within schema 2
+    "scope": {"enum": [s.value for s in Scope]},
     "sparsity": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-    "recovery": {"type": "string", "pattern": r"^(none|bnrecal|finetune:[1-9][0-9]*)$"},
+    "recovery": {"type": "string", "pattern": RECOVERY_PATTERN},
     "seed": {"type": "integer", "minimum": 0},
     "epochs": {"type": "integer", "minimum": 1},
     "reference_per_class": {"type": "integer", "minimum": 1},
@@ -220,3 +230,47 @@ def iter_records(directory: Path) -> Iterator[dict[str, Any]]:
 def finished_hashes(directory: Path) -> set[str]:
     """Hashes of cells with a record file (ok or failed): these are never recomputed."""
     return {p.stem for p in Path(directory).glob("*.json") if not p.name.startswith(".tmp-")}
+
+
+def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> dict[str, Any]:
+    """Assemble a schema-valid record from a cell, its task outcome (ok or failed) and its
+    method's soundness verdict (None: not checked)."""
+    info = data.info(cell.dataset)
+    run_on = outcome.device or {"kind": "cpu", "gpu": None}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "cell_hash": cell.hash,
+        "status": "ok" if outcome.ok else "failed",
+        "error": None if outcome.ok else outcome.error,
+        "cell": cell.to_dict(),
+        "method": method_block(cell, soundness),
+        "dataset": {"flag": info.flag, "task": str(info.task), "n_classes": info.n_classes,
+                    "synthetic": info.synthetic, "md5": _md5(cell)},
+        "metrics": outcome.result if outcome.ok else None,
+        "provenance": provenance() | {
+            "device": run_on,
+            "determinism": outcome.determinism or provenance()["determinism"],
+            "torch_threads": outcome.threads if outcome.threads is not None else torch_threads(),
+            "baseline_hash": cell.baseline.hash, "score_hash": cell.scores.hash,
+            "seconds": round(outcome.seconds, 3),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
+    }
+
+
+def method_block(cell: Cell, soundness: str | None) -> dict[str, str]:
+    """A record's ``method``: the plugin's metadata (or the cell's name and version when the
+    plugin is gone), its soundness verdict and the architectures it declares."""
+    try:
+        method = plugins.get(cell.method).metadata()
+        method.pop("granularities")
+    except XPruneError:
+        method = {k: "" for k in ("family", "description", "reference", "source")}
+        method |= {"name": cell.method, "version": cell.method_version}
+    method["soundness"] = soundness or "not checked"
+    method["architectures"] = method.get("architectures", "any")
+    return method
+
+
+def _md5(cell: Cell) -> str | None:
+    return None if cell.dataset == data.SYNTHETIC else data.expected_md5(cell.dataset, cell.size)

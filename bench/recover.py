@@ -7,23 +7,26 @@ import time
 from torch import nn
 
 from . import bn
+from .axes import Recovery, RecoveryKind
 from .data import Dataset
 from .train import FINETUNE_LR, fit
 
 BNRECAL_IMAGES = 512
 
 
-def recover(model: nn.Module, recovery: str, dataset: Dataset, seed: int) -> tuple[nn.Module, float]:
+def recover(model: nn.Module, recovery: str | Recovery, dataset: Dataset,
+            seed: int) -> tuple[nn.Module, float]:
     """Apply a recovery strategy (``none`` | ``bnrecal`` | ``finetune:K``); return model, seconds.
 
     ``bnrecal`` re-estimates BatchNorm statistics on 512 unlabelled training images.
     ``finetune:K``: K epochs of Adam at a constant 1e-4; every checkpoint (the pruned start
     included) is BatchNorm-recalibrated and scored on validation, and the best is kept.
     """
+    recovery = Recovery(recovery)
     start = time.perf_counter()
-    if recovery == "bnrecal":
+    if recovery.kind is RecoveryKind.BNRECAL:
         model = bn.recalibrate(model, dataset, seed, BNRECAL_IMAGES)
-    elif recovery.startswith("finetune:"):
-        epochs = int(recovery.split(":", 1)[1])
-        model, _ = fit(model, dataset, epochs, FINETUNE_LR, seed, cosine=False, include_start=True)
+    elif recovery.kind is RecoveryKind.FINETUNE:
+        model, _ = fit(model, dataset, recovery.epochs, FINETUNE_LR, seed, cosine=False,
+                       include_start=True)
     return model.eval(), time.perf_counter() - start

@@ -1,30 +1,28 @@
-"""One benchmark cell, top to bottom, and the record it produces.
+"""One benchmark cell, top to bottom, and what a worker runs for any task.
 
-    load data -> baseline (cached) -> scores (cached) -> prune -> recover -> measure -> record
+    load data -> baseline (cached) -> scores (cached) -> prune -> recover -> measure
 
-Each step is one call into the module that owns it. ``execute`` is what a worker process
-runs for any task (baseline, scores or cell); exceptions become one-line failures.
+Each step is one call into the module that owns it. ``execute`` runs one task (a
+``bench.tasks`` value) in this process, dispatching on its type; exceptions become one-line
+failed outcomes. Records are assembled by the coordinator (``bench.records.make_record``).
 """
 
 from __future__ import annotations
 
 import copy
-import datetime
 import functools
-import platform
-import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import (__version__, baseline, data, device as devices, evaluate, plugins, prune,
-               recover, scoring, soundness, transparency)
-from .errors import XPruneError
-from .records import SCHEMA_VERSION
-from .spec import BaselineKey, Cell, ScoreKey
+from . import (baseline, data, device as devices, evaluate, prune, recover, scoring, soundness,
+               transparency)
+from .axes import RecoveryKind
+from .errors import one_line
+from .spec import Cell
+from .tasks import ComputeScores, JudgeSoundness, Outcome, RunCell, Task, TrainBaseline
 
 LATENCY_REPEATS = {1: 21, 64: 11}  # interleaved dense/pruned pairs per batch size
 
@@ -45,7 +43,7 @@ def run_cell(cell: Cell, cache_dir: Path, device: str = "cpu") -> dict[str, Any]
 
     pruned.model, recover_seconds = recover.recover(pruned.model, cell.recovery, dataset, cell.seed)
     final = prune.finalize(pruned)
-    after_recovery = (after_prune if cell.recovery == "none"  # the same model: same scores
+    after_recovery = (after_prune if cell.recovery.kind is RecoveryKind.NONE  # same model
                       else evaluate.task_scores(final, test, info.task))
 
     dense_cost = evaluate.cost(model, example)
@@ -95,109 +93,45 @@ def cpu_latency(model: torch.nn.Module, final: torch.nn.Module, example: torch.T
                for b, reps in LATENCY_REPEATS.items()}}
 
 
-def execute(kind: str, payload: dict[str, Any], cache_dir: Path,
-            device: str = "cpu") -> dict[str, Any]:
+@functools.singledispatch
+def perform(task: Task, cache_dir: Path, device: str) -> Any:
+    """Compute one task in this process on ``device``; return its type's result."""
+    raise TypeError(f"not a task: {type(task).__name__}")
+
+
+@perform.register(TrainBaseline)
+def _train(task: TrainBaseline, cache_dir: Path, device: str) -> dict[str, Any]:
+    key = task.key
+    _, meta = baseline.get(key, data.load(key.dataset, key.size), cache_dir, device)
+    return meta["test"]
+
+
+@perform.register(JudgeSoundness)
+def _judge(task: JudgeSoundness, cache_dir: Path, device: str) -> str:
+    return soundness.verdict(task.method, task.granularity, cache_dir)
+
+
+@perform.register(ComputeScores)
+def _score(task: ComputeScores, cache_dir: Path, device: str) -> float:
+    key = task.key
+    dataset = data.load(key.baseline.dataset, key.baseline.size)
+    model, _ = baseline.get(key.baseline, dataset, cache_dir, device)
+    return scoring.get(key, model, dataset, cache_dir, device)["seconds"]
+
+
+@perform.register(RunCell)
+def _run(task: RunCell, cache_dir: Path, device: str) -> dict[str, Any]:
+    return run_cell(task.cell, cache_dir, device)
+
+
+def execute(task: Task, cache_dir: Path, device: str = "cpu") -> Outcome:
     """Run one task in this process on ``device`` (``cpu`` or ``cuda``); never raises (errors
     are returned as one line)."""
     start = time.perf_counter()
     try:
         determinism = devices.configure(device)
-        if kind == "baseline":
-            key = BaselineKey(**payload)
-            _, meta = baseline.get(key, data.load(key.dataset, key.size), cache_dir, device)
-            result: dict[str, Any] = {"test": meta["test"]}
-        elif kind == "scores":
-            key = ScoreKey(BaselineKey(**payload["baseline"]), **{
-                k: v for k, v in payload.items() if k != "baseline"})
-            dataset = data.load(key.baseline.dataset, key.baseline.size)
-            model, _ = baseline.get(key.baseline, dataset, cache_dir, device)
-            result = {"seconds": scoring.get(key, model, dataset, cache_dir, device)["seconds"]}
-        elif kind == "soundness":
-            result = {"verdict": soundness.verdict(payload["method"], payload["granularity"],
-                                                   cache_dir)}
-        else:
-            cell = Cell.from_dict(payload)
-            result = {"metrics": run_cell(cell, cache_dir, device)}
-        return {"ok": True, "seconds": time.perf_counter() - start,
-                "threads": torch.get_num_threads(), "device": devices.describe(device),
-                "determinism": determinism, **result}
+        result = perform(task, cache_dir, device)
+        return Outcome(True, time.perf_counter() - start, threads=torch.get_num_threads(),
+                       device=devices.describe(device), determinism=determinism, result=result)
     except Exception as exc:  # a failing cell must not take the matrix down
-        return {"ok": False, "seconds": time.perf_counter() - start, "error": one_line(exc)}
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, XPruneError):
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def make_record(cell: Cell, outcome: dict[str, Any]) -> dict[str, Any]:
-    """Assemble a schema-valid record from a cell and its task outcome (ok or failed)."""
-    info = data.info(cell.dataset)
-    try:
-        method = plugins.get(cell.method).metadata()
-        method.pop("granularities")
-    except XPruneError:
-        method = {k: "" for k in ("family", "description", "reference", "source")}
-        method |= {"name": cell.method, "version": cell.method_version}
-    method["soundness"] = outcome.get("soundness") or "not checked"
-    method["architectures"] = method.get("architectures", "any")
-    run_on = outcome.get("device") or {"kind": "cpu", "gpu": None}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "cell_hash": cell.hash,
-        "status": "ok" if outcome["ok"] else "failed",
-        "error": None if outcome["ok"] else outcome["error"],
-        "cell": cell.__dict__.copy(),
-        "method": method,
-        "dataset": {"flag": info.flag, "task": info.task, "n_classes": info.n_classes,
-                    "synthetic": info.synthetic, "md5": _md5(cell)},
-        "metrics": outcome.get("metrics") if outcome["ok"] else None,
-        "provenance": provenance() | {
-            "device": run_on,
-            "determinism": outcome.get("determinism") or provenance()["determinism"],
-            "torch_threads": outcome.get("threads", torch.get_num_threads()),
-            "baseline_hash": cell.baseline.hash, "score_hash": cell.scores.hash,
-            "seconds": round(outcome.get("seconds", 0.0), 3),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        },
-    }
-
-
-def _md5(cell: Cell) -> str | None:
-    return None if cell.dataset == data.SYNTHETIC else data.expected_md5(cell.dataset, cell.size)
-
-
-@functools.lru_cache(maxsize=1)
-def provenance() -> dict[str, Any]:
-    """Code and library versions, git commit, and the CPU/thread setting results came from."""
-    names = ["torch", "torchvision", "torch-pruning", "zennit", "captum", "medmnist", "numpy",
-             "torchmetrics"]
-    versions = {n: _version(n) for n in names} | {"python": platform.python_version()}
-    determinism = {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-                   "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
-                   "device": "cpu"}
-    return {"xprune_version": __version__, "git_commit": git_commit(), "versions": versions,
-            "cuda": torch.version.cuda or "none", "determinism": determinism,
-            "machine": platform.machine()}
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "absent"
-
-
-def git_commit() -> str:
-    """HEAD of the repository the engine runs from, '+dirty' if it has local changes."""
-    repo = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
+        return Outcome.failure(one_line(exc), time.perf_counter() - start)

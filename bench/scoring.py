@@ -18,7 +18,7 @@ from . import cache, plugins
 from . import device as devices
 from .api import Batch, Method, Site
 from .data import Dataset, reference_batch
-from .errors import PluginError
+from .errors import PluginError, one_line
 from .spec import ScoreKey
 from .units import find_sites, scoring_copy
 
@@ -69,8 +69,7 @@ def run_method(cls: type[Method], model: nn.Module, granularity: str, batch: Bat
     except PluginError:
         raise
     except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        raise PluginError(f"{cls.name}: score() raised {type(exc).__name__}: {msg}") from exc
+        raise PluginError(f"{cls.name}: score() raised {one_line(exc, typed=True)}") from exc
     seconds = time.perf_counter() - start
     return validate(cls.name, raw, sites), seconds
 

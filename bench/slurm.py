@@ -29,9 +29,10 @@ from submitit.core.utils import (
 )
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
-from .errors import XPruneError
-from .executors import Callback, Task
-from .runner import execute, one_line
+from .errors import XPruneError, one_line
+from .executors import Callback
+from .runner import execute
+from .tasks import Outcome, Task
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,12 @@ class _Executor(submitit.SlurmExecutor):
     job_class = _Job
 
 
-def run_task(kind: str, payload: dict[str, Any], cache_dir: str, threads: int,
-             device: str = "cpu") -> dict[str, Any]:
+def run_task(task: Task, cache_dir: str, threads: int, device: str = "cpu") -> Outcome:
     """What one array element runs: ``execute`` on ``device``, torch limited to the job's CPUs."""
     import torch
 
     torch.set_num_threads(threads)
-    return execute(kind, payload, Path(cache_dir), device)
+    return execute(task, Path(cache_dir), device)
 
 
 class SlurmExecutor:
@@ -137,9 +137,8 @@ class SlurmExecutor:
         """Submit ``tasks`` as one job array (one element per task); return its jobs."""
         n, executor = len(tasks), self._executor()
         try:
-            jobs = executor.map_array(
-                run_task, [t.kind for t in tasks], [t.payload for t in tasks],
-                [str(self.cache_dir.absolute())] * n, [self.cpus] * n, [self.device] * n)
+            jobs = executor.map_array(run_task, tasks, [str(self.cache_dir.absolute())] * n,
+                                      [self.cpus] * n, [self.device] * n)
         except (FailedSubmissionError, OSError, subprocess.SubprocessError) as exc:
             raise SlurmError(f"slurm submission failed: {one_line(exc)}") from None
         # submitit builds array elements as plain SlurmJob (sacct only); watch ours instead
@@ -171,16 +170,14 @@ class SlurmExecutor:
             raise
 
 
-def outcome(job: SlurmJob, seconds: float) -> dict[str, Any]:
+def outcome(job: SlurmJob, seconds: float) -> Outcome:
     """The task's own outcome, or a one-line failure naming the job's Slurm state."""
     try:
         return job.result()
     except (UncompletedJobError, FailedJobError) as exc:
-        return {"ok": False, "seconds": seconds,
-                "error": f"slurm job {job.job_id} {job.state}: {_reason(exc)}"}
+        return Outcome.failure(f"slurm job {job.job_id} {job.state}: {_reason(exc)}", seconds)
     except Exception as exc:  # noqa: BLE001 (an unreadable result pickle, a vanished folder)
-        return {"ok": False, "seconds": seconds,
-                "error": f"slurm job {job.job_id} {job.state}: {one_line(exc)}"}
+        return Outcome.failure(f"slurm job {job.job_id} {job.state}: {one_line(exc)}", seconds)
 
 
 def _reason(exc: Exception) -> str:

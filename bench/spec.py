@@ -7,19 +7,23 @@ MLflow tag, resume. A *spec* is lists of axis values; its cross product is the m
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .axes import Granularity, Recovery, Scope, plain
 from .data import SIZES
 from .errors import SpecError
+from .registry import Registry
 
 # Bump when a change to the engine changes what a cell measures: all hashes change with it.
 # 2: seeded tie-breaking, clinical metrics, interleaved latency, the baseline recipe below.
@@ -33,16 +37,13 @@ BASELINE_RECIPE: dict[str, Any] = {
 }
 DEFAULT_MIN_STEPS = 1000
 
-SCOPES = ("layer", "global")
-GRANULARITIES = ("channel", "weight", "head")  # == bench.api.GRANULARITIES (api imports torch)
-RECOVERY = re.compile(r"^(none|bnrecal|finetune:[1-9][0-9]*)$")
 DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5, "vit": 10}
 # What each backbone of bench/models.py is built from (a backbone not listed is a cnn): it
 # decides the granularities the backbone offers and which methods apply to it
 # (``Method.architectures``). Read here, without importing torch, by the planner.
 ARCHITECTURES = {"smallcnn": "cnn", "vgg": "cnn", "resnet18": "cnn", "vit": "transformer"}
-ARCHITECTURE_GRANULARITIES = {"cnn": ("channel", "weight"),
-                              "transformer": ("channel", "weight", "head")}
+ARCHITECTURE_GRANULARITIES = {"cnn": (Granularity.CHANNEL, Granularity.WEIGHT),
+                              "transformer": tuple(Granularity)}
 FIXED_SIZE = {"vit": 28}  # backbones built for one input size (patch grid and positions)
 DEVICES = ("cpu", "cuda", "auto")
 # A spec name becomes a folder (runs/<name>) and part of an MLflow experiment name.
@@ -92,8 +93,11 @@ class ScoreKey:
     baseline: BaselineKey
     method: str
     method_version: str
-    granularity: str
+    granularity: Granularity
     reference_per_class: int
+
+    def __post_init__(self) -> None:
+        _typed(self, granularity=Granularity.parse)
 
     @property
     def hash(self) -> str:
@@ -110,10 +114,10 @@ class Cell:
     backbone: str
     method: str
     method_version: str
-    granularity: str
-    scope: str
+    granularity: Granularity
+    scope: Scope
     sparsity: float
-    recovery: str
+    recovery: Recovery
     seed: int
     epochs: int
     reference_per_class: int
@@ -121,6 +125,9 @@ class Cell:
     # Measure explanation preservation (bench.transparency). Not part of the hash: it adds
     # measurements, it does not change any other number of the cell.
     transparency: bool = field(default=True, compare=False)
+
+    def __post_init__(self) -> None:
+        _typed(self, granularity=Granularity.parse, scope=Scope.parse, recovery=Recovery)
 
     @property
     def hash(self) -> str:
@@ -145,6 +152,16 @@ class Cell:
     def from_dict(cls, data: dict[str, Any]) -> "Cell":
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON values (a record's ``cell`` block)."""
+        return {k: plain(v) for k, v in self.__dict__.items()}
+
+
+def _typed(value: Any, **parsers: Any) -> None:
+    """Parse the named fields of a frozen dataclass in place (once, at construction)."""
+    for name, parse in parsers.items():
+        object.__setattr__(value, name, parse(getattr(value, name)))
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -154,10 +171,10 @@ class Spec:
     datasets: tuple[str, ...]
     backbones: tuple[str, ...]
     methods: tuple[str, ...]
-    granularities: tuple[str, ...] = ("channel",)
-    scopes: tuple[str, ...] = ("layer",)
+    granularities: tuple[Granularity, ...] = (Granularity.CHANNEL,)
+    scopes: tuple[Scope, ...] = (Scope.LAYER,)
     sparsities: tuple[float, ...] = (0.5,)
-    recovery: tuple[str, ...] = ("bnrecal",)
+    recovery: tuple[Recovery, ...] = (Recovery("bnrecal"),)
     seeds: tuple[int, ...] = (0,)
     size: int = 28
     reference_per_class: int = 10
@@ -181,15 +198,9 @@ class Spec:
         for s in self.sparsities:
             if not (isinstance(s, (int, float)) and 0 < s < 1):
                 raise SpecError(f"sparsity {s!r} is outside (0, 1)")
-        for gran in self.granularities:
-            if gran not in GRANULARITIES:
-                raise SpecError(f"unknown granularity {gran!r} (known: {', '.join(GRANULARITIES)})")
-        for scope in self.scopes:
-            if scope not in SCOPES:
-                raise SpecError(f"unknown scope {scope!r} (known: {', '.join(SCOPES)})")
-        for rec in self.recovery:
-            if not RECOVERY.match(rec):
-                raise SpecError(f"unknown recovery {rec!r} (none, bnrecal or finetune:K)")
+        _typed(self, granularities=lambda values: tuple(map(Granularity.parse, values)),
+               scopes=lambda values: tuple(map(Scope.parse, values)),
+               recovery=lambda values: tuple(map(Recovery, values)))
         for seed in self.seeds:
             if not isinstance(seed, int) or seed < 0:
                 raise SpecError(f"seed {seed!r} is not a non-negative integer")
@@ -202,6 +213,10 @@ class Spec:
 
     def epochs_for(self, backbone: str) -> int:
         return int(self.epochs.get(backbone, DEFAULT_EPOCHS.get(backbone, 10)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain YAML values (lists of strings and numbers)."""
+        return {k: plain(v) for k, v in self.__dict__.items()}
 
 
 _LIST_AXES = {"datasets", "backbones", "methods", "granularities", "scopes", "sparsities",
@@ -254,9 +269,18 @@ def _integer(key: str, value: Any) -> int:
     return value
 
 
+@functools.cache
+def presets() -> Registry[Traversable]:
+    """The named presets: ``bench/presets/<name>.yaml``."""
+    registry: Registry[Traversable] = Registry("preset")
+    for path in sorted((resources.files("bench") / "presets").iterdir(), key=lambda p: p.name):
+        if path.name.endswith(".yaml"):
+            registry.add(path.name[:-5], path)
+    return registry
+
+
 def preset_names() -> list[str]:
-    folder = resources.files("bench") / "presets"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return list(presets())
 
 
 def load_spec(source: str) -> Spec:
@@ -266,14 +290,8 @@ def load_spec(source: str) -> Spec:
         if not path.is_file():
             raise SpecError(f"spec file {source} not found")
         text, name = path.read_text(), path.stem
-    elif source in preset_names():
-        text, name = (resources.files("bench") / "presets" / f"{source}.yaml").read_text(), source
     else:
-        import difflib
-
-        close = difflib.get_close_matches(source, preset_names(), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise SpecError(f"unknown preset {source!r}{hint} (known: {', '.join(preset_names())})")
+        text, name = presets().get(source).read_text(), source
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import XPruneError
+from .errors import XPruneError, one_line
+from .provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,6 @@ class Tracker:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         from mlflow.tracking import MlflowClient
 
-        from .runner import provenance
-
         self.uri = uri or tracking_uri()
         self.journal = journal
         self.started = time.time()
@@ -111,8 +110,7 @@ class Tracker:
             parent = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         except Exception as exc:
             raise XPruneError(f"MLflow tracking at {self.uri} is unusable: "
-                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                              ) from None
+                              f"{one_line(exc, typed=False)}") from None
         self.parent_id = parent.info.run_id
         if journal is not None:
             journal.add("parent-open", self.parent_id)

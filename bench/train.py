@@ -25,7 +25,7 @@ from torch import nn
 
 from . import bn
 from . import device as devices
-from .api import MULTI_LABEL
+from .axes import TaskType
 from .data import Dataset
 from .evaluate import collapsed, task_scores
 from .spec import BASELINE_RECIPE
@@ -58,7 +58,7 @@ def train_epoch(model: nn.Module, dataset: Dataset, optimizer: torch.optim.Optim
                 generator: torch.Generator, scheduler=None) -> float:
     """One pass over the training split in a seeded random order; returns the mean loss."""
     model.train()
-    split, multi = dataset.train, dataset.info.task == MULTI_LABEL
+    split, multi = dataset.train, dataset.info.task == TaskType.MULTI_LABEL
     order = torch.randperm(len(split), generator=generator)
     where = devices.of(model)
     total = 0.0

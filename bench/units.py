@@ -6,7 +6,8 @@ import copy
 
 from torch import nn
 
-from .api import GRANULARITIES, Site
+from .api import Site
+from .axes import Granularity
 from .errors import SpecError
 
 
@@ -32,7 +33,7 @@ def is_mlp(module: nn.Module) -> bool:
             and isinstance(getattr(module, "fc2", None), nn.Linear))
 
 
-def find_sites(model: nn.Module, granularity: str) -> list[Site]:
+def find_sites(model: nn.Module, granularity: str | Granularity) -> list[Site]:
     """The prunable sites of ``model`` at ``granularity``, in module order.
 
     ``weight``: every Conv2d and every hidden Linear (all but the classifier). ``channel``:
@@ -40,16 +41,15 @@ def find_sites(model: nn.Module, granularity: str) -> list[Site]:
     hidden layers (``fc1``): the embedding width is shared by the whole residual stream and
     is not a channel unit. ``head``: every attention module (transformers only).
     """
-    if granularity not in GRANULARITIES:
-        raise SpecError(f"unknown granularity {granularity!r} (known: {', '.join(GRANULARITIES)})")
+    granularity = Granularity.parse(granularity)
     attention = [(name, m) for name, m in model.named_modules() if is_attention(m)]
-    if granularity == "head":
+    if granularity is Granularity.HEAD:
         if not attention:
             raise SpecError(f"{type(model).__name__} has no attention heads: granularity "
                             "'head' needs a transformer backbone")
-        return [Site(name, m, "head") for name, m in attention]
-    if granularity == "channel" and attention:
-        return [Site(f"{name}.fc1", m.fc1, "channel")
+        return [Site(name, m, granularity) for name, m in attention]
+    if granularity is Granularity.CHANNEL and attention:
+        return [Site(f"{name}.fc1", m.fc1, granularity)
                 for name, m in model.named_modules() if is_mlp(m)]
     head = classifier_name(model)
     return [

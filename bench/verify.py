@@ -144,6 +144,7 @@ def device_kind(record: dict[str, Any]) -> str:
 def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
     """Re-run one record's cell in ``cache``; raise RecordError when it cannot be compared."""
     from .runner import execute
+    from .tasks import RunCell
 
     where = f"{record['cell_hash']}"
     if record["schema_version"] != records.SCHEMA_VERSION:
@@ -165,10 +166,10 @@ def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
                               "device: not re-run (a record is only compared against a re-run "
                               "on its own device kind)")
     with _torch_threads(int(record["provenance"].get("torch_threads") or 0)):
-        outcome = execute("cell", cell.__dict__, cache, kind)
-    if not outcome["ok"]:
-        raise RecordError(f"{where}: re-run failed: {outcome['error']}")
-    return outcome["metrics"]
+        outcome = execute(RunCell(cell), cache, kind)
+    if not outcome.ok:
+        raise RecordError(f"{where}: re-run failed: {outcome.error}")
+    return outcome.result
 
 
 def verify(reports: Path | str = "reports", sample: int | None = None,

@@ -19,27 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-TIMINGS = ("latency", "score_seconds", "prune_seconds", "recover_seconds")
-
-
-def run(code: Path, out: Path, extra: list[str], args: argparse.Namespace) -> None:
-    """One ``xprune run`` with the engine at ``code`` into ``out`` (own cache and MLflow)."""
-    env = {**os.environ, "PYTHONPATH": str(code), "XPRUNE_CACHE": str(out / "cache"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{out / 'mlflow.db'}",
-           "XPRUNE_META_CACHE": str(out / "plugins.json")}
-    command = [sys.executable, "-m", "bench.cli", "run", "--preset", "quick",
-               "--datasets", args.datasets, "--backbones", args.backbones,
-               "--methods", args.methods, "--sparsities", args.sparsities,
-               "--workers", str(args.workers), "--out", str(out / "run"), *extra]
-    print(f"$ (PYTHONPATH={code}) {' '.join(command[1:])}", flush=True)
-    subprocess.run(command, cwd=out, env=env, check=True)
+from records_identity import REPO, TIMINGS, run  # this folder is on sys.path here
 
 
 def comparable(record: dict) -> dict:
@@ -67,8 +51,8 @@ def main() -> int:
         first, second = Path(tmp) / "default", Path(tmp) / "cpu"
         first.mkdir()
         second.mkdir()
-        run(args.reference_code.resolve(), first, [], args)
-        run(REPO, second, ["--device", "cpu"], args)
+        run(args.reference_code.resolve(), first, args)
+        run(REPO, second, args, ["--device", "cpu"])
         a, b = load(first), load(second)
     differences = [f"cell {h}: only in the {'first' if h in a else 'second'} run"
                    for h in sorted(set(a) ^ set(b))]

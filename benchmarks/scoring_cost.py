@@ -60,7 +60,7 @@ def main() -> None:
     catalogue = plugins.catalogue()
     methods = catalogue.expand(args.methods.split(","))
     ctx = mp.get_context("spawn")
-    print(f"| backbone | method | granularity | images | scoring s | x fwd+bwd | peak MB |")
+    print("| backbone | method | granularity | images | scoring s | x fwd+bwd | peak MB |")
     print("|---|---|---|---|---|---|---|")
     for backbone in args.backbones.split(","):
         for method in methods:

@@ -53,6 +53,7 @@ def cells(cache: Path) -> None:
     from bench import plugins
     from bench.runner import execute
     from bench.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, Cell
+    from bench.tasks import RunCell
 
     print("\n| method | granularity | cell s | scoring s | dense AUC | pruned AUC (bnrecal) |")
     print("|---|---|---|---|---|---|")
@@ -61,12 +62,12 @@ def cells(cache: Path) -> None:
         cell = Cell("bloodmnist", 28, "vit", method, version, granularity, "layer", 0.5,
                     "bnrecal", 0, DEFAULT_EPOCHS["vit"], 10, DEFAULT_MIN_STEPS)
         start = time.perf_counter()
-        out = execute("cell", cell.__dict__, cache)
+        out = execute(RunCell(cell), cache)
         seconds = time.perf_counter() - start
-        if not out["ok"]:
-            print(f"| {method} | {granularity} | failed: {out['error']} | | | |")
+        if not out.ok:
+            print(f"| {method} | {granularity} | failed: {out.error} | | | |")
             continue
-        m = out["metrics"]
+        m = out.result
         print(f"| {method} | {granularity} | {seconds:.1f} | {m['score_seconds']:.2f} | "
               f"{m['dense']['auc']:.3f} | {m['recovered']['auc']:.3f} |", flush=True)
 

@@ -16,9 +16,11 @@ from submitit.slurm.slurm import _make_sbatch_string
 
 from bench import device, records
 from bench.errors import SpecError
-from bench.runner import execute, make_record, run_cell
+from bench.records import make_record
+from bench.runner import execute, run_cell
 from bench.slurm import SlurmError, SlurmExecutor
 from bench.spec import Cell
+from bench.tasks import RunCell
 from bench.verify import verify
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -98,9 +100,9 @@ def test_device_cpu_computes_what_the_default_computes(tmp_path):
 
 
 def test_records_name_the_device_and_keep_main_s_determinism_block(tmp_path):
-    outcome = execute("cell", CELL.__dict__, tmp_path, "cpu")
-    assert outcome["ok"], outcome.get("error")
-    assert outcome["device"] == {"kind": "cpu", "gpu": None}
+    outcome = execute(RunCell(CELL), tmp_path, "cpu")
+    assert outcome.ok, outcome.error
+    assert outcome.device == {"kind": "cpu", "gpu": None}
     record = make_record(CELL, outcome)
     assert record["provenance"]["device"] == {"kind": "cpu", "gpu": None}
     assert record["provenance"]["determinism"] == {

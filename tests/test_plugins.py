@@ -53,11 +53,11 @@ def test_an_edited_plugin_file_is_read_again(tmp_path: Path):
 
 
 def test_backbone_names_read_from_source_match_the_registry():
-    from bench import matrix
+    from bench import backbones
     from bench.models import BACKBONES
 
     module = sys.modules.pop("bench.models")  # force the source-reading path
     try:
-        assert matrix.backbone_names() == list(BACKBONES)
+        assert backbones.names() == list(BACKBONES)
     finally:
         sys.modules["bench.models"] = module

@@ -17,8 +17,10 @@ import pytest
 import torch
 
 from bench import matrix, records
-from bench.executors import LocalExecutor, Task
+from bench.executors import LocalExecutor
 from bench.slurm import SlurmExecutor
+from bench.spec import BaselineKey
+from bench.tasks import TrainBaseline
 from bench.spec import Spec
 from conftest import run_matrix
 
@@ -90,8 +92,7 @@ def test_cancelled_job_is_a_one_line_failure(slurm_conf: Path, tmp_path: Path) -
     job_name = f"xprune-cancel-{os.getpid()}"
     executor = SlurmExecutor(tmp_path / "cache", tmp_path / "slurm", time_min=5,
                              extra={"hold": True}, poll=0.5, job_name=job_name)
-    task = Task("baseline", "k", {"dataset": "synthetic", "size": 28, "backbone": "smallcnn",
-                                  "seed": 0, "epochs": 1}, "held baseline")
+    task = TrainBaseline(BaselineKey("synthetic", 28, "smallcnn", seed=0, epochs=1))
     canceller = threading.Thread(target=_cancel_when_queued, args=(job_name,))
     canceller.start()
     results: list = []
@@ -99,5 +100,5 @@ def test_cancelled_job_is_a_one_line_failure(slurm_conf: Path, tmp_path: Path) -
     canceller.join()
     assert len(results) == 1 and results[0][0] == task
     outcome = results[0][1]
-    assert outcome["ok"] is False and "\n" not in outcome["error"]
-    assert outcome["error"].startswith("slurm job ") and "CANCELLED" in outcome["error"]
+    assert outcome.ok is False and "\n" not in outcome.error
+    assert outcome.error.startswith("slurm job ") and "CANCELLED" in outcome.error

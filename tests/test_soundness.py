@@ -9,7 +9,6 @@ from torch import nn
 
 from bench import plugins, soundness
 from bench.api import Batch
-from bench.check import check
 
 UNSOUND = Path(__file__).parent / "fixtures" / "unsound_plugins"
 

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from bench.api import Batch, Site, per_image
-from bench.errors import PluginError
+from bench.errors import PluginError, one_line
 
 from .backtrace_rules import FUNCTION_RULES, METHOD_RULES, MODULE_RULES, Flow, Op, Rule
 
@@ -41,9 +41,8 @@ def trace(model: nn.Module) -> fx.GraphModule:
     try:
         return fx.symbolic_trace(model)
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PluginError(f"backtrace: cannot trace {type(model).__name__} with torch.fx: "
-                          f"{reason}") from None
+                          f"{one_line(exc, typed=False)}") from None
 
 
 def seed(logits: Tensor, mode: str) -> Tensor:
