@@ -80,7 +80,8 @@ def _dense_ref(ax: dict[str, Any], value: Stat | None, what: str) -> None:
 def _dense_point(ax: dict[str, Any] | None, x: float, setting: Setting, what: str) -> None:
     """The dense model as a grey square at (x, its accuracy)."""
     if ax is not None:
-        ax["dense"] = {"cx": ax["sx"](x), "cy": ax["sy"](100 * setting.dense.mean),
+        cx, cy = ax["sx"](x), ax["sy"](100 * setting.dense.mean)
+        ax["dense"] = {"cx": cx, "cy": cy, "x": cx - 6, "y": cy - 6,  # a 12-unit square
                        "title": f"dense model: {what}, accuracy {_interval(setting.dense, pct)}%"}
 
 

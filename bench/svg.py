@@ -142,9 +142,13 @@ def axes(xs: list[float], ys: list[float], x_label: str, y_label: str) -> dict[s
 
     return {"sx": sx, "sy": sy, "y_range": (yt[0], yt[-1]), "width": W, "height": H,
             "x0": x0, "x1": x1, "y0": y0, "y1": y1, "font": FONT,
+            # tick marks 5 units long, labels 20 below / 8 left of the axis
+            "x_tick_end": y0 + 5, "x_tick_label_y": y0 + 20,
+            "y_tick_start": x0 - 5, "y_tick_label_x": x0 - 8,
             "x_ticks": [{"x": sx(t), "label": _label(t, xt)} for t in xt],
-            "y_ticks": [{"y": sy(t), "label": _label(t, yt)} for t in yt],
+            "y_ticks": [{"y": sy(t), "label_y": sy(t) + 5, "label": _label(t, yt)} for t in yt],
             "x_label": x_label, "y_label": y_label, "x_mid": (x0 + x1) / 2, "y_mid": (y0 + y1) / 2,
+            "x_label_y": H - 8,
             "refs": [], "front": "", "dense": None, "series": []}
 
 

@@ -407,3 +407,16 @@ def test_record_page_shows_gpu_timings_when_a_record_has_them() -> None:
     assert block["hardware"] == "test CPU (x86_64), 1 thread; GPU: NVIDIA H100"
     assert [r["batch"] for r in block["rows"]] == ["CPU batch 1", "CPU batch 64", "GPU batch 1", "GPU batch 64"]
     assert block["rows"][3]["speedup"] == "1.9 [95% CI 1.71–2.1]"  # 40 ms / 21 ms
+
+
+def test_templates_only_loop_and_print():
+    """Geometry and numbers are computed in Python (bench/svg.py, bench/plots.py,
+    bench/pages.py); a template expression is a name, an attribute or a filter, never
+    arithmetic."""
+    import re
+
+    templates = Path(__file__).parent.parent / "leaderboard" / "templates"
+    arithmetic = re.compile(r"{{[^}]*\s[-+*/%]\s[^}]*}}")
+    found = [f"{path.name}: {m.group(0)}" for path in sorted(templates.glob("*.j2"))
+             for m in arithmetic.finditer(path.read_text())]
+    assert found == []
