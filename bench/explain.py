@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .attribution.lrp import composite_for
 from .registry import Registry
-from .units import scoring_copy
+from .units import is_attention, scoring_copy
 
 CHUNK = 64
 IG_STEPS = 8              # Gauss-Legendre: maps agree with 128 steps at Spearman >= 0.995
@@ -74,6 +74,19 @@ def lrp_epf(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
     return relevance
 
 
+def lrp_attn(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+    """AttnLRP relevance of each input (lxt's rules, ``bench.attribution.attnlrp``): Gradient x
+    Input at the image under the rules, the target logit seeded with 1 (one-hot)."""
+    from .attribution.attnlrp import attnlrp_rules
+
+    x = x.clone().requires_grad_(True)
+    with attnlrp_rules(model):
+        logits = model(x)
+        seed = torch.zeros_like(logits).scatter_(1, target[:, None], 1.0)
+        (grad,) = torch.autograd.grad(logits, x, grad_outputs=seed)
+    return x.detach() * grad
+
+
 def integrated_gradients(model: nn.Module, x: Tensor, target: Tensor,
                          steps: int = IG_STEPS) -> Tensor:
     """captum Integrated Gradients of the target logit from an all-zero baseline."""
@@ -109,12 +122,28 @@ EXPLAINERS.add("lrp-epf", Explainer(
     "on dense layers; BatchNorm merged by the backbone's canonizers), target-class logit seeded with 1 "
     "(one-hot), relevance summed over input channels",
     lrp_epf))
+EXPLAINERS.add("lrp-attn", Explainer(
+    "lrp-attn",
+    "AttnLRP with lxt's rules (LayerNorm and GELU identity, the uniform rule on attention's q, k "
+    "and v, softmax by its gradient, Linear layers and the patch embedding epsilon -> 0), "
+    "Gradient x Input at the image, target-class logit seeded with 1 (one-hot), relevance "
+    "summed over input channels",
+    lrp_attn))
 EXPLAINERS.add("ig", Explainer(
     "ig",
     f"captum IntegratedGradients of the target-class logit, all-zero baseline (mid-grey), "
     f"{IG_STEPS} Gauss-Legendre steps (captum method {IG_METHOD!r}), multiplied by inputs, "
     "summed over input channels",
     integrated_gradients))
+
+
+def reference_explainers(model: nn.Module) -> tuple[str, str]:
+    """The explainers a model's transparency is measured with: the LRP lens of its
+    architecture (zennit EpsilonPlusFlat for a CNN, AttnLRP for a model with attention: EPF's
+    ViT maps do not survive even a 10% pruning, see docs/transparency.md), then IG, the lens
+    every architecture shares."""
+    transformer = any(is_attention(m) for m in model.modules())
+    return ("lrp-attn" if transformer else "lrp-epf", "ig")
 
 
 def explain(name: str, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:

@@ -353,8 +353,8 @@ def index_context(settings: list[Setting], comparisons: list[Comparison], names:
 def metrics_context() -> dict[str, Any]:
     """The metrics page: its constants come from the code that applies them."""
     from .stats import ALPHA
-    from .summary import PRESERVATION_EXPLAINER
+    from .summary import LRP_EXPLAINERS
 
     return {"title": "What every number means", "root": "", "one_point": f"{100 * ONE_POINT:g}",
             "alpha": f"{ALPHA:g}", "level": f"{100 * (1 - ALPHA):g}",
-            "explainer": PRESERVATION_EXPLAINER}
+            "cnn_explainer": LRP_EXPLAINERS[0], "transformer_explainer": LRP_EXPLAINERS[1]}

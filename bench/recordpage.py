@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from .numbers import g2, g3, pct, si
-from .summary import PRESERVATION_EXPLAINER
+from .summary import preservation_explainer
 
 SCORES = (("acc", "accuracy (%)", pct), ("auc", "AUC (%)", pct), ("bal_acc", "balanced accuracy (%)", pct),
           ("sens", "sensitivity (%)", pct), ("spec", "specificity (%)", pct),
@@ -76,8 +76,9 @@ def transparency(m: dict[str, Any]) -> list[dict[str, Any]]:
     """Per reference explainer: its description and agreement of dense vs pruned maps."""
     block = m.get("transparency") or {}
     out = []
+    reference = preservation_explainer(block)
     explainers = sorted((block.get("explainers") or {}).items(),
-                        key=lambda kv: (kv[0] != PRESERVATION_EXPLAINER, kv[0]))  # the reference first
+                        key=lambda kv: (kv[0] != reference, kv[0]))  # the reference first
     for name, description in explainers:
         values = block.get(name) or {}
         out.append({"name": name, "description": description,

@@ -230,13 +230,24 @@ def _mac_reduction(r: dict[str, Any]) -> float:
     return m["mac_reduction"] if "mac_reduction" in m else m["speedup"]
 
 
-PRESERVATION_EXPLAINER = "lrp-epf"
+
+
+# The reference LRP lens of a record (bench.explain.reference_explainers): zennit EPF on a
+# CNN, AttnLRP on a transformer. Preservation columns read whichever the record measured.
+LRP_EXPLAINERS = ("lrp-epf", "lrp-attn")
 
 
 def _agreement(r: dict[str, Any], metric: str) -> float | None:
     """A transparency metric of the reference LRP explainer (None when not measured)."""
     block = r["metrics"].get("transparency") or {}
-    return block.get(PRESERVATION_EXPLAINER, {}).get(metric)
+    name = preservation_explainer(block)
+    return None if name is None else block[name].get(metric)
+
+
+def preservation_explainer(block: dict[str, Any]) -> str | None:
+    """The reference LRP explainer a transparency block measured (EPF on a CNN, AttnLRP on a
+    transformer); None when it has none."""
+    return next((n for n in LRP_EXPLAINERS if n in block), None)
 
 
 def _point(sparsity: float, records: list[dict[str, Any]]) -> Point:

@@ -30,13 +30,13 @@ import torch
 from torch import Tensor, nn
 
 from . import device as devices
-from .explain import EXPLAINERS
+from .explain import EXPLAINERS, reference_explainers
 from .units import scoring_copy
 
 TOP_FRACTION = 0.1
 DELETION_STEPS = 8
 DELETION_BASELINE = 0.0  # in normalised units: mid-grey, the IG baseline too
-DEFAULT_EXPLAINERS = ("lrp-epf", "ig")
+DEFAULT_EXPLAINERS = ("lrp-epf", "ig")  # a CNN's (bench.explain.reference_explainers)
 FORWARD_CHUNK = 256
 
 
@@ -231,8 +231,7 @@ def heatmap_png(images: Tensor, dense_maps: Tensor, pruned_maps: Mapping[float, 
 PROBE_IMAGES = 64
 SHOWCASE_SPARSITIES = (0.3, 0.5, 0.7)  # cells whose records also keep a few maps to look at
 SHOWCASE_IMAGES = 3
-SHOWCASE_EXPLAINER = "lrp-epf"
-STAGE_VERSION = 1  # bump when the probe, explainers or metrics change (cached dense maps)
+STAGE_VERSION = 2  # bump when the probe, explainers or metrics change (cached dense maps)
 
 
 def encode(t: Tensor, signed: bool) -> str:
@@ -273,14 +272,15 @@ def stage(dense: nn.Module, pruned: nn.Module, test_x: Tensor, test_y: Tensor, n
 
     chosen = probe(test_y, PROBE_IMAGES, n_classes, seed, multi_label)
     x = test_x[chosen.index]
+    names = reference_explainers(dense)
     ref = cache.get_or_compute(dense_cache, lambda: {"dense": explained(
-        dense, x, chosen.target, DEFAULT_EXPLAINERS, multi_label)})["dense"]
-    result = measure(dense, pruned, x, chosen.target, DEFAULT_EXPLAINERS, ref, multi_label)
+        dense, x, chosen.target, names, multi_label)})["dense"]
+    result = measure(dense, pruned, x, chosen.target, names, ref, multi_label)
     block = {"probe": {"images": len(x), "seed": seed, "split": "test"},
-             "explainers": {n: EXPLAINERS.get(n).description for n in DEFAULT_EXPLAINERS},
+             "explainers": {n: EXPLAINERS.get(n).description for n in names},
              **result.metrics}
-    if keep_maps:
-        k, name = SHOWCASE_IMAGES, SHOWCASE_EXPLAINER
+    if keep_maps:  # the pictures show the LRP lens
+        k, name = SHOWCASE_IMAGES, names[0]
         block["maps"] = {"explainer": name, "index": chosen.index[:k].tolist(),
                          "image_shape": list(x.shape[1:]),
                          "images": [encode(img, False) for img in x[:k]],

@@ -253,3 +253,28 @@ def test_stage_of_an_unpruned_model_preserves_everything_and_caches_the_dense_ma
     assert torch.equal(dense, pruned)
     again = stage(model, model, ds.test.x, ds.test.y, 3, False, 0, cache_file, keep_maps=False)
     assert "maps" not in again and again["lrp-epf"] == block["lrp-epf"]
+
+
+def test_a_transformer_is_explained_with_attnlrp_whose_maps_survive_a_small_pruning(vit, tmp_path):
+    """zennit's EpsilonPlusFlat maps of a ViT are unrelated to themselves after removing 10% of
+    the MLP neurons (|Spearman| < 0.2); AttnLRP's (and IG's) stay above 0.9, so a ViT's
+    reference LRP lens is AttnLRP and its stage block says so."""
+    from bench import data, prune
+    from bench.explain import probe, reference_explainers
+    from bench.transparency import stage
+
+    ds = data.load("synthetic")
+    chosen = probe(ds.test.y, 32, 3, 0, False)
+    x, target = ds.test.x[chosen.index], chosen.target
+    scores = {name: torch.rand(192, generator=torch.Generator().manual_seed(1))
+              for name in ("blocks.0.mlp.fc1", "blocks.1.mlp.fc1", "blocks.2.mlp.fc1",
+                           "blocks.3.mlp.fc1")}
+    pruned = prune.prune(vit, scores, "channel", "layer", 0.1, x[:1], 0).model
+    rho = {k: v["spearman"] for k, v in T.measure(vit, pruned, x, target,
+                                                  ("lrp-epf", "lrp-attn", "ig")).metrics.items()}
+    assert abs(rho["lrp-epf"]) < 0.2 and rho["lrp-attn"] > 0.9 and rho["ig"] > 0.9
+    assert reference_explainers(vit) == ("lrp-attn", "ig")
+    block = stage(vit, pruned, ds.test.x, ds.test.y, 3, False, 0, tmp_path / "dense.pt",
+                  keep_maps=True)
+    assert set(block["explainers"]) == {"lrp-attn", "ig"} and block["maps"]["explainer"] == "lrp-attn"
+    assert block["lrp-attn"]["spearman"] > 0.9
