@@ -5,7 +5,8 @@ granularity, the Friedman / Nemenyi comparison of curve areas (mean ranks, p-val
 difference, the pairs the post-hoc test separates), then for every method its mean
 explanation preservation (Spearman of dense vs pruned reference-LRP maps), and paired
 Wilcoxon signed-rank tests over settings of each method against random and magnitude, on
-curve area and on explanation preservation (scipy; Holm-corrected over the methods).
+curve area and on explanation preservation (scipy; Holm-corrected over the methods), CNN and
+transformer settings apart.
 
     python benchmarks/leaderboard_summary.py [--reports reports]
 """
@@ -55,6 +56,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from bench import records
+    from bench.spec import architecture
     from bench.summary import summarize
 
     recs = list(records.iter_records(args.reports))
@@ -73,13 +75,15 @@ def main() -> int:
             print(f"| {m} | {sig.mean_ranks[m]:.2f} | {', '.join(beaten) or '-'} |")
         print()
 
+    # CNN and transformer settings apart: their method sets and LRP lenses differ
     by_gran = defaultdict(list)
     for s in settings:
-        by_gran[s.key.granularity].append(s)
-    for gran, group in sorted(by_gran.items()):
+        by_gran[(s.key.granularity, architecture(s.key.backbone))].append(s)
+    for (gran, arch), group in sorted(by_gran.items()):
         methods = sorted({r.method for s in group for r in s.rows})
-        print(f"## {gran}: each method against random and magnitude over settings "
-              "(mean difference, share of settings where the method is higher, n, Holm p)")
+        print(f"## {gran}, {arch} settings: each method against random and magnitude over "
+              "settings (mean difference, share of settings where the method is higher, n, "
+              "Holm p)")
         print("| method | preservation | area - random | area - magnitude | "
               "preservation - random | preservation - magnitude |")
         print("|---|---|---|---|---|---|")
