@@ -12,6 +12,7 @@ cell of a baseline, so dense maps can be computed once per baseline and reused.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -64,14 +65,22 @@ def probe(y: Tensor, n: int, n_classes: int, seed: int, multi_label: bool) -> Pr
     return Probe(index, target)
 
 
-def lrp_epf(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-    """zennit EpsilonPlusFlat relevance of each input, the target logit seeded with 1 (one-hot)."""
+def _seeded_input_gradient(model: nn.Module, x: Tensor, target: Tensor,
+                           rules: contextlib.AbstractContextManager) -> Tensor:
+    """The gradient at the input under LRP ``rules``, the target logit seeded with 1 (one-hot)."""
     x = x.clone().requires_grad_(True)
-    with composite_for(model, "epsilon-plus-flat").context(model):
+    with rules:
         logits = model(x)
         seed = torch.zeros_like(logits).scatter_(1, target[:, None], 1.0)
-        (relevance,) = torch.autograd.grad(logits, x, grad_outputs=seed)
-    return relevance
+        (grad,) = torch.autograd.grad(logits, x, grad_outputs=seed)
+    return grad
+
+
+def lrp_epf(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+    """zennit EpsilonPlusFlat relevance of each input (zennit's input gradient *is* the
+    relevance), the target logit seeded with 1 (one-hot)."""
+    return _seeded_input_gradient(
+        model, x, target, composite_for(model, "epsilon-plus-flat").context(model))
 
 
 def lrp_attn(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
@@ -79,12 +88,7 @@ def lrp_attn(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
     Input at the image under the rules, the target logit seeded with 1 (one-hot)."""
     from .attribution.attnlrp import attnlrp_rules
 
-    x = x.clone().requires_grad_(True)
-    with attnlrp_rules(model):
-        logits = model(x)
-        seed = torch.zeros_like(logits).scatter_(1, target[:, None], 1.0)
-        (grad,) = torch.autograd.grad(logits, x, grad_outputs=seed)
-    return x.detach() * grad
+    return x * _seeded_input_gradient(model, x, target, attnlrp_rules(model))
 
 
 def integrated_gradients(model: nn.Module, x: Tensor, target: Tensor,
