@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .pages import results_table
-from .summary import Comparison, Setting
+from .pages import html, results_table, switcher
+from .summary import METRIC_NAMES, PRIMARY, Comparison, Setting
 from .tables import Table
 
 _IDS = re.compile(
@@ -74,11 +74,15 @@ def comparisons_of(label: str, comparisons: list[Comparison]) -> list[dict[str, 
         mine = sig.mean_ranks[label]
         better = [m for m in sig.methods if sig.differs(label, m) and sig.mean_ranks[m] > mine]
         worse = [m for m in sig.methods if sig.differs(label, m) and sig.mean_ranks[m] < mine]
-        out.append({"granularity": c.granularity,
+        against = "; ".join(
+            f"against {ref}: {t.verdict} ({100 * t.mean_diff:+.1f} points, Holm p "
+            f"{'n/a' if t.p_holm is None else f'{t.p_holm:.2g}'})"
+            for ref, tests in c.against.items() if (t := tests.get(label)) is not None)
+        out.append({"granularity": f"{c.granularity}, {c.architecture}",
                     "text": f"mean rank {sig.mean_ranks[label]:.2f} ({place} of {len(sig.methods)}) "
                             f"over {sig.blocks} settings; significantly better than: "
                             f"{', '.join(better) or 'none'}; significantly worse than: "
-                            f"{', '.join(worse) or 'none'}"})
+                            f"{', '.join(worse) or 'none'}" + (f"; {against}" if against else "")})
     return out
 
 
@@ -87,8 +91,9 @@ def method_context(method: str, metas: list[dict], settings: list[Setting], name
                    site: Path, repo: Path) -> tuple[dict[str, Any], list[Table]]:
     """A method's metadata (per version), comparisons, heatmaps and results table."""
     pairs = [(s, r) for s in settings for r in s.rows if r.method == method]
+    metric = settings[0].metric if settings else PRIMARY
     table = results_table(pairs, names, "results", f"data/methods/{method}", with_dataset=True,
-                          with_method=False)
+                          with_method=False, metric=metric)
     versions = []
     for m in metas:
         label = names[method, m["version"]]
@@ -102,6 +107,7 @@ def method_context(method: str, metas: list[dict], settings: list[Setting], name
                                                             if r.version == m["version"]})),
                          "compared": comparisons_of(label, comparisons)})
     return {"title": f"method {method}", "root": "../", "method": method, "versions": versions,
+            "metric": METRIC_NAMES[metric], "switch": switcher(method, metric),
             "results": table.context("../"),
             "heatmaps": None if heatmaps is None else {"src": heatmaps[0], "caption": heatmaps[1]}}, [table]
 
@@ -113,6 +119,7 @@ def methods_overview(metas: dict[tuple[str, str], dict], names: dict,
     for s in settings:
         for r in s.rows:
             grans.setdefault((r.method, r.version), set()).add(s.key.granularity)
-    return [{"name": names[k], "href": f"methods/{k[0]}.html", "family": m["family"],
+    metric = settings[0].metric if settings else PRIMARY
+    return [{"name": names[k], "href": html(f"methods/{k[0]}", metric), "family": m["family"],
              "granularities": ", ".join(sorted(grans.get(k, ()))), "soundness": soundness(m),
              "reference_parts": reference_parts(m["reference"])} for k, m in sorted(metas.items())]

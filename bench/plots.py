@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .numbers import anchor, pct, si
-from .summary import Comparison, Point, Row, Setting, Stat
+from .summary import METRIC_NAMES, Comparison, Point, Row, Setting, Stat
 from .svg import Mark, Style, axes, series
 
 Value = Callable[[Point], Stat | float | None]
@@ -63,7 +63,8 @@ def _plot(setting: Setting, names: dict, styles: dict[str, Style], x: Value, y: 
     for r, ps in rows:
         name = names[r.method, r.version]
         marks = [Mark(x_scale * _mean(x(p)), 100 * _mean(y(p)), _tip(name, p, y_name, y(p), extra(p)),
-                      _ci(y(p), 100), None if band else _ci(x(p), x_scale), bool(p.collapsed),
+                      _ci(y(p), 100), None if band else _ci(x(p), x_scale),
+                      bool(p.collapsed) or setting.at_floor(_mean(y(p))),
                       front and p.sparsity in r.pareto, f"#pt-{anchor(name)}-{p.sparsity:g}")
                  for p in ps]
         ax["series"].append(series(ax, name, styles[name], marks, band))
@@ -73,67 +74,95 @@ def _plot(setting: Setting, names: dict, styles: dict[str, Style], x: Value, y: 
 def _dense_ref(ax: dict[str, Any], value: Stat | None, what: str) -> None:
     """The dense model as a dashed horizontal line."""
     if ax is not None and value is not None:
-        ax["refs"].append({"y": ax["sy"](100 * value.mean),
-                           "title": f"dense model: {what} {_interval(value, pct)}%"})
+        ax["refs"].append({"y": ax["sy"](100 * value.mean), "kind": "dense", "stroke": "#555",
+                           "dash": "6 4", "title": f"dense model: {what} {_interval(value, pct)}%"})
+
+
+def floors(s: Setting) -> list[tuple[str, float]]:
+    """The constant-model references of the setting's metric plot: chance (1/K) and the
+    majority-class share (for balanced accuracy and ACC), 0.5 for AUC; those not known left out."""
+    if s.metric == "auc":
+        return [("chance", 0.5)]
+    out = [("chance", s.chance), ("majority", s.majority)]
+    return [(k, v) for k, v in out if v is not None]
+
+
+def _floor_refs(ax: dict[str, Any] | None, s: Setting) -> None:
+    """Chance and majority-class lines (dotted): a point on or under them is collapsed."""
+    if ax is None:
+        return
+    for kind, value in floors(s):
+        what = {"chance": "chance (1/K), a constant model's balanced accuracy"
+                if s.metric != "auc" else "chance, a constant model's AUC",
+                "majority": "majority-class share of the test set, a constant model's ACC"}[kind]
+        ax["refs"].append({"y": ax["sy"](100 * value), "kind": kind, "stroke": "#999",
+                           "dash": "2 3", "title": f"{what}: {pct(value)}%"})
 
 
 def _dense_point(ax: dict[str, Any] | None, x: float, setting: Setting, what: str) -> None:
     """The dense model as a grey square at (x, its accuracy)."""
-    if ax is not None:
+    if ax is not None and setting.dense is not None:
         cx, cy = ax["sx"](x), ax["sy"](100 * setting.dense.mean)
         ax["dense"] = {"cx": cx, "cy": cy, "x": cx - 6, "y": cy - 6,  # a 12-unit square
-                       "title": f"dense model: {what}, accuracy {_interval(setting.dense, pct)}%"}
+                       "title": f"dense model: {what}, {METRIC_NAMES[setting.metric]} "
+                               f"{_interval(setting.dense, pct)}%"}
 
 
 def setting_plots(setting: Setting, names: dict, styles: dict[str, Style]) -> list[dict[str, Any]]:
-    """The plots of a setting page, each with its id, label and caption; missing ones left out."""
+    """The plots of a setting page under its metric, each with its id, label and caption;
+    missing ones left out. A point at or below a constant model (within the collapse margin)
+    is drawn hollow, as collapsed."""
     s = setting
-    acc = _plot(s, names, styles, lambda p: p.sparsity, lambda p: p.acc,
-                ("sparsity (fraction of units removed)", "accuracy (%)"), band=True,
-                y_extra=[100 * s.dense.mean])
-    _dense_ref(acc, s.dense, "accuracy")
-    auc = _plot(s, names, styles, lambda p: p.sparsity, lambda p: p.auc,
-                ("sparsity (fraction of units removed)", "AUC (%)"), band=True, y_name="AUC",
-                y_extra=[100 * s.dense_auc.mean] if s.dense_auc else [])
-    _dense_ref(auc, s.dense_auc, "AUC")
+    m, name = s.metric, METRIC_NAMES[s.metric]
+    value = lambda p: p.value(m)
+    label = f"{name} (%)"
+    dense_y = [100 * s.dense.mean] if s.dense else []
+    floor_y = [100 * v for _, v in floors(s)]
+    main = _plot(s, names, styles, lambda p: p.sparsity, value,
+                 ("sparsity (fraction of units removed)", label), band=True, y_name=name,
+                 y_extra=dense_y + floor_y)
+    _dense_ref(main, s.dense, name)
+    _floor_refs(main, s)
     unit, div = ("MMACs", 1e6) if s.macs_dense >= 1e6 else ("kMACs", 1e3)
-    macs = _plot(s, names, styles, lambda p: p.macs, lambda p: p.acc, (f"MACs ({unit})", "accuracy (%)"),
-                 x_scale=1 / div, extra=lambda p: f", {si(p.macs.mean)} MACs",
-                 x_extra=[s.macs_dense / div], y_extra=[100 * s.dense.mean], front=True)
+    macs = _plot(s, names, styles, lambda p: p.macs, value, (f"MACs ({unit})", label),
+                 x_scale=1 / div, extra=lambda p: f", {si(p.macs.mean)} MACs", y_name=name,
+                 x_extra=[s.macs_dense / div], y_extra=dense_y + floor_y, front=True)
     _dense_point(macs, s.macs_dense / div, s, f"{si(s.macs_dense)} MACs")
     if macs is not None:
-        front = sorted((p.macs.mean, p.acc.mean) for r in s.rows for p in r.points
-                       if p.sparsity in r.pareto)
-        macs["front"] = " ".join(f"{macs['sx'](m / div):g},{macs['sy'](100 * a):g}" for m, a in front)
+        front = sorted((p.macs.mean, p.value(m).mean) for r in s.rows for p in r.points
+                       if p.sparsity in r.pareto and p.value(m) is not None)
+        macs["front"] = " ".join(f"{macs['sx'](x / div):g},{macs['sy'](100 * a):g}" for x, a in front)
     dense_ms = s.dense_latency_b64
-    latency = _plot(s, names, styles, lambda p: p.latency_b64, lambda p: p.acc,
-                    ("measured latency, batch 64 (ms)", "accuracy (%)"),
+    latency = _plot(s, names, styles, lambda p: p.latency_b64, value,
+                    ("measured latency, batch 64 (ms)", label), y_name=name,
                     extra=lambda p: f", {p.latency_b64.mean:.3g} ms at batch 64",
-                    x_extra=[dense_ms] if dense_ms else [], y_extra=[100 * s.dense.mean])
+                    x_extra=[dense_ms] if dense_ms else [], y_extra=dense_y + floor_y)
     if dense_ms is not None:
         _dense_point(latency, dense_ms, s, f"{dense_ms:.3g} ms at batch 64")
-    preserved = _plot(s, names, styles, lambda p: p.preserved, lambda p: p.acc,
-                      ("explanation preserved (Spearman of LRP maps)", "accuracy (%)"),
+    preserved = _plot(s, names, styles, lambda p: p.preserved, value,
+                      ("explanation preserved (Spearman of LRP maps)", label), y_name=name,
                       extra=lambda p: f", map Spearman {p.preserved.mean:.2f}",
-                      x_extra=[1.0], y_extra=[100 * s.dense.mean])
+                      x_extra=[1.0], y_extra=dense_y + floor_y)
     _dense_point(preserved, 1.0, s, "its own maps (Spearman 1)")
+    for ax in (macs, latency, preserved):
+        _floor_refs(ax, s)
+    cap = name[0].upper() + name[1:]
     figures = [
-        ("plot-acc", acc, "Accuracy vs sparsity",
-         "Accuracy after recovery vs sparsity; shaded: 95% interval over seeds; dashed: the dense model."),
-        ("plot-auc", auc, "AUC vs sparsity",
-         "AUC after recovery vs sparsity (threshold-free); shaded: 95% interval; dashed: the dense model."),
-        ("plot-latency", latency, "Accuracy vs measured latency",
-         ("Accuracy vs measured CPU latency at batch 64 (one thread); bars: 95% intervals over "
+        ("plot-metric", main, f"{cap} vs sparsity",
+         (f"{cap} after recovery vs sparsity; shaded: 95% interval over seeds; dashed: the dense "
+          "model; dotted: chance (1/K) and the majority-class share (hollow: collapsed).")),
+        ("plot-latency", latency, f"{cap} vs measured latency",
+         (f"{cap} vs measured CPU latency at batch 64 (one thread); bars: 95% intervals over "
           "seeds; square: the dense model. Weight pruning masks weights: its latency barely moves.")),
-        ("plot-preserved", preserved, "Accuracy vs explanation preservation",
-         ("Accuracy vs how much the pruned model's reference-LRP maps rank pixels like the dense "
+        ("plot-preserved", preserved, f"{cap} vs explanation preservation",
+         (f"{cap} vs how much the pruned model's reference-LRP maps rank pixels like the dense "
           "model's (Spearman); further right explains itself more like the dense model.")),
-        ("plot-macs", macs, "Accuracy vs MACs",
-         ("Accuracy vs MACs (theoretical cost); ringed points and the dotted line form the Pareto "
-          "front (fewer MACs and higher accuracy than any other point); square: the dense model.")),
+        ("plot-macs", macs, f"{cap} vs MACs",
+         (f"{cap} vs MACs (theoretical cost); ringed points and the dotted line form the Pareto "
+          f"front (fewer MACs and higher {name} than any other point); square: the dense model.")),
     ]
-    return [{"id": i, "plot": p, "label": label, "caption": caption}
-            for i, p, label, caption in figures if p is not None]
+    return [{"id": i, "plot": p, "label": lab, "caption": caption}
+            for i, p, lab, caption in figures if p is not None]
 
 
 def cd_diagram(c: Comparison, path: Path, colors: dict[str, str] | None = None) -> bool:
@@ -156,7 +185,8 @@ def cd_diagram(c: Comparison, path: Path, colors: dict[str, str] | None = None) 
     sp.critical_difference_diagram(
         pd.Series(sig.mean_ranks), matrix, ax=ax, alpha=sig.alpha, label_props={"fontsize": 11},
         color_palette={n: (colors or {}).get(n, "#333333") for n in names})
-    ax.set_title(f"{c.granularity} pruning: mean rank over {sig.blocks} settings\n"
+    ax.set_title(f"{c.granularity} pruning, {c.architecture}, {METRIC_NAMES[c.metric]}: mean rank "
+                 f"over {sig.blocks} settings\n"
                  f"(bars join methods the Nemenyi test does not separate)", fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})

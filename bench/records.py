@@ -18,8 +18,9 @@ import functools
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
@@ -253,7 +254,7 @@ def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> d
             "torch_threads": outcome.threads if outcome.threads is not None else torch_threads(),
             "baseline_hash": cell.baseline.hash, "score_hash": cell.scores.hash,
             "seconds": round(outcome.seconds, 3),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
     }
 

@@ -27,12 +27,19 @@ from . import records as records_io
 from .errors import RecordError, XPruneError
 from .methodpage import method_context, methods_overview
 from .numbers import anchor
-from .pages import dataset_context, index_context, metrics_context, setting_context
+from .pages import (
+    SUFFIX,
+    dataset_context,
+    html,
+    index_context,
+    metrics_context,
+    setting_context,
+)
 from .plots import cd_diagram, method_heatmaps
 from .publish import safe_name
 from .recordpage import record_context
 from .spec import architecture
-from .summary import Comparison, Setting, setting_key, summarize
+from .summary import METRICS, PRIMARY, Comparison, Setting, setting_key, summarize
 from .svg import styles as method_styles
 from .tables import Table, write_downloads
 
@@ -144,36 +151,45 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
     recs, paths, metas = _load(reports)
     multi = {m for m, v in metas if sum(1 for mm, _ in metas if mm == m) > 1}
     names = {(m, v): f"{m} v{v}" if m in multi else m for m, v in metas}
-    settings, comparisons, failed = summarize(recs, names)
     styles = method_styles(names.values())
     ok = [r for r in recs if r["status"] == "ok"]
-    summary = RenderSummary(out=out, records=len(ok), skipped_failed=failed)
     _prepare(out)
     shutil.copytree(assets / "static", out / "static")
-    w = _Writer(assets, out, summary)
     colors = {n: s.color for n, s in styles.items()}
-    figures = {c.granularity: f"figures/cd-{c.granularity}.svg" for c in comparisons
-               if cd_diagram(c, out / "figures" / f"cd-{c.granularity}.svg", colors)}
-    w.page("index.html", "index.j2", *index_context(
-        settings, comparisons, names, styles, figures, methods_overview(metas, names, settings), failed))
+    summary = RenderSummary(out=out, records=len(ok))
+    w = _Writer(assets, out, summary)
     w.page("metrics.html", "metrics.j2", metrics_context())
-    absent = _absent(settings, names, metas)
-    for s in settings:
-        w.page(f"settings/{s.key.slug}.html", "setting.j2",
-               *setting_context(s, names, styles, absent[s.key.slug]))
-    for dataset in sorted({s.key.dataset for s in settings}):
-        w.page(f"datasets/{dataset}.html", "dataset.j2", *dataset_context(dataset, settings, names))
-    for method in sorted({m for m, _ in metas}):
-        versions = [metas[k] for k in sorted(metas) if k[0] == method]
-        picture = f"figures/heatmaps-{method}.png"
-        caption = method_heatmaps(ok, method, out / picture)
-        w.page(f"methods/{method}.html", "method.j2", *method_context(
-            method, versions, settings, names, comparisons,
-            None if caption is None else (f"../{picture}", caption), out, REPOSITORY))
+    captions = {m: method_heatmaps(ok, m, out / f"figures/heatmaps-{m}.png")
+                for m in sorted({m for m, _ in metas})}  # the same picture on every variant
+    views = {}
+    for metric in METRICS:  # one variant of every overview page per metric (pages.SUFFIX)
+        settings, comparisons, failed = summarize(recs, names, metric)
+        views[metric] = (settings, comparisons)
+        summary.skipped_failed = failed
+        sfx = SUFFIX[metric]
+        figures = {c.slug: f"figures/cd-{c.slug}{sfx}.svg" for c in comparisons
+                   if cd_diagram(c, out / "figures" / f"cd-{c.slug}{sfx}.svg", colors)}
+        w.page(html("index", metric), "index.j2", *index_context(
+            settings, comparisons, names, styles, figures,
+            methods_overview(metas, names, settings), failed))
+        absent = _absent(settings, names, metas)
+        for s in settings:
+            w.page(html(f"settings/{s.key.slug}", metric), "setting.j2",
+                   *setting_context(s, names, styles, absent[s.key.slug]))
+        for dataset in sorted({s.key.dataset for s in settings}):
+            w.page(html(f"datasets/{dataset}", metric), "dataset.j2",
+                   *dataset_context(dataset, settings, names))
+        for method in sorted({m for m, _ in metas}):
+            versions = [metas[k] for k in sorted(metas) if k[0] == method]
+            picture = f"figures/heatmaps-{method}.png"
+            caption = captions[method]
+            w.page(html(f"methods/{method}", metric), "method.j2", *method_context(
+                method, versions, settings, names, comparisons,
+                None if caption is None else (f"../{picture}", caption), out, REPOSITORY))
     _record_pages(w, ok, paths, names)
     # compact: a generated file for machines (indented it triples in size)
     (out / "leaderboard.json").write_text(json.dumps(
-        machine_view(settings, comparisons, metas, failed), sort_keys=True,
+        machine_view(views, metas, summary.skipped_failed), sort_keys=True,
         separators=(",", ":")) + "\n")
     summary.pages.append(out / "leaderboard.json")
     return summary
@@ -194,22 +210,39 @@ def _record_pages(w: _Writer, ok: list[dict[str, Any]], paths: dict[str, Path], 
         w.summary.record_pages += 1
 
 
-def machine_view(settings: list[Setting], comparisons: list[Comparison], metas: dict,
+def machine_view(views: dict[str, tuple[list[Setting], list[Comparison]]], metas: dict,
                  failed: int) -> dict:
-    """leaderboard.json: the same numbers as the pages, raw fractions, with their cell hashes."""
+    """leaderboard.json: the same numbers as the pages, raw fractions, with their cell hashes,
+    per metric (``bal_acc`` the primary, ranking one; ``auc``; ``acc``)."""
     return {
-        "accuracy": "metrics.recovered.acc (fraction); area = trapezoid / sparsity span; "
-                    "ci = 95% t-interval over seeds",
+        "accuracy": "metrics.recovered.<metric> (fraction); area = trapezoid / sparsity span over "
+                    "the setting's sparsities; ci = 95% t-interval over seeds",
+        "primary": PRIMARY,
         "skipped_failed": failed,
         "methods": [{"name": m, "version": v, **meta} for (m, v), meta in sorted(metas.items())],
-        "comparisons": [{"granularity": c.granularity, "significance": asdict(c.significance),
+        "metrics": {metric: _view(settings, comparisons)
+                    for metric, (settings, comparisons) in views.items()},
+    }
+
+
+def _view(settings: list[Setting], comparisons: list[Comparison]) -> dict:
+    """One metric's comparisons and settings."""
+    return {
+        "comparisons": [{"granularity": c.granularity, "architecture": c.architecture,
+                         "significance": asdict(c.significance),
+                         "against": {ref: {m: asdict(t) for m, t in tests.items()}
+                                     for ref, tests in c.against.items()},
                          "blocks": [k.slug for k in c.blocks],
                          "excluded": [k.slug for k in c.excluded], "left_out": list(c.left_out),
                          "per_dataset": c.per_dataset} for c in comparisons],
         "settings": [{"slug": s.key.slug, "key": s.key._asdict(), "synthetic": s.synthetic,
-                      "sparsities": list(s.sparsities), "dense": asdict(s.dense),
+                      "sparsities": list(s.sparsities), "span": list(s.span),
+                      "dense": None if s.dense is None else asdict(s.dense),
                       "dense_auc": None if s.dense_auc is None else asdict(s.dense_auc),
+                      "chance": s.chance, "majority": s.majority,
                       "dense_latency_b64": s.dense_latency_b64,
                       "macs_dense": s.macs_dense, "best": [[r.method, r.version] for r in s.best],
+                      "tied": [[r.method, r.version] for r in s.leaders] if len(s.leaders) > 1
+                      else [],
                       "rows": [asdict(r) for r in s.rows]} for s in settings],
     }

@@ -5,6 +5,9 @@
 * :func:`friedman`: the Friedman test over blocks (settings) x methods with the Nemenyi
   post-hoc test (scikit-posthocs) and the Nemenyi critical difference of mean ranks
   (Demšar 2006), the ingredients of a critical-difference diagram.
+* :func:`paired_tests`: each method against one reference method (random, magnitude) over
+  the same blocks: mean difference, share of blocks where it is higher, and the two-sided
+  Wilcoxon signed-rank p-value, Holm-corrected over the methods.
 
 Higher values are better everywhere; rank 1 is the best method of a block, ties share the
 mean of their ranks.
@@ -14,8 +17,8 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Hashable, Mapping, Sequence
 
 ALPHA = 0.05
 
@@ -102,3 +105,51 @@ def friedman(table: Mapping[Hashable, Mapping[str, float]], alpha: float = ALPHA
     p = float(p) if math.isfinite(p) else 1.0  # all blocks tie every method: no evidence
     stat = float(stat) if math.isfinite(stat) else 0.0
     return Significance(order, n, mean, stat, p, pairwise, nemenyi_cd(k, n, alpha), alpha)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """One method against a reference over ``n`` blocks: mean and share of positive
+    differences, the Wilcoxon signed-rank p-value (None below 6 blocks or when every
+    difference is 0) and its Holm-adjusted value over the methods tested against the reference."""
+
+    mean_diff: float
+    share_higher: float
+    n: int
+    p_value: float | None
+    p_holm: float | None
+    alpha: float = ALPHA
+
+    @property
+    def verdict(self) -> str:
+        """``higher``, ``lower`` (Holm p below alpha) or ``not separated``."""
+        if self.p_holm is None or self.p_holm >= self.alpha:
+            return "not separated"
+        return "higher" if self.mean_diff > 0 else "lower"
+
+
+def holm(pvalues: Mapping[str, float]) -> dict[str, float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    order = sorted(pvalues, key=lambda k: (pvalues[k], k))
+    out, running = {}, 0.0
+    for i, k in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * pvalues[k]))
+        out[k] = running
+    return out
+
+
+def paired_tests(table: Mapping[Hashable, Mapping[str, float]], reference: str,
+                 alpha: float = ALPHA) -> dict[str, Paired]:
+    """Every method of a complete table against ``reference`` over its blocks."""
+    from scipy.stats import wilcoxon
+
+    methods = sorted({m for row in table.values() for m in row} - {reference})
+    raw = {}
+    for m in methods:
+        diffs = [row[m] - row[reference] for row in table.values() if m in row and reference in row]
+        p = (float(wilcoxon(diffs).pvalue) if len(diffs) >= 6 and any(d != 0 for d in diffs)
+             else None)
+        raw[m] = (statistics.fmean(diffs) if diffs else 0.0,
+                  sum(d > 0 for d in diffs) / len(diffs) if diffs else 0.0, len(diffs), p)
+    adjusted = holm({m: r[3] for m, r in raw.items() if r[3] is not None})
+    return {m: Paired(*r, adjusted.get(m), alpha) for m, r in raw.items()}

@@ -1,7 +1,10 @@
 """The leaderboard math: pure functions from validated record dicts to summaries.
 
-Accuracy is ``metrics.recovered.acc`` (after the cell's recovery), a fraction in [0, 1];
-the dense reference is ``metrics.dense.acc``. A *setting* is every axis but method,
+Every summary is computed for one *metric* of the recovered model (``metrics.recovered``):
+balanced accuracy (``bal_acc``, the primary, ranking metric: the mean per-class recall, so a
+model that answers one class scores chance, 1/K, whatever the class mix), AUC (threshold-free)
+or ACC (kept for comparison with MedMNIST; a constant majority-class model scores the test
+set's majority share). A fraction in [0, 1]; the dense reference is ``metrics.dense.<metric>``. A *setting* is every axis but method,
 sparsity and seed; a *row* is one method (at one version) in one setting, its seeds
 averaged per sparsity. The curve area is the trapezoid under accuracy over the measured
 sparsities divided by their span (Hatefi et al. 2024), so it reads as an accuracy; it is
@@ -17,16 +20,32 @@ what they lack is ``None``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from .stats import CORRELATION, POSITIVE, UNIT, Significance, block_ranks, friedman, t_interval
+from .stats import (
+    CORRELATION,
+    POSITIVE,
+    UNIT,
+    Paired,
+    Significance,
+    block_ranks,
+    friedman,
+    paired_tests,
+    t_interval,
+)
 
 ONE_POINT = 0.01  # one accuracy point, as a fraction
+METRICS = ("bal_acc", "auc", "acc")  # the order the site offers them in
+PRIMARY = "bal_acc"  # the ranking metric (docs/design.md says why)
+METRIC_NAMES = {"bal_acc": "balanced accuracy", "auc": "AUC", "acc": "accuracy"}
+METRIC_SHORT = {"bal_acc": "Bal. ACC", "auc": "AUC", "acc": "ACC"}
+COLLAPSE_MARGIN = 0.02  # a point within this of its metric's constant-model floor is collapsed
 
 
 class SettingKey(NamedTuple):
@@ -88,6 +107,10 @@ class Point:
     preserved: Stat | None = None  # Spearman of dense vs pruned reference-LRP maps
     iou: Stat | None = None  # overlap of their top-10% pixels
 
+    def value(self, metric: str) -> Stat | None:
+        """The point's ``bal_acc``, ``auc`` or ``acc``."""
+        return {"bal_acc": self.bal_acc, "auc": self.auc, "acc": self.acc}[metric]
+
 
 @dataclass(frozen=True)
 class Row:
@@ -105,6 +128,8 @@ class Row:
     collapsed: int | None = None  # collapsed (point, seed) pairs inside the curve area
     preserved: Stat | None = None  # mean over sparsities of ``Point.preserved``, per seed
     auc_area: Stat | None = None  # the same curve area over AUC (None when AUC is missing)
+    metric: str = "acc"  # what ``area``, ``rank``, ``within_one_point`` and ``pareto`` measure
+    areas: dict[str, Stat | None] = field(default_factory=dict)  # curve area per metric
 
 
 @dataclass(frozen=True)
@@ -119,11 +144,46 @@ class Setting:
     rows: tuple[Row, ...]
     dense_auc: Stat | None = None
     dense_latency_b64: float | None = None  # dense ms at batch 64, mean over every cell (schema 2)
+    metric: str = "acc"  # what ``dense`` and the rows' areas and ranks measure
+    denses: dict[str, Stat | None] = field(default_factory=dict)  # the dense model per metric
+    chance: float | None = None  # 1/K: a constant model's balanced accuracy (None: schema 1)
+    majority: float | None = None  # the test set's majority-class share (None: not known)
 
     @property
     def best(self) -> tuple[Row, ...]:
         """The row(s) ranked first (several on an exact tie)."""
         return tuple(r for r in self.rows if r.rank is not None and r.rank == min_rank(self.rows))
+
+    @property
+    def leaders(self) -> tuple[Row, ...]:
+        """The rows the data cannot separate from the first: the first-ranked row(s) and every
+        ranked row whose curve-area 95% interval over seeds overlaps the first's (every ranked
+        row when the first has no interval: one seed cannot separate anything)."""
+        best = self.best
+        if not best:
+            return ()
+        top = best[0].area
+        ranked = [r for r in self.rows if r.rank is not None]
+        if top.ci is None:
+            return tuple(ranked)
+        return tuple(r for r in ranked if r in best or (r.area.ci is not None
+                                                        and r.area.ci[1] >= top.ci[0]))
+
+    @property
+    def floor(self) -> float | None:
+        """What a constant model scores under the setting's metric: chance (1/K) for balanced
+        accuracy, 0.5 for AUC, the majority share for ACC; None when unknown."""
+        return {"bal_acc": self.chance, "auc": 0.5, "acc": self.majority}[self.metric]
+
+    def at_floor(self, value: float | None) -> bool:
+        """Whether a value is at or below the floor (within ``COLLAPSE_MARGIN``): collapsed."""
+        floor = self.floor
+        return value is not None and floor is not None and value <= floor + COLLAPSE_MARGIN
+
+    @property
+    def span(self) -> tuple[float, float]:
+        """The sparsity range the curve areas of this setting cover."""
+        return self.sparsities[0], self.sparsities[-1]
 
 
 @dataclass(frozen=True)
@@ -141,6 +201,14 @@ class Comparison:
     per_dataset: dict[str, dict[str, float]]  # method -> dataset -> mean rank there
     excluded: tuple[SettingKey, ...] = ()
     left_out: tuple[str, ...] = ()
+    architecture: str = "cnn"
+    metric: str = "acc"
+    against: dict[str, dict[str, Paired]] = field(default_factory=dict)  # reference -> method -> test
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe identifier of granularity and architecture."""
+        return f"{self.granularity}-{self.architecture}"
 
 
 def min_rank(rows: Iterable[Row]) -> float | None:
@@ -210,7 +278,7 @@ def _dense(records: list[dict[str, Any]], metric: str = "acc") -> Stat | None:
     per_baseline: dict[str, dict[str, Any]] = {}
     for r in sorted(records, key=lambda r: (r["cell"]["seed"], r["cell_hash"])):
         per_baseline.setdefault(r["provenance"]["baseline_hash"], r)
-    return stat(list(per_baseline.values()), lambda r: r["metrics"]["dense"][metric])
+    return stat(list(per_baseline.values()), lambda r: r["metrics"]["dense"].get(metric))
 
 
 def _auc(r: dict[str, Any]) -> float | None:
@@ -301,20 +369,31 @@ def _area(records: list[dict[str, Any]], points: list[Point],
                 seeds=seeds, cells=cells)
 
 
+def _value(metric: str) -> Callable[[dict[str, Any]], float | None]:
+    """A record's ``metric`` after the cell's recovery (None where the record lacks it)."""
+    return lambda r: r["metrics"]["recovered"].get(metric)
+
+
 def _row(method: str, version: str, records: list[dict[str, Any]],
-         sparsities: tuple[float, ...]) -> Row:
-    """One method's row: points per sparsity, dense reference, area, within-1-point."""
+         sparsities: tuple[float, ...], metric: str = "acc") -> Row:
+    """One method's row: points per sparsity, dense reference, areas (per metric) and
+    within-1-point of ``metric``."""
     by_sparsity: dict[float, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_sparsity[r["cell"]["sparsity"]].append(r)
     points = [_point(s, by_sparsity[s]) for s in sorted(by_sparsity)]
-    dense = _dense(records)
-    xs, ys = [p.sparsity for p in points], [p.acc.mean for p in points]
+    dense = _dense(records, metric)
+    areas = {m: _area(records, points, _value(m), lambda p, m=m: p.value(m)) for m in METRICS}
+    xs = [p.sparsity for p in points]
+    ys = [None if p.value(metric) is None else p.value(metric).mean for p in points]
+    within = (None if dense is None or None in ys
+              else within_one_point(xs, ys, dense.mean))
     flags = [p.collapsed for p in points]
     return Row(method=method, version=version, points=tuple(points), dense=dense,
-               area=_area(records, points), within_one_point=within_one_point(xs, ys, dense.mean),
-               complete=tuple(xs) == sparsities, collapsed=None if None in flags else sum(flags),
-               preserved=_preserved(records), auc_area=_area(records, points, _auc, lambda p: p.auc))
+               area=areas[metric], within_one_point=within,
+               complete=tuple(xs) == sparsities and areas[metric] is not None,
+               collapsed=None if None in flags else sum(flags),
+               preserved=_preserved(records), auc_area=areas["auc"], metric=metric, areas=areas)
 
 
 def _preserved(records: list[dict[str, Any]]) -> Stat | None:
@@ -334,28 +413,76 @@ def _preserved(records: list[dict[str, Any]]) -> Stat | None:
                 ci=t_interval(per_seed, bounds=CORRELATION))
 
 
-def summarize_setting(records: list[dict[str, Any]]) -> Setting:
-    """Rows, ranks and Pareto front of one setting's ok records (any seeds, methods)."""
+def summarize_setting(records: list[dict[str, Any]], metric: str = "acc") -> Setting:
+    """Rows, ranks and Pareto front of one setting's ok records (any seeds, methods), under
+    ``metric`` (``bal_acc``, ``auc`` or ``acc``)."""
     if not records:
         raise ValueError("summarize_setting needs at least one record")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     sparsities = tuple(sorted({r["cell"]["sparsity"] for r in records}))
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         groups[(r["cell"]["method"], r["cell"]["method_version"])].append(r)
-    rows = [_row(m, v, rs, sparsities) for (m, v), rs in sorted(groups.items())]
+    rows = [_row(m, v, rs, sparsities, metric) for (m, v), rs in sorted(groups.items())]
     ranks = block_ranks({(r.method, r.version): r.area.mean for r in rows if r.complete})
-    flat = [(row, p) for row in rows for p in row.points]
+    flat = [(row, p) for row in rows for p in row.points if p.value(metric) is not None]
     front = {(flat[i][0].method, flat[i][0].version, flat[i][1].sparsity)
-             for i in pareto_front([(p.macs.mean, p.acc.mean) for _, p in flat])}
+             for i in pareto_front([(p.macs.mean, p.value(metric).mean) for _, p in flat])}
     rows = [replace(row, rank=ranks.get((row.method, row.version)),
                     pareto=tuple(s for m, v, s in sorted(front) if (m, v) == (row.method, row.version)))
             for row in rows]
     rows.sort(key=lambda r: (r.rank is None, r.rank or 0.0, r.method, r.version))
+    denses = {m: _dense(records, m) for m in METRICS}
+    chances = {r["metrics"].get("chance") for r in records} - {None}
     return Setting(key=setting_key(records[0]), synthetic=bool(records[0]["dataset"]["synthetic"]),
-                   sparsities=sparsities, dense=_dense(records),
+                   sparsities=sparsities, dense=denses[metric],
                    macs_dense=statistics.fmean(r["metrics"]["macs_dense"] for r in records),
-                   rows=tuple(rows), dense_auc=_dense(records, "auc"),
-                   dense_latency_b64=_mean_or_none(_latency(r, "b64", "dense_ms") for r in records))
+                   rows=tuple(rows), dense_auc=denses["auc"],
+                   dense_latency_b64=_mean_or_none(_latency(r, "b64", "dense_ms") for r in records),
+                   metric=metric, denses=denses,
+                   chance=chances.pop() if len(chances) == 1 else None,
+                   majority=majority_share(records[0]))
+
+
+def majority_share(record: dict[str, Any]) -> float | None:
+    """The share of the test set's most frequent class, which a constant model scores as ACC:
+    counted from the MedMNIST file when it is here (md5-checked, never downloaded); else, for a
+    binary task, solved from the dense model's ACC, sensitivity and specificity
+    (ACC = p·sens + (1−p)·spec); else None."""
+    d = record["dataset"]
+    share = _test_majority(d["flag"], record["cell"]["size"], d["md5"])
+    if share is not None or d["task"] != "binary-class":
+        return share
+    dense = record["metrics"]["dense"]
+    sens, spec, acc = dense.get("sens"), dense.get("spec"), dense.get("acc")
+    if sens is None or spec is None or abs(sens - spec) < 1e-9:
+        return None
+    p = min(max((acc - spec) / (sens - spec), 0.0), 1.0)
+    return max(p, 1 - p)
+
+
+@functools.lru_cache(maxsize=16)
+def _test_majority(flag: str, size: int, md5: str) -> float | None:
+    """The majority-class share of a MedMNIST test split, None without its (verified) file."""
+    from .errors import XPruneError
+
+    try:
+        import numpy as np
+
+        from . import data
+
+        path, actual = data.locate(flag, size, download=False)
+        if actual != md5:
+            return None
+        with np.load(path) as npz:
+            labels = npz["test_labels"]
+    except (XPruneError, OSError, KeyError, ValueError):
+        return None
+    if labels.ndim > 1 and labels.shape[1] > 1:  # multi-label: no single majority class
+        return None
+    _, counts = np.unique(labels.reshape(-1), return_counts=True)
+    return float(counts.max() / counts.sum())
 
 
 def _mean_or_none(values: Iterable[float | None]) -> float | None:
@@ -370,15 +497,21 @@ def label(method: str, version: str, labels: dict[tuple[str, str], str] | None =
 
 
 def compare(settings: Iterable[Setting],
-            labels: dict[tuple[str, str], str] | None = None) -> list[Comparison]:
-    """Per granularity: Friedman + Nemenyi over the settings where every compared method has a
-    complete curve (curve area, mean over seeds); methods complete in no more than half of that
-    granularity's settings are left out rather than shrinking every block."""
+            labels: dict[tuple[str, str], str] | None = None,
+            references: tuple[str, ...] = ("random", "magnitude")) -> list[Comparison]:
+    """Per granularity and architecture (CNN and transformer settings have different method
+    sets): Friedman + Nemenyi over the settings where every compared method has a complete
+    curve (curve area of the settings' metric, mean over seeds), and each method's paired
+    Wilcoxon test against each of ``references`` over the same settings (Holm-corrected over
+    the methods). Methods complete in no more than half of the group's settings are left out
+    rather than shrinking every block."""
+    from .spec import architecture
+
     out = []
-    by_gran: dict[str, list[Setting]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[Setting]] = defaultdict(list)
     for setting in settings:
-        by_gran[setting.key.granularity].append(setting)
-    for gran, group in sorted(by_gran.items()):
+        groups[(setting.key.granularity, architecture(setting.key.backbone))].append(setting)
+    for (gran, arch), group in sorted(groups.items()):
         areas = {s.key: {label(r.method, r.version, labels): r.area.mean for r in s.rows if r.complete}
                  for s in group}
         counts: dict[str, int] = defaultdict(int)
@@ -399,15 +532,18 @@ def compare(settings: Iterable[Setting],
             per_dataset={n: {d: statistics.fmean(v) for d, v in sorted(ds.items())}
                          for n, ds in per.items()},
             excluded=tuple(k for k in areas if k not in blocks),
-            left_out=tuple(sorted(set(counts) - set(compared)))))
+            left_out=tuple(sorted(set(counts) - set(compared))), architecture=arch,
+            metric=group[0].metric,
+            against={ref: paired_tests(table, ref) for ref in references if ref in compared}))
     return out
 
 
 def summarize(records: Iterable[dict[str, Any]],
-              labels: dict[tuple[str, str], str] | None = None,
+              labels: dict[tuple[str, str], str] | None = None, metric: str = "acc",
               ) -> tuple[list[Setting], list[Comparison], int]:
-    """All settings (sorted by key), the per-granularity comparisons, and how many failed
-    records were skipped."""
+    """All settings (sorted by key) under ``metric``, the per-granularity comparisons, and how
+    many failed records were skipped. The default, ``acc``, keeps older callers' meaning; the
+    site and ``benchmarks/leaderboard_summary.py`` summarize every metric of ``METRICS``."""
     groups: dict[SettingKey, list[dict[str, Any]]] = defaultdict(list)
     failed = 0
     for r in records:
@@ -415,5 +551,5 @@ def summarize(records: Iterable[dict[str, Any]],
             failed += 1
         else:
             groups[setting_key(r)].append(r)
-    settings = [summarize_setting(groups[k]) for k in sorted(groups)]
+    settings = [summarize_setting(groups[k], metric) for k in sorted(groups)]
     return settings, compare(settings, labels), failed

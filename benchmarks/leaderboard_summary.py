@@ -1,14 +1,14 @@
 """What the published leaderboard says, in numbers: the tables behind README's text.
 
-Reads the records under ``reports/`` (the leaderboard's only input) and prints, per
-granularity, the Friedman / Nemenyi comparison of curve areas (mean ranks, p-value, critical
-difference, the pairs the post-hoc test separates), then for every method its mean
-explanation preservation (Spearman of dense vs pruned reference-LRP maps), and paired
-Wilcoxon signed-rank tests over settings of each method against random and magnitude, on
-curve area and on explanation preservation (scipy; Holm-corrected over the methods), CNN and
-transformer settings apart.
+Reads the records under ``reports/`` (the leaderboard's only input) and prints, for each
+metric (balanced accuracy, the primary one, then AUC and ACC) and per granularity and
+architecture, the Friedman / Nemenyi comparison of curve areas (mean ranks, p-value, critical
+difference, the pairs the post-hoc test separates) with each method's paired Wilcoxon
+signed-rank test against random and magnitude over the same settings (``bench.summary.compare``;
+Holm-corrected over the methods), then every method's mean explanation preservation
+(Spearman of dense vs pruned reference-LRP maps) and its paired tests against the references.
 
-    python benchmarks/leaderboard_summary.py [--reports reports]
+    python benchmarks/leaderboard_summary.py [--reports reports] [--metric bal_acc|auc|acc]
 """
 
 from __future__ import annotations
@@ -53,68 +53,85 @@ def paired(settings, method: str, reference: str, value) -> tuple[float, float, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=Path, default=Path("reports"))
+    parser.add_argument("--metric", choices=("all", "bal_acc", "auc", "acc"), default="all",
+                        help="the metric whose curve areas are compared (default: each in turn)")
     args = parser.parse_args()
 
     from bench import records
-    from bench.spec import architecture
-    from bench.summary import summarize
+    from bench.summary import METRIC_NAMES, METRICS, PRIMARY, summarize
 
     recs = list(records.iter_records(args.reports))
-    settings, comparisons, failed = summarize(recs)
-    print(f"{len(recs) - failed} ok records, {failed} failed, {len(settings)} settings\n")
+    for metric in METRICS if args.metric == "all" else (args.metric,):
+        settings, comparisons, failed = summarize(recs, metric=metric)
+        primary = " (the primary, ranking metric)" if metric == PRIMARY else ""
+        print(f"# Curve area of {METRIC_NAMES[metric]}{primary}\n")
+        print(f"{len(recs) - failed} ok records, {failed} failed, {len(settings)} settings\n")
+        report(settings, comparisons)
+    return 0
+
+
+def report(settings, comparisons) -> None:
+    """Friedman / Nemenyi, then each method against random and magnitude, per granularity and
+    architecture (CNN and transformer settings have different method sets and LRP lenses)."""
     for c in comparisons:
         sig = c.significance
-        print(f"## {c.granularity}: {sig.blocks} settings compared"
+        print(f"## {c.granularity}, {c.architecture}: {sig.blocks} settings compared"
               + (f", {len(c.excluded)} excluded (incomplete)" if c.excluded else ""))
         if sig.p_value is not None:
             print(f"Friedman chi2 = {sig.statistic:.1f}, p = {sig.p_value:.2g}; Nemenyi CD = "
                   f"{sig.critical_difference:.2f}")
-        print("| method | mean rank | separated (Nemenyi, alpha 0.05) from |\n|---|---|---|")
+        print("| method | mean rank | separated (Nemenyi, alpha 0.05) from | area - random "
+              "| area - magnitude |\n|---|---|---|---|---|")
         for m in sig.methods:
             beaten = [o for o in sig.methods if o != m and sig.differs(m, o)]
-            print(f"| {m} | {sig.mean_ranks[m]:.2f} | {', '.join(beaten) or '-'} |")
+            cells = []
+            for ref in REFERENCES:
+                t = c.against.get(ref, {}).get(m)
+                if t is None:
+                    cells.append("-")
+                    continue
+                p = "n/a" if t.p_holm is None else f"{t.p_holm:.2g}"
+                cells.append(f"{100 * t.mean_diff:+.2f} pts ({100 * t.share_higher:.0f}%, "
+                             f"n={t.n}, Holm p={p})")
+            print(f"| {m} | {sig.mean_ranks[m]:.2f} | {', '.join(beaten) or '-'} | "
+                  + " | ".join(cells) + " |")
         print()
+    preservation(settings)
 
-    # CNN and transformer settings apart: their method sets and LRP lenses differ
+
+def preservation(settings) -> None:
+    """Each method's mean explanation preservation and its paired tests against the references."""
+    from bench.spec import architecture
+
     by_gran = defaultdict(list)
     for s in settings:
         by_gran[(s.key.granularity, architecture(s.key.backbone))].append(s)
     for (gran, arch), group in sorted(by_gran.items()):
         methods = sorted({r.method for s in group for r in s.rows})
-        print(f"## {gran}, {arch} settings: each method against random and magnitude over "
-              "settings (mean difference, share of settings where the method is higher, n, "
-              "Holm p)")
-        print("| method | preservation | area - random | area - magnitude | "
-              "preservation - random | preservation - magnitude |")
-        print("|---|---|---|---|---|---|")
+        print(f"## {gran}, {arch}: explanation preservation against random and magnitude "
+              "(mean difference, share of settings where the method is higher, n, Holm p)")
+        print("| method | preservation | preservation - random | preservation - magnitude |")
+        print("|---|---|---|---|")
         results = {}
         for ref in REFERENCES:
-            for what, value in (("area", lambda r: r.area.mean),
-                                ("preservation", lambda r: r.preserved and r.preserved.mean)):
-                raw = {m: paired(group, m, ref, value) for m in methods if m != ref}
-                adjusted = holm({m: r[3] for m, r in raw.items() if r[3] is not None})
-                results[(ref, what)] = {m: (*r[:3], adjusted.get(m)) for m, r in raw.items()}
+            value = lambda r: r.preserved and r.preserved.mean
+            raw = {m: paired(group, m, ref, value) for m in methods if m != ref}
+            adjusted = holm({m: r[3] for m, r in raw.items() if r[3] is not None})
+            results[ref] = {m: (*r[:3], adjusted.get(m)) for m, r in raw.items()}
         for m in methods:
             pres = [r.preserved.mean for s in group for r in s.rows
                     if r.method == m and r.preserved is not None]
             cells = []
-            for what in ("area", "preservation"):
-                for ref in REFERENCES:
-                    if m == ref:
-                        cells.append("-")
-                        continue
-                    mean, share, n, p = results[(ref, what)][m]
-                    if n == 0:
-                        cells.append("-")
-                        continue
-                    scale = 100 if what == "area" else 1
-                    unit = " pts" if what == "area" else ""
-                    p_text = "n/a" if p is None else f"{p:.2g}"
-                    cells.append(f"{scale * mean:+.2f}{unit} ({100 * share:.0f}%, n={n}, p={p_text})")
+            for ref in REFERENCES:
+                if m == ref or results[ref][m][2] == 0:
+                    cells.append("-")
+                    continue
+                mean, share, n, p = results[ref][m]
+                p_text = "n/a" if p is None else f"{p:.2g}"
+                cells.append(f"{mean:+.2f} ({100 * share:.0f}%, n={n}, p={p_text})")
             preserved = f"{statistics.fmean(pres):.2f}" if pres else "-"
             print(f"| {m} | {preserved} | " + " | ".join(cells) + " |")
         print()
-    return 0
 
 
 if __name__ == "__main__":

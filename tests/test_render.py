@@ -98,19 +98,21 @@ def test_render_writes_every_page(tmp_path: Path) -> None:
     summary = render(_standard(tmp_path), tmp_path / "site")
     site = tmp_path / "site"
     names = sorted(str(p.relative_to(site)) for p in summary.pages)
-    assert names == ["datasets/synthetic.html", "index.html", "leaderboard.json", "methods/magnitude.html",
-                     "methods/random.html", "metrics.html", f"settings/{SLUG}.html"]
+    variants = ("", ".acc", ".auc")  # one page per metric, the primary (balanced accuracy) plain
+    assert names == sorted(["leaderboard.json", "metrics.html"] + [
+        f"{page}{v}.html" for v in variants for page in (
+            "datasets/synthetic", "index", "methods/magnitude", "methods/random", f"settings/{SLUG}")])
     assert (summary.records, summary.skipped_failed, summary.record_pages) == (12, 1, 12)
-    assert str(summary).startswith(f"rendered 7 page(s) from 12 record(s) into {site}")
+    assert str(summary).startswith(f"rendered 17 page(s) from 12 record(s) into {site}")
     for asset in ("style.css", "sort.js", "filter.js", "legend.js"):
         assert (site / "static" / asset).is_file()
     assert len(list((site / "records").glob("*.json"))) == 12
     assert len(list((site / "records").glob("*.html"))) == 12
     downloads = sorted(str(p.relative_to(site)) for p in (site / "data").rglob("*.csv"))
-    assert downloads == ["data/datasets/synthetic.csv", "data/methods/magnitude.csv",
-                         "data/methods/random.csv", "data/ranks-channel.csv", "data/settings.csv",
-                         f"data/settings/{SLUG}-methods.csv", f"data/settings/{SLUG}-points.csv"]
-    assert summary.downloads == 14  # each with its JSON twin
+    assert downloads == sorted(f"data/{name}{v}.csv" for v in variants for name in (
+        "datasets/synthetic", "methods/magnitude", "methods/random", "ranks-channel-cnn", "settings",
+        f"settings/{SLUG}-methods", f"settings/{SLUG}-points"))
+    assert summary.downloads == 42  # 7 tables per metric, each with its JSON twin
 
 
 def test_every_link_resolves_and_every_number_reaches_its_records(tmp_path: Path) -> None:
@@ -161,11 +163,11 @@ def test_every_link_resolves_and_every_number_reaches_its_records(tmp_path: Path
 def test_setting_page_numbers_and_their_records(tmp_path: Path) -> None:
     render(_standard(tmp_path), tmp_path / "site")
     site = tmp_path / "site"
-    html = (site / "settings" / f"{SLUG}.html").read_text()
+    html = (site / "settings" / f"{SLUG}.acc.html").read_text()
     # ACC@0.2 of magnitude: seeds 95% and 94%, its 95% t-interval
     low, high = 94.5 - 100 * T1 * 0.005, 100.0  # 94.5 + 6.4 is clipped to 100
     assert f'94.5 <span class="ci">[{low:.1f}–{high:.1f}]</span>' in html
-    page = Page(site / "settings" / f"{SLUG}.html")
+    page = Page(site / "settings" / f"{SLUG}.acc.html")
     row = next(r for r in page.rows if r["attrs"].get("id") == "row-magnitude")
     seeds = {Path(h).stem for c in row["cells"] for h in c["links"] if "records/" in h}
     assert seeds == {p.stem for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")}
@@ -174,14 +176,16 @@ def test_setting_page_numbers_and_their_records(tmp_path: Path) -> None:
         f"{r['cell_hash']}.html" for r in sorted(
             (records.read(p) for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")),
             key=lambda r: r["cell"]["seed"]) if r["cell"]["sparsity"] == 0.2]
-    index = Page(site / "index.html")
-    (glance,) = [r for r in index.rows if r["table"] == "settings" and r["cells"][0]["tag"] == "td"]
+    index = Page(site / "index.acc.html")
+    (glance,) = [r for r in index.rows if r["table"] == "settings-acc" and r["cells"][0]["tag"] == "td"]
     cells = {c: glance["cells"][i] for i, c in enumerate(
-        ["setting", "dense", "best", "area", "within", "red", "speedup", "preserved", "collapsed"])}
-    assert cells["area"]["links"] == [f"settings/{SLUG}.html#row-magnitude"]
+        ["setting", "dense", "chance", "majority", "best", "area", "range", "within", "red",
+         "speedup", "preserved", "collapsed"])}
+    assert cells["area"]["links"] == [f"settings/{SLUG}.acc.html#row-magnitude"]
+    assert cells["range"]["attrs"]["data-sort"] == "0.2–0.8"
     # dense 95%, magnitude 94.5% at 0.2 (within 1 point), 90% at 0.5: operating point 0.2
     assert cells["within"]["attrs"]["data-sort"] == "0.2"
-    assert cells["red"]["links"] == cells["preserved"]["links"] == [f"settings/{SLUG}.html#pt-magnitude-0.2"]
+    assert cells["red"]["links"] == cells["preserved"]["links"] == [f"settings/{SLUG}.acc.html#pt-magnitude-0.2"]
     assert cells["red"]["attrs"]["data-sort"] == "1.5625"  # 1M / (1M * 0.8^2) MACs
     assert cells["preserved"]["attrs"]["data-sort"] == "0.85"  # seeds 0.9 and 0.8
 
@@ -191,33 +195,38 @@ def test_intervals_that_print_as_the_mean_are_left_out_and_settings_without_a_be
     recs = (curve({0.2: 0.9}, method="magnitude", seed=0) + curve({0.2: 0.9}, method="magnitude", seed=1)
             + curve({0.8: 0.7}, method="random"))  # neither row is complete: nobody ranks first
     render(_reports(tmp_path, recs), tmp_path / "site")
-    html = (tmp_path / "site" / "settings" / f"{SLUG}.html").read_text()
+    html = (tmp_path / "site" / "settings" / f"{SLUG}.acc.html").read_text()
     row = html[html.index('id="pt-magnitude-0.2"'):]
     row = row[:row.index("</tr>")]
     assert '<td data-sort="0.9">90.0 <a class="rec"' not in row  # points table: no seed links
     assert ">90.0</td>" in row and ">640k</td>" in row and "[" not in row.replace("[IQR", "")
-    index = Page(tmp_path / "site" / "index.html")
-    (glance,) = [r for r in index.rows if r["table"] == "settings" and r["cells"][0]["tag"] == "td"]
-    assert glance["cells"][2]["attrs"]["data-sort"] == "" and glance["cells"][3]["attrs"]["data-sort"] == ""
+    index = Page(tmp_path / "site" / "index.acc.html")
+    (glance,) = [r for r in index.rows if r["table"] == "settings-acc" and r["cells"][0]["tag"] == "td"]
+    assert glance["cells"][4]["attrs"]["data-sort"] == "—" and glance["cells"][5]["attrs"]["data-sort"] == ""
 
 
-def test_tied_best_methods_are_all_named(tmp_path: Path) -> None:
-    recs = curve({0.5: 0.9}, method="magnitude") + curve({0.5: 0.9}, method="taylor")
+def test_a_best_method_is_named_alone_only_when_its_interval_separates_it(tmp_path: Path) -> None:
+    recs = []
+    for seed, (a, b, c) in enumerate([(0.90, 0.89, 0.60), (0.92, 0.90, 0.62)]):
+        recs += curve({0.5: a}, method="magnitude", seed=seed)  # 91 [78.3-100]
+        recs += curve({0.5: b}, method="taylor", seed=seed)  # 89.5 [83.1-95.9]: overlaps
+        recs += curve({0.5: c}, method="random", seed=seed)  # 61 [48.3-73.7]: separated
     render(_reports(tmp_path, recs), tmp_path / "site")
-    html = (tmp_path / "site" / "index.html").read_text()
-    assert '<a href="methods/magnitude.html">magnitude</a><span class="sub">tied with taylor</span>' in html
+    index = Page(tmp_path / "site" / "index.html")
+    (glance,) = [r for r in index.rows if r["table"] == "settings-bal_acc" and r["cells"][0]["tag"] == "td"]
+    assert glance["cells"][4]["attrs"]["data-sort"] == "tied: magnitude, taylor"
     rows = list(csv.DictReader((tmp_path / "site" / "data" / "settings.csv").open()))
-    assert (rows[0]["best"], rows[0]["tied"]) == ("magnitude", "taylor")
+    assert (rows[0]["best"], rows[0]["tied"]) == ("tied: magnitude, taylor", "magnitude, taylor")
 
 
 def test_downloads_match_their_tables(tmp_path: Path) -> None:
     render(_standard(tmp_path), tmp_path / "site")
     site = tmp_path / "site"
-    page = Page(site / f"settings/{SLUG}.html")
-    rows = list(csv.DictReader((site / "data" / "settings" / f"{SLUG}-methods.csv").open()))
-    table = [r for r in page.rows if r["table"] == "methods"]
+    page = Page(site / f"settings/{SLUG}.acc.html")
+    rows = list(csv.DictReader((site / "data" / "settings" / f"{SLUG}-methods.acc.csv").open()))
+    table = [r for r in page.rows if r["table"] == "methods-acc"]
     keys = [c["attrs"]["data-key"] for c in table[0]["cells"]]
-    assert keys[:5] == ["method", "rank", "version", "area", "auc_area"]
+    assert keys[:6] == ["method", "rank", "version", "area", "area_bal_acc", "area_auc"]
     header = list(rows[0])
     assert [k for k in header if not k.endswith(("_lo", "_hi"))] == keys
     assert header[3:6] == ["area", "area_lo", "area_hi"]
@@ -233,13 +242,14 @@ def test_downloads_match_their_tables(tmp_path: Path) -> None:
     # sd 0.0025/sqrt(2), half-width t * sd / sqrt(2) = t * 0.00125
     assert float(mag["area"]) == pytest.approx(0.88625)
     assert float(mag["area_lo"]) == pytest.approx(0.88625 - T1 * 0.00125, abs=1e-9)
-    data = json.loads((site / "data" / "settings.json").read_text())
-    assert data["columns"][:8] == ["slug", "dataset", "size", "backbone", "granularity", "scope",
-                                   "recovery", "seeds"]
+    data = json.loads((site / "data" / "settings.acc.json").read_text())
+    assert data["columns"][:13] == ["slug", "dataset", "size", "backbone", "granularity", "scope",
+                                    "recovery", "seeds", "metric", "tied", "area_bal_acc",
+                                    "area_auc", "area_acc"]
     assert data["rows"][0]["best"] == "magnitude" and data["rows"][0]["area"] == pytest.approx(0.88625)
     assert data["rows"][0]["within"] == 0.2 and data["rows"][0]["collapsed"] == 0
     assert data["rows"][0]["preserved"] == pytest.approx(0.85)
-    points = list(csv.DictReader((site / "data" / "settings" / f"{SLUG}-points.csv").open()))
+    points = list(csv.DictReader((site / "data" / "settings" / f"{SLUG}-points.acc.csv").open()))
     assert len(points) == 6 and len(points[0]["records"].split()) == 2
 
 
@@ -309,7 +319,8 @@ def test_not_applicable_methods_are_named(tmp_path: Path) -> None:
 def test_leaderboard_json_holds_the_numbers_and_their_cells(tmp_path: Path) -> None:
     render(_standard(tmp_path), tmp_path / "site")
     data = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
-    (setting,) = data["settings"]
+    assert data["primary"] == "bal_acc" and sorted(data["metrics"]) == ["acc", "auc", "bal_acc"]
+    (setting,) = data["metrics"]["acc"]["settings"]
     assert setting["best"] == [["magnitude", "1"]] and data["skipped_failed"] == 1
     mag = setting["rows"][0]
     # mean curve 0.945, 0.9, 0.8 -> (0.3*0.9225 + 0.3*0.85) / 0.6 = 0.88625
@@ -319,7 +330,7 @@ def test_leaderboard_json_holds_the_numbers_and_their_cells(tmp_path: Path) -> N
     assert mag["points"][0]["acc"]["ci"] == pytest.approx([0.945 - 0.0635310, 1.0],
                                                           abs=1e-6)  # t(0.975, 1) = 12.7062
     assert setting["dense_latency_b64"] == 40.0
-    (channel,) = data["comparisons"]
+    (channel,) = data["metrics"]["acc"]["comparisons"]
     assert channel["significance"]["p_value"] is None  # two methods: no Friedman test
     assert data["methods"][1]["description"] == EVIL
 
@@ -386,11 +397,11 @@ def test_plot_geometry_bands_and_collapsed_points(tmp_path: Path) -> None:
         recs += curve({0.2: 0.9 - seed / 50, 0.8: 0.3}, dense_acc=1.0, seed=seed,
                       bal_acc=None if seed else 0.34)
     render(_reports(tmp_path, recs), tmp_path / "site")
-    html = (tmp_path / "site" / "settings" / f"{SLUG}.html").read_text()
-    acc = html[html.index('id="plot-acc"'):html.index("</svg>", html.index('id="plot-acc"'))]
+    html = (tmp_path / "site" / "settings" / f"{SLUG}.acc.html").read_text()
+    acc = html[html.index('id="plot-metric"'):html.index("</svg>", html.index('id="plot-metric"'))]
     # x 0.2..0.8 on 58..426; y ticks 20..100 on 250..12: 89% -> 44.725, 30% -> 220.25
     assert 'points="58,44.72 426,220.25"' in acc
-    assert 'class="ref" x1="58" x2="426" y1="12.0"' in acc  # the dense model at 100%
+    assert 'class="ref dense" x1="58" x2="426" y1="12.0"' in acc  # the dense model at 100%
     half = 100 * T1 * 0.01  # seeds 90% and 88%: sd 1.414 points, t * sd / sqrt(2)
     upper, lower = 250 - (min(89 + half, 100) - 20) * 238 / 80, 250 - (89 - half - 20) * 238 / 80
     assert f'points="58,{round(upper, 2):g} 426,220.25 426,220.25 58,{round(lower, 2):g}"' in acc
