@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from .errors import SpecError
 
@@ -30,7 +30,7 @@ class Axis(Text):
     """A closed set of axis values; :meth:`parse` refuses others with a one-line SpecError."""
 
     @classmethod
-    def parse(cls, value: Any) -> Self:
+    def parse(cls: type[A], value: Any) -> A:
         """The member whose text is ``value`` (a member is returned as is)."""
         try:
             return cls(value)

@@ -12,10 +12,9 @@ import fcntl
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from .errors import one_line
 

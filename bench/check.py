@@ -10,10 +10,10 @@ soundness stage (:mod:`bench.soundness`) judges the scores on a small trained mo
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 

@@ -18,23 +18,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.padding import Padding
 
-from . import __version__, backbones, data, plugins
-from . import spec as specs
-from .cliargs import (
-    _check_folder_name,
-    _complete_backbones,
-    _complete_datasets,
-    _complete_methods,
-    _complete_presets,
-    _csv,
-    _floats,
-    _ints,
-    _make_writable,
-)
+from . import __version__, backbones, data, plugins, spec as specs
+from .cliargs import (_check_folder_name, _complete_backbones, _complete_datasets,
+                      _complete_methods, _complete_presets, _csv, _floats, _ints, _make_writable)
 from .console import err, out, print_next_steps, print_plan, table
 from .errors import SpecError, XPruneError, one_line
 
@@ -77,27 +68,27 @@ LIST = "LIST"
 
 @app.command()
 def run(
-    spec_file: str | None = typer.Argument(
+    spec_file: Optional[str] = typer.Argument(
         None, metavar="SPEC", show_default=False,
         help="A spec YAML file or a preset name; without it and --preset: the quick preset."),
-    preset: str | None = typer.Option(None, metavar="NAME", autocompletion=_complete_presets,
+    preset: Optional[str] = typer.Option(None, metavar="NAME", autocompletion=_complete_presets,
                                          help="A named preset (xprune list presets)."),
-    datasets: str | None = typer.Option(None, metavar=LIST, autocompletion=_complete_datasets,
+    datasets: Optional[str] = typer.Option(None, metavar=LIST, autocompletion=_complete_datasets,
                                            help="Datasets, comma-separated (overrides the spec)."),
-    backbones: str | None = typer.Option(None, metavar=LIST,
+    backbones: Optional[str] = typer.Option(None, metavar=LIST,
                                             autocompletion=_complete_backbones,
                                             help="Backbones, comma-separated."),
-    methods: str | None = typer.Option(None, metavar=LIST, autocompletion=_complete_methods,
+    methods: Optional[str] = typer.Option(None, metavar=LIST, autocompletion=_complete_methods,
                                           help="Methods or wildcards such as 'lrp-*'."),
-    granularities: str | None = typer.Option(None, metavar=LIST,
+    granularities: Optional[str] = typer.Option(None, metavar=LIST,
                                                 help="channel and/or weight."),
-    scopes: str | None = typer.Option(None, metavar=LIST, help="layer and/or global."),
-    sparsities: str | None = typer.Option(None, metavar=LIST,
+    scopes: Optional[str] = typer.Option(None, metavar=LIST, help="layer and/or global."),
+    sparsities: Optional[str] = typer.Option(None, metavar=LIST,
                                              help="Fractions in (0, 1), e.g. 0.3,0.5."),
-    recovery: str | None = typer.Option(None, metavar=LIST,
+    recovery: Optional[str] = typer.Option(None, metavar=LIST,
                                            help="none, bnrecal and/or finetune:K."),
-    seeds: str | None = typer.Option(None, metavar=LIST, help="Seeds, e.g. 0,1,2."),
-    transparency: bool | None = typer.Option(
+    seeds: Optional[str] = typer.Option(None, metavar=LIST, help="Seeds, e.g. 0,1,2."),
+    transparency: Optional[bool] = typer.Option(
         None, "--transparency/--no-transparency", show_default=False,
         help="Measure explanation preservation in every cell (default: the spec's, on); off "
              "for quicker exploratory runs."),
@@ -105,21 +96,21 @@ def run(
                                 help="Worker processes (0: inline, no isolation)."),
     executor: Executor = typer.Option(Executor.local, help="Where tasks run: local worker "
                                       "processes or Slurm job arrays (submitit)."),
-    slurm_partition: str | None = typer.Option(None, metavar="NAME", help="Slurm partition."),
+    slurm_partition: Optional[str] = typer.Option(None, metavar="NAME", help="Slurm partition."),
     slurm_time: int = typer.Option(60, min=1, metavar="MIN",
                                    help="Slurm time limit per task, minutes."),
     slurm_cpus: int = typer.Option(1, min=1, metavar="N", help="CPUs per Slurm task."),
     slurm_gpus: int = typer.Option(0, min=0, metavar="N", help="GPUs per Slurm task."),
-    device: str | None = typer.Option(
+    device: Optional[str] = typer.Option(
         None, metavar="auto|cpu|cuda",
         help="Where tasks compute (default: the spec's, cpu); auto = cuda when present. "
              "Records name the device; hashes do not depend on it."),
-    cell_timeout: float | None = typer.Option(
+    cell_timeout: Optional[float] = typer.Option(
         None, metavar="SECONDS",
         help="Seconds a soundness, scoring or cell task may run before its worker is killed."),
-    out_dir: Path | None = typer.Option(None, "--out", metavar="DIR",
+    out_dir: Optional[Path] = typer.Option(None, "--out", metavar="DIR",
                                            help="Output folder (default: runs/<spec name>)."),
-    cache: Path | None = typer.Option(None, metavar="DIR", help="Baseline and score cache "
+    cache: Optional[Path] = typer.Option(None, metavar="DIR", help="Baseline and score cache "
                                          "(default: $XPRUNE_CACHE or .xprune-cache)."),
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="Recompute cells whose record failed."),
@@ -163,7 +154,7 @@ def run(
                 (slurm_partition, slurm_time, slurm_gpus, slurm_cpus))
 
 
-def _run_locked(plan, executor: Executor, workers: int, cell_timeout: float | None,
+def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[float],
                 retry_failed: bool, slurm: tuple) -> None:
     """Hold the output folder's lock while deciding what to do and doing it."""
     from . import matrix
@@ -344,17 +335,16 @@ def leaderboard(
 def verify(
     reports: Path = typer.Option(Path("reports"), metavar="DIR",
                                  help="Published records to re-check."),
-    sample: int | None = typer.Option(None, min=1, metavar="N",
+    sample: Optional[int] = typer.Option(None, min=1, metavar="N",
                                          help="Re-run this many records (default: all)."),
     tolerance: float = typer.Option(1e-3, metavar="T",
                                     help="Allowed difference for non-integer metrics."),
     seed: int = typer.Option(0, metavar="N", help="Seed of the random sample."),
-    cache: Path | None = typer.Option(None, metavar="DIR",
+    cache: Optional[Path] = typer.Option(None, metavar="DIR",
                                          help="Where the fresh temporary cache goes."),
 ) -> None:
     """Re-run a seeded sample of published cells from scratch and compare (exit 1 on mismatch)."""
-    from .verify import check_tolerance
-    from .verify import verify as do_verify
+    from .verify import check_tolerance, verify as do_verify
 
     check_tolerance(tolerance)
     report = do_verify(reports, sample, tolerance, seed, cache)
@@ -371,7 +361,7 @@ def _usage_error(exc: typer.TyperException) -> str:
     return f"error: {message}{hint}"
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: one-line errors, no tracebacks for user mistakes."""
     logging.basicConfig(level=os.environ.get("XPRUNE_LOG", "WARNING"),
                         format="%(levelname)s %(name)s: %(message)s")

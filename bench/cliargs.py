@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
-from . import backbones, data, plugins
-from . import spec as specs
+from . import backbones, data, plugins, spec as specs
 from .errors import SpecError, XPruneError
 
 NAME_MAX = 255
@@ -36,7 +36,7 @@ def _complete_presets(incomplete: str) -> list[str]:
     return _complete(specs.preset_names(), incomplete)
 
 
-def _csv(value: str | None, what: str) -> list[str] | None:
+def _csv(value: Optional[str], what: str) -> Optional[list[str]]:
     """A comma-separated option: None when absent; an empty one is a mistake, not 'all'."""
     if value is None:
         return None
@@ -46,7 +46,7 @@ def _csv(value: str | None, what: str) -> list[str] | None:
     return items
 
 
-def _floats(value: str | None, what: str) -> list[float] | None:
+def _floats(value: Optional[str], what: str) -> Optional[list[float]]:
     items = _csv(value, what)
     try:
         return [float(v) for v in items] if items else None
@@ -54,7 +54,7 @@ def _floats(value: str | None, what: str) -> list[float] | None:
         raise SpecError(f"--{what}: {value!r} is not a comma-separated list of numbers") from None
 
 
-def _ints(value: str | None, what: str) -> list[int] | None:
+def _ints(value: Optional[str], what: str) -> Optional[list[int]]:
     items = _csv(value, what)
     try:
         return [int(v) for v in items] if items else None

@@ -14,9 +14,9 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import Callable, Iterable
 
 from .errors import XPruneError
 from .tasks import Outcome, Task
@@ -132,7 +132,7 @@ class LocalExecutor:
             worker.kill()
         self._pool = []
 
-    def __enter__(self) -> LocalExecutor:
+    def __enter__(self) -> "LocalExecutor":
         return self
 
     def __exit__(self, *exc: object) -> None:

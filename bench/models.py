@@ -10,7 +10,7 @@ the methods that apply to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Callable
 
 from torch import nn
 from torchvision.models import resnet18 as tv_resnet18

@@ -18,9 +18,8 @@ import functools
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import jsonschema
 
@@ -254,7 +253,7 @@ def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> d
             "torch_threads": outcome.threads if outcome.threads is not None else torch_threads(),
             "baseline_hash": cell.baseline.hash, "score_hash": cell.scores.hash,
             "seconds": round(outcome.seconds, 3),
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         },
     }
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from .errors import SpecError, UnknownNameError
 

@@ -20,9 +20,8 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterable
 
 from .errors import XPruneError
 
@@ -43,7 +42,7 @@ class OutputLock:
         self.path = state_dir(out) / "lock"
         self._fh: IO[str] | None = None
 
-    def __enter__(self) -> OutputLock:
+    def __enter__(self) -> "OutputLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+")
         try:

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from . import baseline, data, evaluate, prune, recover, scoring, soundness, transparency
-from . import device as devices
+from . import (baseline, data, device as devices, evaluate, prune, recover, scoring, soundness,
+               transparency)
 from .axes import RecoveryKind
 from .errors import one_line
 from .spec import Cell

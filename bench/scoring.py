@@ -8,9 +8,8 @@ Validated scores are cached per (baseline, method, version, granularity, referen
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -149,7 +149,7 @@ class Cell:
                 f"/s={self.sparsity:g}/{self.recovery}/seed{self.seed}")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Cell:
+    def from_dict(cls, data: dict[str, Any]) -> "Cell":
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import math
 import random
 import tempfile
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import plugins, records
 from .errors import RecordError, XPruneError

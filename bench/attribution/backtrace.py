@@ -19,7 +19,7 @@ counter-evidence first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, fx, nn
