@@ -59,3 +59,30 @@ def test_t_interval_is_clipped_to_the_range_of_the_quantity():
     assert (low, high) == (0.0, 1.0)
     unclipped = t_interval([0.27, 0.27, 0.73])
     assert unclipped[0] < 0.0 and unclipped[1] > 1.0
+
+
+def test_holm_matches_the_step_down_procedure() -> None:
+    from bench.stats import holm
+
+    # sorted 0.01, 0.03, 0.04: 3*0.01, max(0.03, 2*0.03), max(0.06, 1*0.04)
+    assert holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
+    assert holm({"a": 0.6, "b": 0.7}) == {"a": 1.0, "b": 1.0}
+
+
+def test_paired_tests_against_a_reference() -> None:
+    from scipy.stats import wilcoxon
+
+    from bench.stats import paired_tests
+
+    diffs = [0.01, 0.02, 0.03, 0.04, 0.05, -0.006]
+    table = {i: {"random": 0.5, "lrp": 0.5 + d, "flat": 0.5} for i, d in enumerate(diffs)}
+    tests = paired_tests(table, "random")
+    assert sorted(tests) == ["flat", "lrp"]
+    lrp = tests["lrp"]
+    assert (lrp.n, lrp.share_higher) == (6, 5 / 6)
+    assert lrp.mean_diff == pytest.approx(sum(diffs) / 6)
+    assert lrp.p_value == pytest.approx(float(wilcoxon(diffs).pvalue))
+    assert lrp.p_holm == pytest.approx(lrp.p_value)  # the only testable method
+    assert tests["flat"].p_value is None and tests["flat"].verdict == "not separated"
+    short = paired_tests({i: table[i] for i in range(5)}, "random")
+    assert short["lrp"].p_value is None  # below 6 blocks: no test

@@ -192,3 +192,71 @@ def test_auc_area_is_none_when_a_point_lacks_auc_and_schema_1_has_no_latency() -
     assert setting.rows[0].auc_area is None and setting.dense_auc.mean == 0.97
     old = summarize_setting(curve({0.5: 0.9}, schema=1))
     assert old.dense_latency_b64 is None and old.rows[0].auc_area.mean == 0.9
+
+
+def _collapse_records() -> list[dict]:
+    """Random pruning collapses to the majority class (ACC 0.70, balanced accuracy at chance
+    1/3); the two criteria keep a working model that scores less ACC."""
+    recs = []
+    for seed in (0, 1, 2):
+        d = seed / 200
+        recs += curve({0.3: 0.70, 0.6: 0.70}, method="random", seed=seed, bal_acc=0.34)
+        recs += curve({0.3: 0.66 + d, 0.6: 0.64 + d}, method="taylor", seed=seed,
+                      bal_acc=0.62 + d)
+        recs += curve({0.3: 0.62 + d, 0.6: 0.60 + d}, method="magnitude", seed=seed,
+                      bal_acc=0.55 + d)
+    return recs
+
+
+def test_collapsed_random_wins_on_acc_and_loses_on_balanced_accuracy() -> None:
+    recs = _collapse_records()
+    by_acc = summarize_setting(recs, "acc")
+    by_bal = summarize_setting(recs, "bal_acc")
+    assert [(r.method, r.rank) for r in by_acc.rows] == [
+        ("random", 1.0), ("taylor", 2.0), ("magnitude", 3.0)]
+    assert [(r.method, r.rank) for r in by_bal.rows] == [
+        ("taylor", 1.0), ("magnitude", 2.0), ("random", 3.0)]
+    random_bal = next(r for r in by_bal.rows if r.method == "random")
+    assert random_bal.area.mean == pytest.approx(0.34) and by_bal.at_floor(random_bal.area.mean)
+    assert by_bal.chance == pytest.approx(1 / 3) and by_bal.floor == pytest.approx(1 / 3)
+    # the rows carry all three areas whatever the ranking metric
+    assert random_bal.areas["acc"].mean == pytest.approx(0.70)
+    assert by_acc.rows[0].areas["bal_acc"].mean == pytest.approx(0.34)
+    _, (acc_cmp,), _ = summarize(recs, metric="acc")
+    _, (bal_cmp,), _ = summarize(recs, metric="bal_acc")
+    assert acc_cmp.significance.mean_ranks == {"random": 1.0, "taylor": 2.0, "magnitude": 3.0}
+    assert bal_cmp.significance.mean_ranks == {"taylor": 1.0, "magnitude": 2.0, "random": 3.0}
+
+
+def test_best_is_one_method_only_when_the_runner_up_is_separated() -> None:
+    setting = summarize_setting(_collapse_records(), "bal_acc")
+    # taylor 62.5 [61.3-63.7] vs magnitude 55.5 [54.3-56.7]: separated
+    assert [r.method for r in setting.leaders] == ["taylor"]
+    close = []
+    for seed, (a, b) in enumerate([(0.80, 0.78), (0.84, 0.80)]):
+        close += curve({0.5: a}, method="taylor", seed=seed)  # 82 [56.6-100]
+        close += curve({0.5: b}, method="magnitude", seed=seed)  # 79 [66.3-91.7]: overlaps
+    assert [r.method for r in summarize_setting(close, "bal_acc").leaders] == ["taylor", "magnitude"]
+    one_seed = curve({0.5: 0.9}, method="taylor") + curve({0.5: 0.5}, method="magnitude")
+    assert len(summarize_setting(one_seed).leaders) == 2  # one seed separates nothing
+
+
+def test_a_metric_the_records_lack_leaves_rows_unranked() -> None:
+    setting = summarize_setting(curve({0.5: 0.9}, schema=1), "bal_acc")
+    (row,) = setting.rows
+    assert row.area is None and row.rank is None and not row.complete
+    assert row.areas["acc"].mean == pytest.approx(0.9) and setting.dense is None
+    with pytest.raises(ValueError, match="unknown metric"):
+        summarize_setting(curve({0.5: 0.9}), "f1")
+
+
+def test_majority_share_of_a_binary_task_is_solved_from_the_dense_metrics() -> None:
+    from bench.summary import majority_share
+
+    record = make_record(dataset="synthetic")
+    # 62.5% positives: ACC = 0.625 * sens + 0.375 * spec
+    record["dataset"].update(task="binary-class", flag="not-a-medmnist-flag")
+    record["metrics"]["dense"].update(sens=0.9, spec=0.6, acc=0.625 * 0.9 + 0.375 * 0.6)
+    assert majority_share(record) == pytest.approx(0.625)
+    record["dataset"]["task"] = "multi-class"
+    assert majority_share(record) is None  # neither the file nor a binary task
