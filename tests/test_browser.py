@@ -115,30 +115,30 @@ def _shot(pg: Any, name: str) -> None:
 
 def test_index_filters_sort_and_rank_tables(site: Path, page: Any) -> None:
     page.goto((site / "index.html").as_uri())
-    rows = page.locator("#settings tbody tr")
+    rows = page.locator("#settings-bal_acc tbody tr")
     assert rows.count() == 5  # synthetic channel; blood and breast x channel and weight
-    assert page.locator("#settings tbody tr .m, #settings tbody td:nth-child(3) a").count() == 5
-    form = page.locator("form.filters[data-table=settings]")
+    assert page.locator("#settings-bal_acc tbody td:nth-child(5)").count() == 5
+    form = page.locator("form.filters[data-table=settings-bal_acc]")
     assert form.is_visible()
     form.locator("select[name=dataset]").select_option("bloodmnist")
-    assert page.locator("#settings tbody tr:not([hidden])").count() == 2
+    assert page.locator("#settings-bal_acc tbody tr:not([hidden])").count() == 2
     assert form.locator("output").text_content() == "showing 2 of 5 rows"
     form.locator("select[name=granularity]").select_option("weight")
-    assert page.locator("#settings tbody tr:not([hidden])").count() == 1
+    assert page.locator("#settings-bal_acc tbody tr:not([hidden])").count() == 1
     assert page.evaluate("location.hash") == "#dataset=bloodmnist&granularity=weight"
-    page.locator("#settings thead th", has_text="Curve area").click()  # sorting keeps the filter
-    assert page.locator("#settings tbody tr:not([hidden])").count() == 1
+    page.locator("#settings-bal_acc thead th", has_text="Curve area").click()  # sorting keeps the filter
+    assert page.locator("#settings-bal_acc tbody tr:not([hidden])").count() == 1
     page.reload()  # the address restores the filter
-    assert page.locator("#settings tbody tr:not([hidden])").count() == 1
+    assert page.locator("#settings-bal_acc tbody tr:not([hidden])").count() == 1
     assert form.locator("select[name=dataset]").input_value() == "bloodmnist"
     form.locator("select[name=dataset]").select_option("")
     form.locator("select[name=granularity]").select_option("")
-    assert page.locator("#settings tbody tr:not([hidden])").count() == 5
-    ranks = page.locator("#ranks-channel tbody td:first-child").all_inner_texts()
+    assert page.locator("#settings-bal_acc tbody tr:not([hidden])").count() == 5
+    ranks = page.locator("#ranks-channel-cnn-bal_acc tbody td:first-child").all_inner_texts()
     assert len(ranks) == 12 and {"magnitude", "random", "taylor"} <= {r.strip() for r in ranks}
     assert "not compared, too few settings: plugin-x" in page.locator("main").inner_text()
-    page.locator("#ranks-channel thead th", has_text="Mean rank").click()
-    col = _numbers(_column(page, "ranks-channel", 1))
+    page.locator("#ranks-channel-cnn-bal_acc thead th", has_text="Mean rank").click()
+    col = _numbers(_column(page, "ranks-channel-cnn-bal_acc", 1))
     assert col == sorted(col)
     assert page.locator("img.cd").count() == 2  # channel and weight diagrams
     assert page.locator("img.cd").first.evaluate("i => i.naturalWidth") > 100
@@ -160,17 +160,17 @@ def test_csv_download_matches_the_table(site: Path, page: Any) -> None:
     assert download.value.suggested_filename == "settings.csv"
     with open(path) as fh:
         rows = list(csv.DictReader(fh))
-    keys = page.eval_on_selector_all("#settings thead th", "hs => hs.map(h => h.dataset.key)")
+    keys = page.eval_on_selector_all("#settings-bal_acc thead th", "hs => hs.map(h => h.dataset.key)")
     assert [k for k in rows[0] if not k.endswith(("_lo", "_hi"))] == [
-        "slug", "dataset", "size", "backbone", "granularity", "scope", "recovery", "seeds", "tied",
-        *keys]
-    assert len(rows) == page.locator("#settings tbody tr").count()
+        "slug", "dataset", "size", "backbone", "granularity", "scope", "recovery", "seeds", "metric",
+        "tied", "area_bal_acc", "area_auc", "area_acc", *keys]
+    assert len(rows) == page.locator("#settings-bal_acc tbody tr").count()
     shown = page.eval_on_selector(
-        "#settings tbody tr:first-child", "r => Array.from(r.cells).map(c => c.getAttribute('data-sort'))")
+        "#settings-bal_acc tbody tr:first-child", "r => Array.from(r.cells).map(c => c.getAttribute('data-sort'))")
     first = rows[0]
     for key, value in zip(keys, shown):
-        if key in ("setting", "best"):
-            assert first[key if key == "best" else "slug"] == value
+        if key in ("setting", "best", "range"):
+            assert first["slug" if key == "setting" else key] == value
         elif value:
             assert float(first[key]) == pytest.approx(float(value), rel=1e-6)
     assert page.problems == []
@@ -179,25 +179,27 @@ def test_csv_download_matches_the_table(site: Path, page: Any) -> None:
 def test_setting_page_sorts_plots_and_toggles_methods(site: Path, page: Any) -> None:
     page.goto((site / SYNTHETIC).as_uri())
     area_col = 3
-    assert _numbers(_column(page, "methods", area_col)) == sorted(
-        _numbers(_column(page, "methods", area_col)), reverse=True)  # rendered best first
-    area = page.locator("#methods thead th", has_text="Curve area")
+    assert _numbers(_column(page, "methods-bal_acc", area_col)) == sorted(
+        _numbers(_column(page, "methods-bal_acc", area_col)), reverse=True)  # rendered best first
+    area = page.locator("#methods-bal_acc thead th", has_text="Curve area")
     area.click()
-    ascending = _numbers(_column(page, "methods", area_col))
+    ascending = _numbers(_column(page, "methods-bal_acc", area_col))
     assert ascending == sorted(ascending) and len(ascending) == 3
     assert area.get_attribute("aria-sort") == "ascending"
-    page.locator("#methods thead th", has_text="Method").click()
-    assert _column(page, "methods", 0) == ["magnitude", "plugin-x", "random"]
+    page.locator("#methods-bal_acc thead th", has_text="Method").click()
+    assert _column(page, "methods-bal_acc", 0) == ["magnitude", "plugin-x", "random"]
     plots = page.locator("svg.plot")
     ids = plots.evaluate_all("ps => ps.map(p => p.id)")
-    assert ids == ["plot-acc", "plot-auc", "plot-latency", "plot-preserved", "plot-macs"]
+    assert ids == ["plot-metric", "plot-latency", "plot-preserved", "plot-macs"]
     for i in range(plots.count()):
         plot = plots.nth(i)
         assert plot.locator("g.series").count() == 3 and plot.locator("path.pt").count() == 9
         assert plot.locator("text.xtick").count() >= 3 and plot.locator("text.ytick").count() >= 3
-    acc = page.locator("#plot-acc")
+    acc = page.locator("#plot-metric")
     assert acc.locator("polygon.band").count() == 3  # two seeds: 95% bands
-    assert acc.locator("line.ref").count() == 1
+    # the dense model and chance (1/K = 1/3); no majority line: synthetic data has no file
+    assert acc.locator("line.ref").evaluate_all("ls => ls.map(l => l.getAttribute('class'))") == [
+        "ref dense", "ref chance"]
     markers = acc.locator("g.series").evaluate_all(
         "gs => gs.map(g => g.querySelector('path.pt').getAttribute('d').replace(/^M[^a-z]*/, ''))")
     assert len(set(markers)) == 3  # a different marker per method
@@ -206,27 +208,27 @@ def test_setting_page_sorts_plots_and_toggles_methods(site: Path, page: Any) -> 
     assert page.locator("#plot-macs circle.on-front").count() >= 1
     # the legend toggles a method in every plot, and back
     random_series = page.locator("svg.plot [data-series=random]")
-    assert random_series.count() == 5 + 2  # a series per plot, and bands on two plots
+    assert random_series.count() == 4 + 1  # a series per plot, and the band of the first
     button = page.locator(".legend button[data-series=random]")
     button.click()
     assert button.get_attribute("aria-pressed") == "false"
     shown = "els => els.map(e => getComputedStyle(e).display !== 'none')"
-    assert random_series.evaluate_all(shown) == [False] * 7
+    assert random_series.evaluate_all(shown) == [False] * 5
     assert page.locator("svg.plot g.series[data-series=plugin-x]").first.is_visible()
     button.click()
-    assert random_series.evaluate_all(shown) == [True] * 7
+    assert random_series.evaluate_all(shown) == [True] * 5
     page.locator(".legend button[data-show=none]").click()
     assert page.locator("svg.plot g.series:visible").count() == 0
     page.locator(".legend button[data-show=all]").click()
-    assert page.locator("svg.plot g.series:visible").count() == 15
+    assert page.locator("svg.plot g.series:visible").count() == 12
     # a point's record link opens a human-readable record, whose raw JSON is one click away
-    page.locator("#methods tbody tr:first-child a.rec").first.click()
+    page.locator("#methods-bal_acc tbody tr:first-child a.rec").first.click()
     assert "Task metrics" in page.locator("main").inner_text()
     page.locator("a", has_text="raw JSON").click()
     assert '"cell_hash"' in page.content()
     page.goto((site / BLOOD).as_uri())
     assert page.locator(".legend button.legend-item").count() == 12
-    assert page.locator("svg.plot").count() == 5
+    assert page.locator("svg.plot").count() == 4
     _shot(page, "setting-1400.png")
     assert page.problems == []
 
@@ -238,8 +240,8 @@ def test_hostile_description_is_inert_text(site: Path, page: Any) -> None:
     assert page.evaluate("document.querySelectorAll('main script').length") == 0
     descriptions = page.locator("dd.description").all_inner_texts()
     assert descriptions and all(d == EVIL for d in descriptions)
-    assert page.locator("#results tbody tr").count() == 1
-    page.locator("#results tbody tr:first-child td:first-child a").click()  # to its setting row
+    assert page.locator("#results-bal_acc tbody tr").count() == 1
+    page.locator("#results-bal_acc tbody tr:first-child td:first-child a").click()  # to its setting row
     assert page.evaluate("location.hash") == "#row-plugin-x"
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert page.locator("#row-plugin-x td:first-child").inner_text().strip() == "plugin-x"
@@ -248,21 +250,21 @@ def test_hostile_description_is_inert_text(site: Path, page: Any) -> None:
 
 def test_method_page_links_filters_and_screenshot(site: Path, page: Any) -> None:
     page.goto((site / "methods" / "taylor.html").as_uri() + "#dataset=bloodmnist")
-    assert page.locator("#results tbody tr:not([hidden])").count() == 2  # channel and weight
+    assert page.locator("#results-bal_acc tbody tr:not([hidden])").count() == 2  # channel and weight
     link = page.locator("dd.reference a").first
     assert link.get_attribute("href") == "https://arxiv.org/abs/1611.06440"
     page.goto((site / "methods" / "lrp-epsilon.html").as_uri())
-    assert page.locator("#results tbody tr").count() == 4  # 2 datasets x channel and weight
+    assert page.locator("#results-bal_acc tbody tr").count() == 4  # 2 datasets x channel and weight
     _shot(page, "method-1400.png")
     assert page.problems == []
 
 
 def test_transparency_is_shown_as_column_plot_and_heatmap_pictures(site: Path, page: Any) -> None:
     page.goto((site / SYNTHETIC).as_uri())
-    headers = page.eval_on_selector_all("#methods thead th", "ths => ths.map(t => t.innerText)")
+    headers = page.eval_on_selector_all("#methods-bal_acc thead th", "ths => ths.map(t => t.innerText)")
     assert any("preserv" in h.lower() for h in headers)
     column = headers.index(next(h for h in headers if "preserv" in h.lower()))
-    values = dict(zip(_column(page, "methods", 0), _column(page, "methods", column)))
+    values = dict(zip(_column(page, "methods-bal_acc", 0), _column(page, "methods-bal_acc", column)))
     assert float(values["magnitude"]) > float(values["random"])  # 0.895 vs 0.495, as recorded
     assert page.locator("#plot-preserved path.pt").count() == 9  # 3 methods x 3 sparsities
     page.goto((site / "methods" / "magnitude.html").as_uri())
@@ -271,6 +273,42 @@ def test_transparency_is_shown_as_column_plot_and_heatmap_pictures(site: Path, p
     assert page.evaluate("img => img.complete && img.naturalWidth > 0",
                          picture.element_handle())
     _shot(page, "method-heatmaps-1400.png")
+    assert page.problems == []
+
+
+def test_every_page_opens_on_balanced_accuracy_and_switches_metric(site: Path, page: Any) -> None:
+    page.goto((site / "index.html").as_uri())
+    switch = page.locator("nav.metric-switch")
+    assert switch.locator("strong").inner_text() == "balanced accuracy"
+    assert switch.locator("a[data-metric]").all_inner_texts() == ["AUC", "accuracy"]
+    assert page.locator("#verdict h2").inner_text() == "The answer, by balanced accuracy"
+    assert page.locator("#verdict").bounding_box()["y"] < page.locator(
+        "#settings-bal_acc").bounding_box()["y"]  # the answer comes before the settings
+    switch.locator("a[data-metric='AUC']").click()
+    assert page.url.endswith("/index.auc.html")
+    assert page.locator("nav.metric-switch strong").inner_text() == "AUC"
+    assert page.locator("#verdict h2").inner_text().startswith("The answer, by AUC")
+    # a setting opened from the AUC overview stays on AUC; there the switch goes to ACC
+    page.locator("#settings-auc tbody tr:first-child td:first-child a").click()
+    assert page.url.endswith(".auc.html") and "/settings/" in page.url
+    assert page.locator("#plot-metric text", has_text="AUC (%)").count() == 1
+    page.locator("nav.metric-switch a[data-metric='accuracy']").click()
+    assert page.url.endswith(".acc.html")
+    assert page.locator("#methods-acc").count() == 1 and page.locator("#methods-bal_acc").count() == 0
+    assert page.locator("#plot-metric text", has_text="accuracy (%)").count() == 1
+    # on the synthetic setting random's balanced accuracy sits at chance: its area is marked
+    # collapsed there, and not under ACC (no majority share is known for synthetic data)
+    for suffix, metric, marked in ((".acc", "acc", False), ("", "bal_acc", True)):
+        page.goto((site / SYNTHETIC.replace(".html", f"{suffix}.html")).as_uri())
+        area = page.locator(f"#methods-{metric} #row-random td:nth-child(4)").inner_text()
+        assert ("collapsed" in area) is marked, (metric, area)
+    for path in (BLOOD, "methods/lrp-epsilon.html", "datasets/bloodmnist.html"):
+        page.goto((site / path).as_uri())
+        assert page.locator("nav.metric-switch strong").inner_text() == "balanced accuracy"
+        for metric, suffix in (("AUC", ".auc"), ("accuracy", ".acc")):
+            href = page.locator(f"nav.metric-switch a[data-metric='{metric}']").get_attribute("href")
+            assert href == Path(path).name.replace(".html", f"{suffix}.html")
+            assert (site / Path(path).parent / href).is_file()
     assert page.problems == []
 
 
