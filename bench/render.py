@@ -82,9 +82,10 @@ def _load(reports: Path) -> tuple[list[dict[str, Any]], dict[str, Path], dict[tu
             raise RecordError(f"{reports}: two different records for cell {record['cell_hash']}")
         paths.setdefault(record["cell_hash"], path)
     recs = [found[h] for h in sorted(found)]
-    metas = {}
-    for r in (r for r in recs if r["status"] == "ok"):
-        metas.setdefault((r["cell"]["method"], r["cell"]["method_version"]), r["method"])
+    metas = {}  # per version, the newest record's metadata (a corrected description shows)
+    for r in sorted((r for r in recs if r["status"] == "ok"),
+                    key=lambda r: (r["provenance"]["created"], r["cell_hash"])):
+        metas[(r["cell"]["method"], r["cell"]["method_version"])] = r["method"]
     return recs, paths, metas
 
 

@@ -12,7 +12,13 @@ granularity the method declares; attention heads, and methods that do not apply 
    of them no higher than any other unit of its site (ties allowed), at both granularities
    (for weights: the zero-effect units' own weights). Data-free criteria and criteria that
    declare ``effect_based = False`` (activation magnitude) are not subject to it: a large,
-   useless unit is exactly what they cannot see.
+   useless unit is exactly what they cannot see. *Signed criteria*: a negative score claims
+   that removing the unit lowers the loss (higher means keep), so pruning it before a
+   zero-effect unit is right. So when the zero-effect units score at most 0 (a signed
+   criterion that sees no effect in them) the units below them all claim to be harmful and
+   the check passes; when they score above 0, every unit scored below them is a failure,
+   negative or not. For criteria whose scores are never negative (every
+   built-in takes an absolute value) this is the rule above exactly.
 2. **Ties at the minimum.** On the unmodified model, no site may have more than 1% of its
    units tied at its minimum score (a degenerate criterion, e.g. z+ weight relevance, which
    is exactly 0 for every negative weight). Units with no first-order effect on any logit
@@ -148,7 +154,8 @@ def tie_share(scores: Tensor, inert: Tensor | None = None) -> float:
 
 def zero_effect_problem(scores: dict[str, Tensor],
                         table: dict[str, tuple[tuple[int, ...], str]] = ZERO_EFFECT) -> str:
-    """'' if every zero-effect unit scores no higher than every other unit of its site."""
+    """'' if every zero-effect unit scores no higher than every other unit of its site, units
+    with a negative score excepted when the zero-effect units score at most 0 (module docstring)."""
     for site, (units, _) in table.items():
         if site not in scores:  # a head table entry at channel granularity, or the reverse
             continue
@@ -156,10 +163,14 @@ def zero_effect_problem(scores: dict[str, Tensor],
         mask = torch.zeros(s.shape[0], dtype=torch.bool)
         mask[list(units)] = True
         dead, alive = s[mask].flatten(), s[~mask].flatten()
-        if dead.max() > alive.min():
-            above = int((alive < dead.max()).sum())
-            return (f"site {site}: a zero-effect unit scores {float(dead.max()):.3g}, above "
-                    f"{above} unit(s) that affect the output (lowest {float(alive.min()):.3g})")
+        top = dead.max()
+        if top <= 0:  # only units scored below 0 (harmful, for a signed criterion) rank lower
+            continue
+        below = alive < top
+        if below.any():
+            lowest = float(alive[below].min())
+            return (f"site {site}: a zero-effect unit scores {float(top):.3g}, above "
+                    f"{int(below.sum())} unit(s) that affect the output (lowest {lowest:.3g})")
     return ""
 
 

@@ -4,7 +4,10 @@ and Hatefi et al. 2024 (PXP).
 Weight criteria must give every weight a relevance: under z+ (and alpha1-beta0) a negative
 weight's relevance is exactly 0, which ties about half of all weights at the minimum. So the
 alpha1-beta0 preset is a channel criterion only; weight pruning uses the epsilon and gamma
-rules with |R_w| (PXP's unstructured setting). Yeom et al.'s VGG criterion (z+ on every layer,
+rules with |R_w|. PXP (Hatefi et al. 2024) scores channels, neurons and attention heads and has
+no weight criterion: the weight aggregation |R_w| (the absolute value taken after summing a
+weight's relevance over images and positions, where PXP's channel convention takes it per
+image) is this project's own extension, not PXP's. Yeom et al.'s VGG criterion (z+ on every layer,
 signed sum) is not offered: z+ at the classifier gives every hidden neuron whose weights to
 the seeded classes are all negative exactly zero relevance (20% of the live hidden neurons of
 the soundness model), so it fails ``xprune check``'s soundness stage even as a channel
@@ -20,7 +23,9 @@ YEOM = ("Yeom et al. 2021, Pruning by Explaining: A Novel Criterion for Deep Neu
         "Pruning, Pattern Recognition 115:107899, doi:10.1016/j.patcog.2021.107899, arXiv:1912.08881")
 PXP = ("Hatefi et al. 2024, Pruning By Explaining Revisited: Optimizing Attribution Methods to Prune "
        "CNNs and Transformers, arXiv:2408.12568")
-_WEIGHT = "weight: |sum over images and positions of a_i*w_ji*R_j/z_j under the rule| (|R_w|)"
+_WEIGHT = ("weight: |sum over images and positions of a_i*w_ji*R_j/z_j under the rule| (|R_w|, abs "
+           "after the sum over images; this project's extension: PXP scores channels, neurons and "
+           "heads and has no weight criterion)")
 
 
 class LRP(Method):

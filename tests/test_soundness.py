@@ -74,3 +74,31 @@ def test_check_warns_but_passes_a_plugin_whose_only_failure_is_soundness(workdir
     code, out, err = cli("check", str(UNSOUND / "loud_units.py"))
     assert code == 0
     assert "WARN" in out and "warning: loud-units fails the soundness check" in err
+
+
+SOUND = Path(__file__).parent / "fixtures" / "sound_plugins"
+
+
+def test_a_signed_criterion_may_rank_harmful_units_below_zero_effect_units():
+    table = {"s": ((0,), "c")}
+    # zero-effect unit 0 scores 0; unit 1's removal lowers the loss (-0.3): pruning it first is right
+    assert soundness.zero_effect_problem({"s": torch.tensor([0.0, -0.3, 0.2, 0.5])}, table) == ""
+    # a zero-effect unit scored above 0 gets no exemption: both units below it fail the check
+    assert "scores 0.1, above 2 unit(s)" in soundness.zero_effect_problem(
+        {"s": torch.tensor([0.1, -0.3, 0.05, 0.5])}, table)
+    # an unsigned criterion (scores >= 0) is judged exactly as before
+    assert "above 1 unit(s)" in soundness.zero_effect_problem(
+        {"s": torch.tensor([0.2, 0.1, 0.3, 0.5])}, table)
+
+
+def test_a_signed_loss_based_plugin_passes_the_zero_effect_check():
+    (cls,) = plugins.load_file(SOUND / "signed_taylor.py")
+    model = soundness.with_zero_effect_units(soundness.trained_model())
+    batch = soundness.data.reference_batch(soundness.data.load(soundness.data.SYNTHETIC), 10, 0)
+    scores, _ = soundness.run_method(cls, model, "channel", batch, 0)
+    # the case the rule is for: live units score below the zero-effect units (exactly 0)
+    for site, (units, _) in soundness.ZERO_EFFECT.items():
+        assert torch.all(scores[site][list(units)] == 0)
+    assert any((scores[site] < 0).any() for site in soundness.ZERO_EFFECT)
+    verdict = soundness.judge(cls, "channel")
+    assert verdict.zero_effect is True, verdict.message
