@@ -181,6 +181,11 @@ class Spec:
     min_steps: int = DEFAULT_MIN_STEPS
     transparency: bool = True
     epochs: dict[str, int] = field(default_factory=dict, hash=False)
+    # Sparsities of one granularity, where the YAML gives ``sparsities`` as a mapping
+    # (``channel: [...]``, ``weight: [...]``); ``sparsities`` is then their union. Empty: every
+    # granularity runs at every sparsity.
+    sparsities_by_granularity: dict[str, tuple[float, ...]] = field(default_factory=dict,
+                                                                   hash=False)
     # Where tasks compute: cpu (default: the published records), cuda, or auto (cuda when
     # present). Not part of any hash: see bench.device.
     device: str = "cpu"
@@ -215,8 +220,16 @@ class Spec:
         return int(self.epochs.get(backbone, DEFAULT_EPOCHS.get(backbone, 10)))
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as plain YAML values (lists of strings and numbers)."""
-        return {k: plain(v) for k, v in self.__dict__.items()}
+        """The spec as plain YAML values (lists of strings and numbers; per-granularity
+        sparsities as the mapping the YAML gave)."""
+        out = {k: plain(v) for k, v in self.__dict__.items() if k != "sparsities_by_granularity"}
+        if self.sparsities_by_granularity:
+            out["sparsities"] = plain(self.sparsities_by_granularity)
+        return out
+
+    def sparsities_for(self, granularity: str) -> tuple[float, ...]:
+        """The sparsities a granularity runs at."""
+        return self.sparsities_by_granularity.get(str(granularity), self.sparsities)
 
 
 _LIST_AXES = {"datasets", "backbones", "methods", "granularities", "scopes", "sparsities",
@@ -227,14 +240,25 @@ def spec_from_dict(data: Any, name: str) -> Spec:
     """Build a Spec from parsed YAML, with one-line errors for anything malformed."""
     if not isinstance(data, dict):
         raise SpecError(f"spec {name!r}: expected a mapping of axis names to lists")
-    known = {f.name for f in fields(Spec)}
+    known = {f.name for f in fields(Spec)} - {"sparsities_by_granularity"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(f"spec {name!r}: unknown key(s) {', '.join(unknown)} "
                         f"(known: {', '.join(sorted(known))})")
     values: dict[str, Any] = {"name": str(data.get("name", name))}
     for key, value in data.items():
-        if key in _LIST_AXES:
+        if key == "sparsities" and isinstance(value, dict):
+            by = {}
+            for gran, values_ in value.items():
+                try:
+                    gran = str(Granularity.parse(gran))
+                except SpecError:
+                    raise SpecError(f"spec {name!r}: sparsities: unknown granularity {gran!r}") from None
+                values_ = values_ if isinstance(values_, list) else [values_]
+                by[gran] = tuple(_number(v) for v in values_)
+            values["sparsities_by_granularity"] = by
+            values[key] = tuple(sorted({v for vs in by.values() for v in vs}))
+        elif key in _LIST_AXES:
             value = value if isinstance(value, list) else [value]
             if key == "sparsities":
                 value = [_number(v) for v in value]
@@ -254,6 +278,11 @@ def spec_from_dict(data: Any, name: str) -> Spec:
     missing = [a for a in ("datasets", "backbones", "methods") if a not in values]
     if missing:
         raise SpecError(f"spec {name!r}: missing {', '.join(missing)}")
+    by = values.get("sparsities_by_granularity", {})
+    grans = {str(Granularity.parse(g)) for g in values.get("granularities", ("channel",))}
+    if by and set(by) != grans:
+        raise SpecError(f"spec {name!r}: sparsities must list every granularity of the spec "
+                        f"({', '.join(sorted(grans))}), got {', '.join(sorted(by)) or 'none'}")
     return Spec(**values)
 
 
@@ -303,7 +332,10 @@ def load_spec(source: str) -> Spec:
 
 def override(spec: Spec, **axes: Any) -> Spec:
     """Replace axes given on the command line (None = keep the spec's)."""
-    return replace(spec, **{k: tuple(v) for k, v in axes.items() if v is not None})
+    given = {k: tuple(v) for k, v in axes.items() if v is not None}
+    if "sparsities" in given:  # sparsities from the command line apply to every granularity
+        given["sparsities_by_granularity"] = {}
+    return replace(spec, **given)
 
 
 def expand(spec: Spec, methods: dict[str, tuple]) -> list[Cell]:
@@ -320,6 +352,8 @@ def expand(spec: Spec, methods: dict[str, tuple]) -> list[Cell]:
         spec.scopes, sorted(spec.sparsities), spec.recovery,
     ):
         version, supported, *rest = methods[method]
+        if sparsity not in spec.sparsities_for(gran):
+            continue
         if gran in supported and applicable(backbone, gran, rest[0] if rest else None):
             cells.append(Cell(dataset, spec.size, backbone, method, version, gran, scope,
                               float(sparsity), rec, seed, spec.epochs_for(backbone),
