@@ -67,7 +67,32 @@ def main() -> int:
         print(f"# Curve area of {METRIC_NAMES[metric]}{primary}\n")
         print(f"{len(recs) - failed} ok records, {failed} failed, {len(settings)} settings\n")
         report(settings, comparisons)
+    preservation(settings)  # the same under every metric: printed once
+    collapse(recs)
     return 0
+
+
+def collapse(recs) -> None:
+    """Per granularity, architecture and recovery: each method's share of collapsed cells
+    (``metrics.collapsed``: balanced accuracy within 0.02 of chance), where ACC only reads the
+    class mix."""
+    from bench.spec import architecture
+
+    counts = defaultdict(lambda: [0, 0])
+    for r in recs:
+        if r["status"] != "ok" or r["metrics"].get("collapsed") is None:
+            continue
+        c = r["cell"]
+        key = (c["granularity"], architecture(c["backbone"]), c["recovery"], c["method"])
+        counts[key][0] += bool(r["metrics"]["collapsed"])
+        counts[key][1] += 1
+    groups = sorted({k[:3] for k in counts})
+    print("## Collapsed cells (balanced accuracy within 0.02 of chance), share per method")
+    for group in groups:
+        shares = sorted(((100 * n / total, m) for (*g, m), (n, total) in counts.items()
+                         if tuple(g) == group), reverse=True)
+        print(f"- {' / '.join(group)}: " + ", ".join(f"{m} {share:.0f}%" for share, m in shares))
+    print()
 
 
 def report(settings, comparisons) -> None:
@@ -96,7 +121,19 @@ def report(settings, comparisons) -> None:
             print(f"| {m} | {sig.mean_ranks[m]:.2f} | {', '.join(beaten) or '-'} | "
                   + " | ".join(cells) + " |")
         print()
-    preservation(settings)
+    leaders(settings)
+
+
+def leaders(settings) -> None:
+    """How many settings name one best method, how many a tie (95% intervals overlap), and
+    how many have a first curve area at or below a constant model's score (collapsed)."""
+    single = sum(1 for s in settings if len(s.leaders) == 1)
+    floor = sum(1 for s in settings if s.best and s.at_floor(s.best[0].area.mean))
+    sizes = sorted(len(s.leaders) for s in settings if len(s.leaders) > 1)
+    median = sizes[len(sizes) // 2] if sizes else 0
+    print(f"Best method per setting: one method separated in {single} of {len(settings)} "
+          f"settings, tied in {len(settings) - single} (median {median} methods not separated "
+          f"by their 95% intervals); first curve area at or below a constant model in {floor}\n")
 
 
 def preservation(settings) -> None:
