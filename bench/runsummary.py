@@ -27,7 +27,7 @@ def summarize_run(records_dir: Path, total: int, counts: Mapping[str, int],
         for row in setting.rows:
             areas[row.method].append(row.area.mean)
     metrics |= {f"area.{method}": statistics.fmean(v) for method, v in sorted(areas.items())}
-    metrics |= {f"mean_rank.{c.granularity}.{method}": rank for c in comparisons
+    metrics |= {f"mean_rank.{c.slug}.{method}": rank for c in comparisons  # e.g. channel-cnn
                 for method, rank in c.significance.mean_ranks.items()}
     return metrics, _markdown(settings, metrics)
 
