@@ -274,8 +274,10 @@ def verdict(c: Comparison) -> dict[str, Any]:
             continue
         groups = {v: [m for m in sig.methods if m in tests and tests[m].verdict == v]
                   for v in ("higher", "lower", "not separated")}
-        against.append({"reference": ref, **{k.replace(" ", "_"): ", ".join(v) or "none"
-                                             for k, v in groups.items()}})
+        untested = all(t.p_value is None for t in tests.values())
+        against.append({"reference": ref, "untested": untested and
+                        f"no test: {sig.blocks} settings (the Wilcoxon signed-rank test needs 6)",
+                        **{k.replace(" ", "_"): ", ".join(v) or "none" for k, v in groups.items()}})
     pairs = [(a, b) for i, a in enumerate(sig.methods) for b in sig.methods[i + 1:]
              if sig.differs(a, b)]
     return {"title": f"{c.granularity} pruning, {c.architecture} backbones",
