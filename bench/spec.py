@@ -255,6 +255,8 @@ def spec_from_dict(data: Any, name: str) -> Spec:
                 except SpecError:
                     raise SpecError(f"spec {name!r}: sparsities: unknown granularity {gran!r}") from None
                 values_ = values_ if isinstance(values_, list) else [values_]
+                if not values_:
+                    raise SpecError(f"spec {name!r}: sparsities: {gran} has no sparsities")
                 by[gran] = tuple(_number(v) for v in values_)
             values["sparsities_by_granularity"] = by
             values[key] = tuple(sorted({v for vs in by.values() for v in vs}))

@@ -33,6 +33,10 @@ def test_a_mapping_must_name_every_granularity_and_round_trips() -> None:
         specs.spec_from_dict({**BASE, "sparsities": {"channel": [0.1]}}, "t")
     with pytest.raises(SpecError, match="unknown granularity"):
         specs.spec_from_dict({**BASE, "sparsities": {"chanel": [0.1], "weight": [0.3]}}, "t")
+    with pytest.raises(SpecError, match="channel has no sparsities"):
+        specs.spec_from_dict({**BASE, "sparsities": {"channel": [], "weight": [0.3]}}, "t")
+    with pytest.raises(SpecError, match="outside"):
+        specs.spec_from_dict({**BASE, "sparsities": {"channel": [1.5], "weight": [0.3]}}, "t")
     spec = specs.spec_from_dict({**BASE, "sparsities": {"channel": [0.1], "weight": [0.3]}}, "t")
     assert spec.to_dict()["sparsities"] == {"channel": [0.1], "weight": [0.3]}
     assert specs.spec_from_dict(spec.to_dict(), "t") == spec
