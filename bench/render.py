@@ -39,7 +39,7 @@ from .plots import cd_diagram, method_heatmaps
 from .publish import safe_name
 from .recordpage import record_context
 from .spec import architecture
-from .summary import METRICS, PRIMARY, Comparison, Setting, setting_key, summarize
+from .summary import METRICS, PRIMARY, Comparison, Setting, setting_key, summarize_all
 from .svg import styles as method_styles
 from .tables import Table, write_downloads
 
@@ -163,8 +163,9 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
     captions = {m: method_heatmaps(ok, m, out / f"figures/heatmaps-{m}.png")
                 for m in sorted({m for m, _ in metas})}  # the same picture on every variant
     views = {}
+    summaries = summarize_all(recs, names, METRICS)
     for metric in METRICS:  # one variant of every overview page per metric (pages.SUFFIX)
-        settings, comparisons, failed = summarize(recs, names, metric)
+        settings, comparisons, failed = summaries[metric]
         views[metric] = (settings, comparisons)
         summary.skipped_failed = failed
         sfx = SUFFIX[metric]

@@ -15,6 +15,7 @@ mean of their ranks.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Hashable, Mapping, Sequence
@@ -35,11 +36,17 @@ def t_interval(values: Sequence[float], level: float = 0.95,
     fewer than two values."""
     if len(values) < 2:
         return None
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    half = _t_quantile((1 + level) / 2, len(values) - 1) * sd / math.sqrt(len(values))
+    return max(bounds[0], mean - half), min(bounds[1], mean + half)
+
+
+@functools.lru_cache(maxsize=64)
+def _t_quantile(q: float, df: int) -> float:
+    """Student-t quantile (scipy), cached: the site asks for the same few tens of thousands of times."""
     from scipy.stats import t
 
-    mean, sd = statistics.fmean(values), statistics.stdev(values)
-    half = float(t.ppf((1 + level) / 2, len(values) - 1)) * sd / math.sqrt(len(values))
-    return max(bounds[0], mean - half), min(bounds[1], mean + half)
+    return float(t.ppf(q, df))
 
 
 @dataclass(frozen=True)

@@ -374,14 +374,20 @@ def _value(metric: str) -> Callable[[dict[str, Any]], float | None]:
     return lambda r: r["metrics"]["recovered"].get(metric)
 
 
-def _row(method: str, version: str, records: list[dict[str, Any]],
-         sparsities: tuple[float, ...], metric: str = "acc") -> Row:
-    """One method's row: points per sparsity, dense reference, areas (per metric) and
-    within-1-point of ``metric``."""
+def _points(records: list[dict[str, Any]]) -> list[Point]:
+    """One method's points, one per sparsity (whatever the metric)."""
     by_sparsity: dict[float, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_sparsity[r["cell"]["sparsity"]].append(r)
-    points = [_point(s, by_sparsity[s]) for s in sorted(by_sparsity)]
+    return [_point(s, by_sparsity[s]) for s in sorted(by_sparsity)]
+
+
+def _row(method: str, version: str, records: list[dict[str, Any]],
+         sparsities: tuple[float, ...], metric: str = "acc",
+         points: list[Point] | None = None) -> Row:
+    """One method's row: points per sparsity (``points`` when already computed), dense
+    reference, areas (per metric) and within-1-point of ``metric``."""
+    points = _points(records) if points is None else points
     dense = _dense(records, metric)
     areas = {m: _area(records, points, _value(m), lambda p, m=m: p.value(m)) for m in METRICS}
     xs = [p.sparsity for p in points]
@@ -413,9 +419,11 @@ def _preserved(records: list[dict[str, Any]]) -> Stat | None:
                 ci=t_interval(per_seed, bounds=CORRELATION))
 
 
-def summarize_setting(records: list[dict[str, Any]], metric: str = "acc") -> Setting:
+def summarize_setting(records: list[dict[str, Any]], metric: str = "acc",
+                      points: dict[tuple[str, str], list[Point]] | None = None) -> Setting:
     """Rows, ranks and Pareto front of one setting's ok records (any seeds, methods), under
-    ``metric`` (``bal_acc``, ``auc`` or ``acc``)."""
+    ``metric`` (``bal_acc``, ``auc`` or ``acc``); ``points``, when given, holds (or is filled
+    with) each (method, version)'s points, which do not depend on the metric."""
     if not records:
         raise ValueError("summarize_setting needs at least one record")
     if metric not in METRICS:
@@ -424,7 +432,11 @@ def summarize_setting(records: list[dict[str, Any]], metric: str = "acc") -> Set
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         groups[(r["cell"]["method"], r["cell"]["method_version"])].append(r)
-    rows = [_row(m, v, rs, sparsities, metric) for (m, v), rs in sorted(groups.items())]
+    points = {} if points is None else points
+    for key, rs in groups.items():
+        if key not in points:
+            points[key] = _points(rs)
+    rows = [_row(m, v, rs, sparsities, metric, points[m, v]) for (m, v), rs in sorted(groups.items())]
     ranks = block_ranks({(r.method, r.version): r.area.mean for r in rows if r.complete})
     flat = [(row, p) for row in rows for p in row.points if p.value(metric) is not None]
     front = {(flat[i][0].method, flat[i][0].version, flat[i][1].sparsity)
@@ -543,7 +555,15 @@ def summarize(records: Iterable[dict[str, Any]],
               ) -> tuple[list[Setting], list[Comparison], int]:
     """All settings (sorted by key) under ``metric``, the per-granularity comparisons, and how
     many failed records were skipped. The default, ``acc``, keeps older callers' meaning; the
-    site and ``benchmarks/leaderboard_summary.py`` summarize every metric of ``METRICS``."""
+    site and ``benchmarks/leaderboard_summary.py`` summarize every metric (:func:`summarize_all`)."""
+    return summarize_all(records, labels, (metric,))[metric]
+
+
+def summarize_all(records: Iterable[dict[str, Any]],
+                  labels: dict[tuple[str, str], str] | None = None,
+                  metrics: tuple[str, ...] = METRICS,
+                  ) -> dict[str, tuple[list[Setting], list[Comparison], int]]:
+    """:func:`summarize` for each metric, the points (which do not depend on it) computed once."""
     groups: dict[SettingKey, list[dict[str, Any]]] = defaultdict(list)
     failed = 0
     for r in records:
@@ -551,5 +571,9 @@ def summarize(records: Iterable[dict[str, Any]],
             failed += 1
         else:
             groups[setting_key(r)].append(r)
-    settings = [summarize_setting(groups[k], metric) for k in sorted(groups)]
-    return settings, compare(settings, labels), failed
+    points: dict[SettingKey, dict[tuple[str, str], list[Point]]] = defaultdict(dict)
+    out = {}
+    for metric in metrics:
+        settings = [summarize_setting(groups[k], metric, points[k]) for k in sorted(groups)]
+        out[metric] = (settings, compare(settings, labels), failed)
+    return out

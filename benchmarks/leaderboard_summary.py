@@ -58,11 +58,13 @@ def main() -> int:
     args = parser.parse_args()
 
     from bench import records
-    from bench.summary import METRIC_NAMES, METRICS, PRIMARY, summarize
+    from bench.summary import METRIC_NAMES, METRICS, PRIMARY, summarize_all
 
     recs = list(records.iter_records(args.reports))
-    for metric in METRICS if args.metric == "all" else (args.metric,):
-        settings, comparisons, failed = summarize(recs, metric=metric)
+    chosen = METRICS if args.metric == "all" else (args.metric,)
+    summaries = summarize_all(recs, metrics=chosen)
+    for metric in chosen:
+        settings, comparisons, failed = summaries[metric]
         primary = " (the primary, ranking metric)" if metric == PRIMARY else ""
         print(f"# Curve area of {METRIC_NAMES[metric]}{primary}\n")
         print(f"{len(recs) - failed} ok records, {failed} failed, {len(settings)} settings\n")
