@@ -186,6 +186,10 @@ def settings_table(settings: list[Setting], names: dict) -> Table:
         seeds = best.area.n if best else 0
         text, why = _tied(s, names)
         tied = text[len("tied: "):] if text.startswith("tied: ") else ""
+        members = tied.split(", ") if tied else []
+        shown = (f"tied ({len(members)}): {', '.join(members[:3])}"
+                 + (f" +{len(members) - 3} more" if len(members) > 3 else "")) if tied else text
+        why = f"{why}: {tied}" if tied else why
         area = num(best.area if best else None, root="", href=setting_href(s, "", label))
         if best and s.at_floor(best.area.mean):
             area = {**area, "ci": (area["ci"] + " collapsed").strip(),
@@ -195,7 +199,7 @@ def settings_table(settings: list[Setting], names: dict) -> Table:
                num(s.dense, root="", href=setting_href(s, "") + "#dense"),
                _floor_cell(s.chance, setting_href(s, "") + "#dense"),
                _floor_cell(s.majority, setting_href(s, "") + "#dense"),
-               {**plain(text, text, why, html(f"methods/{best.method}", s.metric)
+               {**plain(shown, text, why, html(f"methods/{best.method}", s.metric)
                         if best and not tied else ""), "sub": ""},
                area, plain(span_text(s), span_text(s)),
                _within(best, setting_href(s, "", label)) if best else plain("—"),
