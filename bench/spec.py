@@ -37,11 +37,19 @@ BASELINE_RECIPE: dict[str, Any] = {
 }
 DEFAULT_MIN_STEPS = 1000
 
-DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5, "vit": 10}
+DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5, "resnet20": 10, "vit": 10}
 # What each backbone of bench/models.py is built from (a backbone not listed is a cnn): it
 # decides the granularities the backbone offers and which methods apply to it
 # (``Method.architectures``). Read here, without importing torch, by the planner.
-ARCHITECTURES = {"smallcnn": "cnn", "vgg": "cnn", "resnet18": "cnn", "vit": "transformer"}
+ARCHITECTURES = {"smallcnn": "cnn", "vgg": "cnn", "resnet18": "cnn", "resnet20": "cnn",
+                 "vit": "transformer"}
+# Each backbone's size as built for a 1-channel, 2-class dataset at 28 px (BreastMNIST):
+# parameters, and multiply-accumulates per image (``bench.models.macs``: Conv2d and Linear
+# only). Shown by ``xprune list backbones`` without importing torch; tests/test_resnet20.py
+# checks every entry against the built model.
+BACKBONE_SIZES = {"smallcnn": (27_698, 1_923_456), "vgg": (536_642, 14_971_904),
+                  "resnet18": (11_168_706, 455_796_736), "resnet20": (271_666, 31_021_440),
+                  "vit": (305_858, 14_526_144)}
 ARCHITECTURE_GRANULARITIES = {"cnn": (Granularity.CHANNEL, Granularity.WEIGHT),
                               "transformer": tuple(Granularity)}
 FIXED_SIZE = {"vit": 28}  # backbones built for one input size (patch grid and positions)
