@@ -43,13 +43,14 @@ DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5, "resnet20": 10, "vit"
 # (``Method.architectures``). Read here, without importing torch, by the planner.
 ARCHITECTURES = {"smallcnn": "cnn", "vgg": "cnn", "resnet18": "cnn", "resnet20": "cnn",
                  "vit": "transformer"}
-# Each backbone's size as built for a 1-channel, 2-class dataset at 28 px (BreastMNIST):
-# parameters, and multiply-accumulates per image (``bench.models.macs``: Conv2d and Linear
-# only). Shown by ``xprune list backbones`` without importing torch; tests/test_resnet20.py
-# checks every entry against the built model.
-BACKBONE_SIZES = {"smallcnn": (27_698, 1_923_456), "vgg": (536_642, 14_971_904),
-                  "resnet18": (11_168_706, 455_796_736), "resnet20": (271_666, 31_021_440),
-                  "vit": (305_858, 14_526_144)}
+# Each backbone's size as built for a 3-channel, 8-class dataset at 28 px (BloodMNIST):
+# parameters, and operations per image as torch-pruning counts them
+# (``torch_pruning.utils.count_ops_and_params``: multiply-accumulates of convs and Linear
+# layers plus BatchNorm and pooling). Shown by ``xprune list backbones`` without importing
+# torch; tests/test_resnet20.py checks every entry against the built model.
+BACKBONE_SIZES = {"smallcnn": (28_376, 2_237_576), "vgg": (538_760, 15_671_304),
+                  "resnet18": (11_172_936, 458_105_352), "resnet20": (272_344, 31_702_344),
+                  "vit": (309_512, 16_716_416)}
 ARCHITECTURE_GRANULARITIES = {"cnn": (Granularity.CHANNEL, Granularity.WEIGHT),
                               "transformer": tuple(Granularity)}
 FIXED_SIZE = {"vit": 28}  # backbones built for one input size (patch grid and positions)
