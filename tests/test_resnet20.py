@@ -179,3 +179,23 @@ def test_every_cnn_method_scores_resnet20(name, granularity):
         assert tuple(scores[site.name].shape) == site.shape, site.name
         assert torch.isfinite(scores[site.name]).all(), site.name
     assert any(scores[s.name].abs().sum() > 0 for s in sites)
+
+
+def test_the_resnet20_leaderboard_specs_plan_every_cnn_method_at_their_sparsities():
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "benchmarks"
+    catalogue = plugins.metadata()
+    declared = {m: (catalogue.get(m).version, catalogue.get(m).granularities,
+                    catalogue.get(m).architectures) for m in catalogue.expand(["*"])}
+    channel, weight = (spec.expand(spec.override(spec.load_spec(str(root / name)),
+                                                 methods=list(declared)), declared)
+                       for name in ("leaderboard-resnet20.yaml", "leaderboard-resnet20-weight.yaml"))
+    assert {c.backbone for c in channel + weight} == {"resnet20"}
+    assert {c.method for c in channel} == {n for n, _ in CNN_METHODS}
+    assert {c.method for c in weight} == {n for n, g in CNN_METHODS if g == "weight"}
+    assert sorted({c.sparsity for c in channel}) == [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9]
+    assert sorted({c.sparsity for c in weight}) == [0.3, 0.5, 0.7, 0.9]
+    # datasets x seeds x methods x sparsities x scopes x recoveries
+    assert len(channel) == 4 * 3 * 12 * 7 * 2 * 2 == 4032
+    assert len(weight) == 4 * 3 * 7 * 4 * 2 * 2 == 1344
