@@ -243,7 +243,7 @@ def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
         out.print(f"data root: {root}", markup=False)
     elif what is Listing.backbones:
         grid = table("backbone", "architecture", "granularities", "baseline epochs",
-                     "parameters", "MACs per image")
+                     "params", "MACs")
         for name in backbones.names():
             arch = specs.architecture(name)
             params, macs = specs.BACKBONE_SIZES.get(name, (None, None))
