@@ -242,12 +242,18 @@ def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
         out.print(grid)
         out.print(f"data root: {root}", markup=False)
     elif what is Listing.backbones:
-        grid = table("backbone", "architecture", "granularities", "baseline epochs")
+        grid = table("backbone", "architecture", "granularities", "baseline epochs",
+                     "params", "MACs")
         for name in backbones.names():
             arch = specs.architecture(name)
+            params, macs = specs.BACKBONE_SIZES.get(name, (None, None))
             grid.add_row(name, arch, ", ".join(specs.ARCHITECTURE_GRANULARITIES[arch]),
-                         str(specs.DEFAULT_EPOCHS.get(name, 10)))
+                         str(specs.DEFAULT_EPOCHS.get(name, 10)),
+                         f"{params / 1e6:.3f} M" if params else "?",
+                         f"{macs / 1e6:.1f} M" if macs else "?")
         out.print(grid)
+        out.print("parameters and MACs (as torch-pruning counts them) as built for 3 channels, "
+                  "8 classes, 28 px (BloodMNIST)", markup=False)
     else:
         grid = table("preset", "description")
         for name in specs.preset_names():

@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 
 # Rough seconds on a 2-core CPU (measured on the development machine), used by --dry-run
 # only when the output folder has no records to learn from.
-EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0, "vit": 4.0}
-CELL_SECONDS = {"smallcnn": 1.5, "vgg": 2.5, "resnet18": 40.0}
+# resnet20: 368 s for BreastMNIST's 1000 steps (109 k training images), one thread; about
+# 6.5 CPU-seconds per BreastMNIST cell with one thread per worker (README, ResNet-20).
+EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0, "resnet20": 3.4,
+                        "vit": 4.0}
+CELL_SECONDS = {"smallcnn": 1.5, "vgg": 2.5, "resnet18": 40.0, "resnet20": 6.5}
 TRAIN_BATCH = 128  # bench.train's batch size (imported lazily there: it needs torch)
 SCORE_SECONDS = 2.0
 

@@ -1,5 +1,5 @@
-"""Backbones sized for MedMNIST: ResNet-18 with a 28-px stem, a small VGG with BN, a small CNN,
-and a small Vision Transformer.
+"""Backbones sized for MedMNIST: ResNet-18 with a 28-px stem, He et al.'s CIFAR ResNet-20, a
+small VGG with BN, a small CNN, and a small Vision Transformer.
 
 Every backbone is built from torchvision's (or timm's) blocks where they fit and ends in one
 Linear classifier (the model's last Linear, which the engine never prunes). Activations are
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 from torchvision.models import resnet18 as tv_resnet18
+from torchvision.models.resnet import BasicBlock
 from torchvision.models.vgg import make_layers
 
 from .registry import Registry
@@ -36,6 +38,55 @@ def resnet18(in_channels: int, n_classes: int) -> nn.Module:
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return _no_inplace(model)
+
+
+class CifarResNet(nn.Module):
+    """He et al. 2016 (arXiv:1512.03385), section 4.2: the 6n+2-layer CIFAR ResNet.
+
+    A 3x3 conv stem of 16 channels (conv-BN-ReLU), three stages of ``n`` torchvision
+    ``BasicBlock``s with 16, 32 and 64 channels (the first block of stages 2 and 3 has stride
+    2), global average pooling and one Linear classifier ``fc``. Departures from the paper:
+    where the shape changes the shortcut is a projection (1x1 conv + BN, the paper's option B)
+    instead of option A's zero-padded identity, so that every residual sum is a torchvision
+    ``BasicBlock`` that zennit's ResNet canonizer and torch-pruning's dependency graph know;
+    inputs are MedMNIST's 28 px (feature maps 28, 14, 7) instead of CIFAR's 32 px.
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, n: int = 3,
+                 widths: tuple[int, int, int] = (16, 32, 64)) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU()
+        stages, cin = [], widths[0]
+        for i, width in enumerate(widths):
+            blocks = []
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 else 1
+                down = None
+                if stride != 1 or cin != width:
+                    down = nn.Sequential(nn.Conv2d(cin, width, 1, stride=stride, bias=False),
+                                         nn.BatchNorm2d(width))
+                blocks.append(BasicBlock(cin, width, stride, down))
+                cin = width
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[-1], n_classes)
+        for module in self.modules():  # torchvision ResNet's initialisation (He et al.'s)
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+@BACKBONES.register("resnet20")
+def resnet20(in_channels: int, n_classes: int) -> nn.Module:
+    """He et al.'s CIFAR ResNet-20 (n = 3, 16/32/64 channels), projection shortcuts, 28 px."""
+    return _no_inplace(CifarResNet(in_channels, n_classes, n=3))
 
 
 class VGGSmall(nn.Module):
@@ -100,3 +151,26 @@ def vit(in_channels: int, n_classes: int, size: int = 28) -> nn.Module:
 def build(name: str, in_channels: int, n_classes: int) -> nn.Module:
     """Build a registered backbone for a dataset's channel and class counts."""
     return BACKBONES.get(name)(in_channels, n_classes)
+
+
+def macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass per image: every Conv2d and Linear layer's
+    (output elements x inputs per output) on ``example``'s first image; BatchNorm, pooling,
+    activations, residual sums and attention's QK^T / AV products are not counted."""
+    total = 0
+
+    def count(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        fan_in = (module.weight[0].numel() if isinstance(module, nn.Conv2d)
+                  else module.in_features)
+        total += output.numel() * fan_in
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(count) for m in layers]
+    try:
+        with torch.no_grad():
+            model.eval()(example[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total

@@ -37,11 +37,20 @@ BASELINE_RECIPE: dict[str, Any] = {
 }
 DEFAULT_MIN_STEPS = 1000
 
-DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5, "vit": 10}
+DEFAULT_EPOCHS = {"smallcnn": 10, "vgg": 8, "resnet18": 5, "resnet20": 10, "vit": 10}
 # What each backbone of bench/models.py is built from (a backbone not listed is a cnn): it
 # decides the granularities the backbone offers and which methods apply to it
 # (``Method.architectures``). Read here, without importing torch, by the planner.
-ARCHITECTURES = {"smallcnn": "cnn", "vgg": "cnn", "resnet18": "cnn", "vit": "transformer"}
+ARCHITECTURES = {"smallcnn": "cnn", "vgg": "cnn", "resnet18": "cnn", "resnet20": "cnn",
+                 "vit": "transformer"}
+# Each backbone's size as built for a 3-channel, 8-class dataset at 28 px (BloodMNIST):
+# parameters, and operations per image as torch-pruning counts them
+# (``torch_pruning.utils.count_ops_and_params``: multiply-accumulates of convs and Linear
+# layers plus BatchNorm and pooling). Shown by ``xprune list backbones`` without importing
+# torch; tests/test_resnet20.py checks every entry against the built model.
+BACKBONE_SIZES = {"smallcnn": (28_376, 2_237_576), "vgg": (538_760, 15_671_304),
+                  "resnet18": (11_172_936, 458_105_352), "resnet20": (272_344, 31_702_344),
+                  "vit": (309_512, 16_716_416)}
 ARCHITECTURE_GRANULARITIES = {"cnn": (Granularity.CHANNEL, Granularity.WEIGHT),
                               "transformer": tuple(Granularity)}
 FIXED_SIZE = {"vit": 28}  # backbones built for one input size (patch grid and positions)

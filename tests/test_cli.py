@@ -19,7 +19,7 @@ def _files(folder: Path) -> set[Path]:
 @pytest.mark.parametrize("args, message", [
     (QUICK + ["--datasets", "nosuch"], "error: unknown dataset 'nosuch'"),
     (QUICK + ["--methods", "nosuch"], "error: unknown method 'nosuch'"),
-    (QUICK + ["--backbones", "resnet50"], "error: unknown backbone 'resnet50'; did you mean resnet18?"),
+    (QUICK + ["--backbones", "resnet50"], "error: unknown backbone 'resnet50'; did you mean resnet20, resnet18?"),
     (QUICK + ["--sparsities", "1.5"], "error: sparsity 1.5 is outside (0, 1)"),
     (QUICK + ["--sparsities", "0"], "error: sparsity 0.0 is outside (0, 1)"),
     (QUICK + ["--sparsities", "half"], "error: --sparsities: 'half' is not a comma-separated list of numbers"),

@@ -72,12 +72,12 @@ def test_presets():
 
 def test_backbones():
     registry = backbones.registry()
-    assert list(registry) == ["resnet18", "smallcnn", "vgg", "vit"] == backbones.names()
+    assert list(registry) == ["resnet18", "resnet20", "smallcnn", "vgg", "vit"] == backbones.names()
     assert registry.expand(["v*", "smallcnn"]) == ["vgg", "vit", "smallcnn"]
     with pytest.raises(UnknownNameError) as exc:
         registry.get("resnet50")
-    assert str(exc.value) == ("unknown backbone 'resnet50'; did you mean resnet18? "
-                              "(known: resnet18, smallcnn, vgg, vit)")
+    assert str(exc.value) == ("unknown backbone 'resnet50'; did you mean resnet20, resnet18? "
+                              "(known: resnet18, resnet20, smallcnn, vgg, vit)")
 
 
 def test_methods(monkeypatch, tmp_path):

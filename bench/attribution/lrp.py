@@ -27,14 +27,17 @@ from zennit.torchvision import ResNetCanonizer
 from zennit.types import Convolution
 
 from bench.api import Batch, Site, capture, per_channel, per_image
+from bench.models import CifarResNet
 
 CHUNK = 64
 
-# Canonizers per backbone type, first isinstance match wins: torchvision ResNets need their
-# residual sums made into modules; everything else (VGGSmall, Sequential) only needs each
-# BatchNorm that directly follows a conv/linear in module order merged into it.
-CANONIZERS: tuple[tuple[type, Callable[[], list[Canonizer]]], ...] = (
-    (ResNet, lambda: [ResNetCanonizer()]),
+# Canonizers per backbone type, first isinstance match wins: torchvision ResNets and the
+# CIFAR ResNet (built from torchvision's BasicBlock) need their residual sums made into
+# modules (zennit's ``Sum``, which the Norm rule splits in proportion to the two addends);
+# everything else (VGGSmall, Sequential) only needs each BatchNorm that directly follows a
+# conv/linear in module order merged into it.
+CANONIZERS: tuple[tuple[type | tuple[type, ...], Callable[[], list[Canonizer]]], ...] = (
+    ((ResNet, CifarResNet), lambda: [ResNetCanonizer()]),
     (nn.Module, lambda: [SequentialMergeBatchNorm()]),
 )
 
