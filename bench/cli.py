@@ -342,12 +342,15 @@ def verify(
     seed: int = typer.Option(0, metavar="N", help="Seed of the random sample."),
     cache: Optional[Path] = typer.Option(None, metavar="DIR",
                                          help="Where the fresh temporary cache goes."),
+    baselines: Optional[Path] = typer.Option(
+        None, metavar="ARCHIVE", help="Use these baselines (xprune baselines export) instead "
+                                      "of retraining them."),
 ) -> None:
     """Re-run a seeded sample of published cells from scratch and compare (exit 1 on mismatch)."""
     from .verify import check_tolerance, verify as do_verify
 
     check_tolerance(tolerance)
-    report = do_verify(reports, sample, tolerance, seed, cache)
+    report = do_verify(reports, sample, tolerance, seed, cache, baselines)
     out.print(str(report), markup=False)
     if report.exit_code:
         raise typer.Exit(report.exit_code)

@@ -195,8 +195,11 @@ def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
 
 def verify(reports: Path | str = "reports", sample: int | None = None,
            tolerance: float = DEFAULT_TOLERANCE, seed: int = 0,
-           cache_dir: Path | str | None = None) -> VerifyReport:
-    """Re-run sampled records from scratch in a temporary cache under ``cache_dir``; compare."""
+           cache_dir: Path | str | None = None,
+           baselines: Path | str | None = None) -> VerifyReport:
+    """Re-run sampled records from scratch in a temporary cache under ``cache_dir``; compare.
+    ``baselines``: an archive (``xprune baselines export``) imported into that cache first, so
+    its baselines are used as they are instead of retrained."""
     check_tolerance(tolerance)
     chosen, total = sample_records(Path(reports), sample, seed)
     report = VerifyReport(Path(reports), total, tolerance)
@@ -204,6 +207,10 @@ def verify(reports: Path | str = "reports", sample: int | None = None,
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="xprune-verify-", dir=cache_dir) as fresh:
+        if baselines is not None:
+            from .baseline import import_archive
+
+            import_archive(Path(baselines), Path(fresh))
         for record in chosen:
             label = Cell.from_dict(record["cell"]).label()
             try:

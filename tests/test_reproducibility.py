@@ -278,3 +278,12 @@ def test_statistical_names_each_field_outside_the_interval() -> None:
     rerun["recovered"]["acc"] = 0.99
     found = statistical(seeds[0], rerun, seeds, tolerance=0.0)
     assert [(f, old, new) for f, old, new, _, _ in found] == [("recovered.acc", 0.80, 0.99)]
+
+
+def test_verify_with_exported_baselines_uses_their_bits(run: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "b.tar.gz"
+    export(run / "cache", archive)
+    report = verify(run / "reports", tolerance=0.0, cache_dir=tmp_path / "c", baselines=archive)
+    assert report.ok, str(report)
+    assert len(report.comparisons) == 2
+    assert all(v.startswith(f"{SAME} (digest ") for v in report.comparisons.values())
