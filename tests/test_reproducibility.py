@@ -19,18 +19,26 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_matrix, xprune
+from recordfactory import make_record, variant
 
-from bench import baseline, kernels, matrix
+from bench import kernels, matrix
 from bench.baseline import ArchiveError, digest, export, import_archive
 from bench.errors import RecordError
 from bench.executors import LocalExecutor
 from bench.publish import publish
 from bench.records import validate
 from bench.spec import Spec
-from bench.verify import (HARDWARE, SAME, VerifyReport, comparison, judge, seed_interval,
-                          statistical, verify)
-from conftest import run_matrix, xprune
-from recordfactory import make_record, variant
+from bench.verify import (
+    HARDWARE,
+    SAME,
+    VerifyReport,
+    comparison,
+    judge,
+    seed_interval,
+    statistical,
+    verify,
+)
 
 SPEC = Spec(name="repro-test", datasets=("synthetic",), backbones=("smallcnn",),
             methods=("magnitude",), sparsities=(0.5,), seeds=(0, 1), epochs={"smallcnn": 2},
