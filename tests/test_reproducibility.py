@@ -110,8 +110,9 @@ def test_pin_overrides_the_environment_before_the_first_operation() -> None:
     code = ("from bench import kernels; kernels.pin(); import torch; "
             "print(torch.backends.cpu.get_cpu_capability(), kernels.settings()['pinned'])")
     assert _capability({"ATEN_CPU_CAPABILITY": "default"}, code) == "AVX2 True"
-    native = _capability({kernels.OPT_OUT: "1"}, code)
-    assert native.endswith("False") or native == "AVX2 False"  # opted out: never "pinned"
+    own = _capability({}, "import torch; print(torch.backends.cpu.get_cpu_capability())")
+    # opted out: the machine's own capability, and not "pinned" (even on an AVX2-only CPU)
+    assert _capability({kernels.OPT_OUT: "1"}, code) == f"{own} False"
 
 
 def test_slurm_jobs_export_the_pin_before_python_starts() -> None:
@@ -295,3 +296,16 @@ def test_verify_with_exported_baselines_uses_their_bits(run: Path, tmp_path: Pat
     assert report.ok, str(report)
     assert len(report.comparisons) == 2
     assert all(v.startswith(f"{SAME} (digest ") for v in report.comparisons.values())
+
+
+def test_a_protocol_2_record_says_it_has_no_digest_and_is_not_rerun(tmp_path: Path) -> None:
+    record = make_record(schema=2)
+    folder = tmp_path / "reports" / "synthetic"
+    folder.mkdir(parents=True)
+    (folder / f"{record['cell_hash']}.json").write_text(json.dumps(record))
+    report = verify(tmp_path / "reports", cache_dir=tmp_path / "c")
+    assert report.checked == [] and report.comparisons == {} and not report.ok
+    assert report.failures == [
+        f"{record['cell_hash']}: no digest (protocol 2 record), a schema 2 record (an earlier "
+        "protocol, unpinned kernels) cannot be re-run by this engine (schema 3); republish it "
+        "first"]
