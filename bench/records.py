@@ -162,7 +162,7 @@ SCHEMA_V2: dict[str, Any] = {
     **SCHEMA_V1,
     "properties": {
         **SCHEMA_V1["properties"],
-        "schema_version": {"const": SCHEMA_VERSION},
+        "schema_version": {"const": 2},
         "cell": {"type": "object", "required": [*CELL_FIELDS, "min_steps"],
                  "properties": {**CELL_FIELDS, "min_steps": {"type": "integer", "minimum": 0},
                                 "transparency": {"type": "boolean"}},
