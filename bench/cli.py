@@ -373,7 +373,7 @@ def baselines_export(
     cache = cache or Path(os.environ.get("XPRUNE_CACHE", ".xprune-cache"))
     manifest = export(cache, archive)
     out.print(f"exported {len(manifest['entries'])} baseline(s) from {cache} to {archive} "
-              f"(protocol {manifest['protocol']})", markup=False)
+              f"(protocol {manifest['protocol']})", markup=False, soft_wrap=True)
 
 
 @baselines_app.command("import")
@@ -389,7 +389,7 @@ def baselines_import(
     counts = import_archive(archive, cache)
     out.print(f"imported {sum(counts.values())} baseline(s) into {cache}: {counts['added']} "
               f"added, {counts['identical']} already identical, {counts['replaced']} replaced "
-              "(other weights)", markup=False)
+              "(other weights)", markup=False, soft_wrap=True)
 
 
 def _usage_error(exc: typer.TyperException) -> str:

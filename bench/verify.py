@@ -18,11 +18,11 @@ What a re-run is compared against depends on its baseline's weights (:func:`comp
 * **different baseline (hardware)**: the re-run trained other weights (other kernels, e.g.
   native instead of pinned, or a CPU the pin does not cover). Bits cannot match, so the record
   is checked statistically (:func:`statistical`): for each of :data:`STAT_FIELDS`, the
-  published values of the same configuration over all its seeds give the 99% Student-t
-  prediction interval of one more draw, mean ± t(0.995, n-1)·s·sqrt(1 + 1/n), widened to at
-  least ± ``tolerance``; the record's own value and the re-run's must both lie inside. With
-  fewer than two published seeds there is no interval and the record is reported as not
-  checkable (a failure, never a silent ok).
+  re-run's value and the published values of the same configuration's other seeds give the
+  99% Student-t prediction interval of one more draw, mean ± t(0.995, n-1)·s·sqrt(1 + 1/n),
+  widened to at least ± ``tolerance`` and clipped to [0, 1]; the record's value must lie
+  inside. With no other published seed there is no interval and the record is reported as
+  not checkable (a failure, never a silent ok).
 """
 
 from __future__ import annotations
@@ -246,12 +246,12 @@ def judge(record: dict[str, Any], metrics: dict[str, Any], label: str, report: V
     found = statistical(record, metrics, seeds.of(record), tolerance)
     if found is None:
         report.comparisons[h] = f"{HARDWARE}: not checkable"
-        report.failures.append(f"{h} {label}: {HARDWARE} and fewer than 2 published seeds of "
-                               "its configuration: no seed interval to check it against")
+        report.failures.append(f"{h} {label}: {HARDWARE} and no other published seed of its "
+                               "configuration: no seed interval to check it against")
         return
     report.comparisons[h] = (f"{HARDWARE}: checked statistically (within the "
-                             f"{STAT_LEVEL:.0%} seed prediction interval of "
-                             f"{len(seeds.of(record))} published seeds)")
+                             f"{STAT_LEVEL:.0%} seed prediction interval of the re-run and "
+                             f"{len(seeds.of(record)) - 1} other published seed(s))")
     report.mismatches += [Mismatch(h, label, f"{name} outside seed interval "
                                    f"[{low:.4f}, {high:.4f}]", old, new)
                           for name, old, new, low, high in found]
@@ -282,20 +282,22 @@ def seed_interval(values: list[float], tolerance: float,
 
 def statistical(record: dict[str, Any], rerun: dict[str, Any], published: list[dict[str, Any]],
                 tolerance: float) -> list[tuple[str, Any, Any, float, float]] | None:
-    """(field, published, re-run, low, high) for each :data:`STAT_FIELDS` value of the
-    record or its re-run outside the seed interval of ``published`` (the configuration's
-    records over its seeds); None when there is no interval (fewer than two seeds)."""
+    """(field, published, re-run, low, high) for each :data:`STAT_FIELDS` value of the record
+    outside the seed interval built from the re-run and the configuration's other published
+    seeds (``published`` less the record itself: a tampered value must not widen its own
+    interval), clipped to [0, 1]; None when that leaves fewer than two values."""
     out = []
+    others = [r for r in published if r["cell_hash"] != record["cell_hash"]]
     for name in STAT_FIELDS:
-        values = [v for v in (_value(r["metrics"], name) for r in published) if v is not None]
         old, new = _value(record["metrics"], name), _value(rerun, name)
         if old is None and new is None:
             continue
-        interval = seed_interval(values, tolerance)
+        values = [v for v in (_value(r["metrics"], name) for r in others) if v is not None]
+        interval = seed_interval(values + ([new] if new is not None else []), tolerance)
         if interval is None:
             return None
-        low, high = interval
-        if not all(v is not None and low <= v <= high for v in (old, new)):
+        low, high = max(0.0, interval[0]), min(1.0, interval[1])
+        if old is None or not low <= old <= high:
             out.append((name, old, new, low, high))
     return out
 
