@@ -8,7 +8,11 @@
 #                                            re-run from scratch and compared)
 # Exit status 1 when any check or verification fails, 0 otherwise (also when nothing changed).
 # Environment: XPRUNE (command, default "xprune"), VERIFY_TOLERANCE (default: verify's own).
+# The protocol's pinned kernels (bench/kernels.py) are always used: an XPRUNE_NATIVE_KERNELS
+# opt-out in the caller's environment is removed, and the pin is exported for every process.
 set -u
+unset XPRUNE_NATIVE_KERNELS
+export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2,STRICT
 
 BASE="${1:?usage: .ci/check-submission.sh BASE_REF}"
 XPRUNE="${XPRUNE:-xprune}"
@@ -27,7 +31,9 @@ for path in "${changed[@]}"; do
     esac
 done
 echo "check-submission: ${#changed[@]} changed file(s) since $BASE:" \
-     "${#methods[@]} method plugin(s), ${#reports[@]} record(s)"
+     "${#methods[@]} method plugin(s), ${#reports[@]} record(s);" \
+     "kernels pinned: ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY ONEDNN_MAX_CPU_ISA=$ONEDNN_MAX_CPU_ISA" \
+     "MKL_CBWR=$MKL_CBWR"
 
 for plugin in "${methods[@]}"; do
     echo "== xprune check $plugin"

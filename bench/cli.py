@@ -23,7 +23,7 @@ from typing import Optional
 import typer
 from rich.padding import Padding
 
-from . import __version__, backbones, data, plugins, spec as specs
+from . import __version__, backbones, data, kernels, plugins, spec as specs
 from .cliargs import (_check_folder_name, _complete_backbones, _complete_datasets,
                       _complete_methods, _complete_presets, _csv, _floats, _ints, _make_writable)
 from .console import err, out, print_next_steps, print_plan, table
@@ -348,15 +348,54 @@ def verify(
     seed: int = typer.Option(0, metavar="N", help="Seed of the random sample."),
     cache: Optional[Path] = typer.Option(None, metavar="DIR",
                                          help="Where the fresh temporary cache goes."),
+    baselines: Optional[Path] = typer.Option(
+        None, metavar="ARCHIVE", help="Use these baselines (xprune baselines export) instead "
+                                      "of retraining them."),
 ) -> None:
     """Re-run a seeded sample of published cells from scratch and compare (exit 1 on mismatch)."""
     from .verify import check_tolerance, verify as do_verify
 
     check_tolerance(tolerance)
-    report = do_verify(reports, sample, tolerance, seed, cache)
+    report = do_verify(reports, sample, tolerance, seed, cache, baselines)
     out.print(str(report), markup=False)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
+
+
+baselines_app = typer.Typer(help="Move the baseline cache between machines as one archive.",
+                            no_args_is_help=True)
+app.add_typer(baselines_app, name="baselines")
+_CACHE_HELP = "Baseline cache (default: $XPRUNE_CACHE or .xprune-cache)."
+
+
+@baselines_app.command("export")
+def baselines_export(
+    archive: Path = typer.Argument(..., metavar="ARCHIVE", help="The .tar.gz to write."),
+    cache: Optional[Path] = typer.Option(None, metavar="DIR", help=_CACHE_HELP),
+) -> None:
+    """Write every cached baseline into ARCHIVE, with a manifest of their weight digests."""
+    from .baseline import export
+
+    cache = cache or Path(os.environ.get("XPRUNE_CACHE", ".xprune-cache"))
+    manifest = export(cache, archive)
+    out.print(f"exported {len(manifest['entries'])} baseline(s) from {cache} to {archive} "
+              f"(protocol {manifest['protocol']})", markup=False, soft_wrap=True)
+
+
+@baselines_app.command("import")
+def baselines_import(
+    archive: Path = typer.Argument(..., metavar="ARCHIVE", help="An exported .tar.gz."),
+    cache: Optional[Path] = typer.Option(None, metavar="DIR", help=_CACHE_HELP),
+) -> None:
+    """Check ARCHIVE against its manifest, then copy its baselines into the cache."""
+    from .baseline import import_archive
+
+    cache = cache or Path(os.environ.get("XPRUNE_CACHE", ".xprune-cache"))
+    _check_folder_name(cache, "cache folder")
+    counts = import_archive(archive, cache)
+    out.print(f"imported {sum(counts.values())} baseline(s) into {cache}: {counts['added']} "
+              f"added, {counts['identical']} already identical, {counts['replaced']} replaced "
+              "(other weights)", markup=False, soft_wrap=True)
 
 
 def _usage_error(exc: typer.TyperException) -> str:
@@ -368,7 +407,9 @@ def _usage_error(exc: typer.TyperException) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Console entry point: one-line errors, no tracebacks for user mistakes."""
+    """Console entry point: one-line errors, no tracebacks for user mistakes. Pins the CPU
+    kernels first (``bench.kernels``), so in-process computation (``--workers 0``) is pinned."""
+    kernels.pin()
     logging.basicConfig(level=os.environ.get("XPRUNE_LOG", "WARNING"),
                         format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=UserWarning)

@@ -29,6 +29,9 @@ def _threads(workers: int) -> int:
 
 
 def _worker_main(conn: Connection, cache_dir: str, threads: int, device: str = "cpu") -> None:
+    from . import kernels
+
+    kernels.pin()  # before this process's first tensor operation (bench.kernels)
     import torch
 
     from . import plugins

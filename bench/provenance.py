@@ -21,8 +21,11 @@ LIBRARIES = ("torch", "torchvision", "torch-pruning", "zennit", "captum", "medmn
 
 @functools.lru_cache(maxsize=1)
 def provenance() -> dict[str, Any]:
-    """Code and library versions, git commit, and the CPU/thread setting results came from."""
+    """Code and library versions, git commit, and the CPU/thread/kernel settings (``kernels``:
+``bench.kernels.settings``) of this process."""
     import torch
+
+    from . import kernels
 
     versions = {n: version(n) for n in LIBRARIES} | {"python": platform.python_version()}
     determinism = {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
@@ -30,7 +33,7 @@ def provenance() -> dict[str, Any]:
                    "device": "cpu"}
     return {"xprune_version": __version__, "git_commit": git_commit(), "versions": versions,
             "cuda": torch.version.cuda or "none", "determinism": determinism,
-            "machine": platform.machine()}
+            "machine": platform.machine(), "kernels": kernels.settings()}
 
 
 def version(dist: str) -> str:

@@ -8,7 +8,10 @@ run never leaves half a record. The cell's enums come from ``bench.axes``.
 
 Schema 2 (protocol 2) adds the clinical metrics, collapse flags, the tie share, MAC reduction
 (renamed from schema 1's ``speedup``) and interleaved latency with its spread and measured
-speed-up. Schema 1 records stay readable: each record is validated against its own version.
+speed-up. Schema 3 (protocol 3, pinned kernels) adds to the provenance the baseline's
+weight digest (``baseline_digest``, ``bench.baseline.digest``) and the kernels that computed
+(``kernels``, ``bench.kernels.settings``). Schema 1 and 2 records stay readable: each record is
+validated against its own version.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from .spec import Cell
     from .tasks import Outcome
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _NUM = {"type": "number"}
 _OPT_NUM = {"type": ["number", "null"]}
@@ -155,11 +158,11 @@ METRIC_FIELDS_V2 = {
                                                       "b1": _TIMING, "b64": _TIMING}}}},
     "transparency": {"oneOf": [{"type": "null"}, _TRANSPARENCY]},
 }
-SCHEMA: dict[str, Any] = {
+SCHEMA_V2: dict[str, Any] = {
     **SCHEMA_V1,
     "properties": {
         **SCHEMA_V1["properties"],
-        "schema_version": {"const": SCHEMA_VERSION},
+        "schema_version": {"const": 2},
         "cell": {"type": "object", "required": [*CELL_FIELDS, "min_steps"],
                  "properties": {**CELL_FIELDS, "min_steps": {"type": "integer", "minimum": 0},
                                 "transparency": {"type": "boolean"}},
@@ -170,7 +173,29 @@ SCHEMA: dict[str, Any] = {
         ]},
     },
 }
-SCHEMAS = {1: SCHEMA_V1, 2: SCHEMA}
+KERNELS = {"type": "object",
+           "required": ["pinned", "env", "cpu_capability", "cpu_model", "onednn", "blas"],
+           "properties": {"pinned": {"type": "boolean"},
+                          "env": {"type": "object",
+                                  "additionalProperties": {"type": ["string", "null"]}},
+                          "cpu_capability": {"type": "string"}, "cpu_model": {"type": "string"},
+                          "onednn": {"type": "string"}, "blas": {"type": "string"}}}
+SCHEMA: dict[str, Any] = {
+    **SCHEMA_V2,
+    "properties": {
+        **SCHEMA_V2["properties"],
+        "schema_version": {"const": SCHEMA_VERSION},
+        "provenance": {
+            "type": "object",
+            "required": [*SCHEMA_V1["properties"]["provenance"]["required"], "baseline_digest",
+                         "kernels"],
+            # null only where no baseline was loaded (a failed cell)
+            "properties": {"baseline_digest": {"oneOf": [
+                {"type": "null"}, {"type": "string", "pattern": "^[0-9a-f]{64}$"}]},
+                "kernels": KERNELS}},
+    },
+}
+SCHEMAS = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA}
 
 
 def validate(record: Any, where: str = "record") -> dict[str, Any]:
@@ -237,6 +262,7 @@ def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> d
     method's soundness verdict (None: not checked)."""
     info = data.info(cell.dataset)
     run_on = outcome.device or {"kind": "cpu", "gpu": None}
+    metrics, computed = split_provenance(outcome.result if outcome.ok else None)
     return {
         "schema_version": SCHEMA_VERSION,
         "cell_hash": cell.hash,
@@ -246,8 +272,10 @@ def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> d
         "method": method_block(cell, soundness),
         "dataset": {"flag": info.flag, "task": str(info.task), "n_classes": info.n_classes,
                     "synthetic": info.synthetic, "md5": _md5(cell)},
-        "metrics": outcome.result if outcome.ok else None,
+        "metrics": metrics,
         "provenance": provenance() | {
+            "baseline_digest": computed.get("baseline_digest"),
+            "kernels": computed.get("kernels") or provenance()["kernels"],
             "device": run_on,
             "determinism": outcome.determinism or provenance()["determinism"],
             "torch_threads": outcome.threads if outcome.threads is not None else torch_threads(),
@@ -256,6 +284,16 @@ def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> d
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         },
     }
+
+
+def split_provenance(result: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict]:
+    """A cell's result without, and with only, what belongs in the provenance: the baseline
+    digest and the kernel settings of the process that computed (``bench.runner.run_cell``)."""
+    if result is None:
+        return None, {}
+    moved = ("baseline_digest", "kernels")
+    return ({k: v for k, v in result.items() if k not in moved},
+            {k: result[k] for k in moved if k in result})
 
 
 def method_block(cell: Cell, soundness: str | None) -> dict[str, str]:

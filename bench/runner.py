@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from . import (baseline, data, device as devices, evaluate, prune, recover, scoring, soundness,
-               transparency)
+from . import (baseline, data, device as devices, evaluate, kernels, prune, recover, scoring,
+               soundness, transparency)
 from .axes import RecoveryKind
 from .errors import one_line
 from .spec import Cell
@@ -78,6 +78,9 @@ def run_cell(cell: Cell, cache_dir: Path, device: str = "cpu") -> dict[str, Any]
         "score_seconds": scored["seconds"],
         "prune_seconds": pruned.seconds,
         "recover_seconds": recover_seconds,
+        # provenance, moved there by records.make_record: what computed this cell
+        "baseline_digest": base_meta["digest"],
+        "kernels": kernels.settings(),
     }
 
 

@@ -29,6 +29,7 @@ from submitit.core.utils import (
 )
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
+from . import kernels
 from .errors import XPruneError, one_line
 from .executors import Callback
 from .runner import execute
@@ -80,7 +81,11 @@ class _Executor(submitit.SlurmExecutor):
 
 
 def run_task(task: Task, cache_dir: str, threads: int, device: str = "cpu") -> Outcome:
-    """What one array element runs: ``execute`` on ``device``, torch limited to the job's CPUs."""
+    """What one array element runs: ``execute`` on ``device``, torch limited to the job's CPUs,
+    kernels pinned (``bench.kernels``; the batch script exports the pin too)."""
+    from . import kernels
+
+    kernels.pin()
     import torch
 
     torch.set_num_threads(threads)
@@ -131,6 +136,8 @@ class SlurmExecutor:
             params["gpus_per_node"] = self.gpus
         if self.extra:
             params["additional_parameters"] = self.extra
+        if kernels.exports():
+            params["setup"] = kernels.exports()  # before Python starts (bench.kernels)
         return params
 
     def submit(self, tasks: list[Task]) -> list[_Job]:

@@ -27,7 +27,9 @@ from .registry import Registry
 
 # Bump when a change to the engine changes what a cell measures: all hashes change with it.
 # 2: seeded tie-breaking, clinical metrics, interleaved latency, the baseline recipe below.
-PROTOCOL = 2
+# 3: pinned CPU kernels (bench/kernels.py: AVX2 for ATen, oneDNN and MKL), the same bits on
+#    any x86-64 CPU with AVX2; records add the baseline weight digest (schema 3).
+PROTOCOL = 3
 
 # How baselines are trained (bench/train.py reads it from here); hashed into every baseline
 # key, so changing the recipe retrains every baseline and re-runs every cell.

@@ -97,6 +97,11 @@ def make_metrics(acc: float, dense_acc: float, sparsity: float, auc: float | Non
                         "b64": _timing(40.0, 40.0 * (1 - sparsity) + 1.0)}}
 
 
+KERNELS = {"pinned": True, "cpu_capability": "AVX2", "cpu_model": "Test CPU", "onednn": "3.13.3",
+           "blas": "mkl 2024.2", "env": {"ATEN_CPU_CAPABILITY": "avx2",
+                                         "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2,STRICT"}}
+
+
 def make_record(acc: float = 0.9, dense_acc: float = 0.95, auc: float | None = 0.9,
                 status: str = "ok", description: str | None = None,
                 macs_dense: int = 1_000_000, score_seconds: float = 0.5,
@@ -126,6 +131,9 @@ def make_record(acc: float = 0.9, dense_acc: float = 0.95, auc: float | None = 0
                        "versions": {"python": "3.11.9", "torch": "2.3.0"},
                        "created": "2026-01-01T00:00:00+00:00", "seconds": 3.0},
     }
+    if schema >= 3:
+        record["provenance"] |= {"baseline_digest": "d" * 64 if status == "ok" else None,
+                                 "kernels": KERNELS}
     return validate(record, "factory record")
 
 

@@ -82,7 +82,7 @@ def test_typed_values_hash_and_serialise_as_their_text():
     text = {k: str(v) if isinstance(v, str) else v for k, v in CELL.__dict__.items()}
     assert json.dumps(CELL.__dict__, sort_keys=True) == json.dumps(text, sort_keys=True)
     coordinates = {k: v for k, v in text.items() if k != "transparency"}
-    assert CELL.hash == stable_hash({"protocol": 2, "kind": "cell", **coordinates})
+    assert CELL.hash == stable_hash({"protocol": 3, "kind": "cell", **coordinates})
     assert CELL.to_dict() == text and all(
         type(v) is str for v in CELL.to_dict().values() if isinstance(v, str))
     assert Cell.from_dict(CELL.to_dict()) == CELL

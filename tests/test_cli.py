@@ -232,10 +232,10 @@ def test_invalid_record_json(workdir, cli):
 
 
 def test_record_from_a_newer_schema(workdir, cli):
-    run = _record_dir(workdir, "run", '{"schema_version": 3}')
+    run = _record_dir(workdir, "run", '{"schema_version": 4}')
     code, _, err = cli("publish", str(run), "--to", "reports")
     assert code == 2
-    assert "schema_version 3 is newer than this xprune understands (2); upgrade" in err
+    assert "schema_version 4 is newer than this xprune understands (3); upgrade" in err
 
 
 def test_verify_missing_reports_folder(workdir, cli):
