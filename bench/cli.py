@@ -153,6 +153,9 @@ def run(
     print_plan(plan)
     if dry_run:
         return
+    from .tracking import preflight, tracking_uri
+
+    preflight(tracking_uri())  # an unreachable or read-only store: refused before any work
     _make_writable(cache, "cache folder")
     _make_writable(out_dir, "output folder")
     _run_locked(plan, executor, workers, cell_timeout, retry_failed,
@@ -370,11 +373,24 @@ def _usage_error(exc: typer.TyperException) -> str:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the coordinator is, so a run closes as KILLED like on Ctrl-C."""
+    """SIGTERM, raised where the coordinator is, so a run closes its MLflow parent as KILLED
+    and stops its workers, as on Ctrl-C."""
+
+
+_SIGNALLED: list[int] = []  # typer turns Ctrl-C into a silent return of 130: remember why
 
 
 def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
+    _SIGNALLED.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _interrupted() -> None:
+    """The closing line and exit status of a run stopped by SIGTERM (143) or Ctrl-C (130)."""
+    signum = _SIGNALLED[0] if _SIGNALLED else signal.SIGINT
+    word = "terminated" if signum == signal.SIGTERM else "interrupted"
+    err.print(f"{word}: finished cells are saved; run the same command to resume")
+    sys.exit(128 + signum)
 
 
 def _os_error(exc: OSError) -> str:
@@ -402,20 +418,22 @@ def main(argv: Optional[list[str]] = None) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _terminate)
     try:
         code = app(args=argv, prog_name="xprune", standalone_mode=False)
+        if _SIGNALLED:
+            _interrupted()
         sys.exit(code if isinstance(code, int) else 0)
     except XPruneError as exc:
         err.print(f"error: {terminal(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
+        if _SIGNALLED:
+            _interrupted()
         sys.exit(exc.exit_code)
-    except Terminated:
-        err.print("terminated: finished cells are saved; run the same command to resume")
-        sys.exit(128 + signal.SIGTERM)
     except (typer.Abort, KeyboardInterrupt):
-        err.print("interrupted: finished cells are saved; run the same command to resume")
-        sys.exit(130)
+        _interrupted()
     except typer.TyperException as exc:  # click's usage errors, as bundled by typer >= 0.29
         err.print(terminal(_usage_error(exc)), highlight=False, soft_wrap=True)
         sys.exit(max(2, exc.exit_code))
