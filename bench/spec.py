@@ -372,7 +372,7 @@ def load_spec(source: str) -> Spec:
     else:
         text, name = presets().get(source).read_text(), source
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except SpecError as exc:
         raise SpecError(f"spec {source}: {exc}") from None
     except RecursionError:

@@ -300,7 +300,7 @@ class _store_lock:
         self.path = None if path is None else path.with_name(path.name + ".xprune-lock")
         self.fh: Any = None
 
-    def __enter__(self) -> "_store_lock":
+    def __enter__(self) -> _store_lock:
         import fcntl
 
         if self.path is not None:

@@ -38,7 +38,7 @@ def _files(folder: Path) -> set[Path]:
 def _mount(*args: str, target: Path):
     """A real mount (tmpfs, read-only bind) for the duration; skips where mounting is not
     allowed (not root, no CAP_SYS_ADMIN)."""
-    done = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
+    done = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True, check=False)
     if done.returncode:
         pytest.skip(f"cannot mount here: {done.stderr.strip()}")
     try:
@@ -102,7 +102,7 @@ def _without_root_override(args: list[str], cwd: Path, **env: str) -> subprocess
         prefix = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
     return subprocess.run([*prefix, sys.executable, "-m", "bench.cli", *args], cwd=cwd,
                           env={**os.environ, "PYTHONPATH": str(REPO), **env},
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.mark.parametrize("target, args, message", [
@@ -265,9 +265,9 @@ def test_an_unreachable_tracking_server_fails_in_seconds(workdir, cli, monkeypat
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     started = time.monotonic()
     code, _, err = cli("run", "synthetic", "--methods", "random", "--granularities", "channel")
-    assert (code, err.strip()) == (2, "error: MLflow tracking server at http://127.0.0.1:9 cannot "
-                                      "be reached (Connection refused); start it or set "
-                                      "MLFLOW_TRACKING_URI")
+    assert (code, err.strip()) == (2, ("error: MLflow tracking server at http://127.0.0.1:9 "
+                                       "cannot be reached (Connection refused); start it or "
+                                       "set MLFLOW_TRACKING_URI"))
     assert time.monotonic() - started < 30
     assert not (workdir / "runs").exists()
 
@@ -282,9 +282,9 @@ def test_a_read_only_mlflow_store_says_read_only(workdir, cli, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     with _read_only(store):
         code, _, err = cli("run", "synthetic", "--methods", "random", "--granularities", "channel")
-    assert (code, err.strip()) == (2, f"error: MLflow tracking at {uri} is read-only (the "
-                                      "database file or its folder cannot be written): give a "
-                                      "writable store with MLFLOW_TRACKING_URI")
+    assert (code, err.strip()) == (2, (f"error: MLflow tracking at {uri} is read-only (the "
+                                       "database file or its folder cannot be written): give a "
+                                       "writable store with MLFLOW_TRACKING_URI"))
 
 
 def test_two_runs_creating_a_fresh_store_at_once_both_succeed(tmp_path):
@@ -313,7 +313,7 @@ def test_a_signal_closes_the_mlflow_parent_as_killed_without_a_traceback(workdir
             break
     time.sleep(1)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == code
     assert "Traceback" not in err and "BrokenPipe" not in err
     assert err.strip().splitlines()[-1].startswith(f"{word}: finished cells are saved")
