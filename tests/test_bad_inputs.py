@@ -110,6 +110,8 @@ def _without_root_override(args: list[str], cwd: Path, **env: str) -> subprocess
      "error: spec file secret.yaml cannot be read (Permission denied)"),
     ("data", ["run", "breastmnist.yaml", "--dry-run"],
      "error: breastmnist: data file data/breastmnist.npz cannot be read (Permission denied)"),
+    ("data", ["list", "datasets"],  # no handler of its own: the command line's OSError catch-all
+     "error: cannot use data/pathmnist.npz: Permission denied"),
 ])
 def test_an_unreadable_spec_or_data_root_is_one_line_and_exit_2(workdir, target, args, message):
     (workdir / "secret.yaml").write_text(SPEC)
