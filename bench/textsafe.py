@@ -14,7 +14,6 @@ _UNSAFE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
 
 # The most characters a record's free-text field may hold (a method's description, an error).
 TEXT_MAX = 20_000
-NAME_MAX = 200
 
 
 def _escape(match: re.Match) -> str:
