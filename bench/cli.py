@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -25,9 +28,11 @@ from rich.padding import Padding
 
 from . import __version__, backbones, data, kernels, plugins, spec as specs
 from .cliargs import (_check_folder_name, _complete_backbones, _complete_datasets,
-                      _complete_methods, _complete_presets, _csv, _floats, _ints, _make_writable)
+                      _complete_methods, _complete_presets, _csv, _floats, _ints, _make_writable,
+                      _path)
 from .console import err, out, print_next_steps, print_plan, table
 from .errors import SpecError, XPruneError, one_line
+from .textsafe import terminal
 
 app = typer.Typer(add_completion=True, pretty_exceptions_enable=False,
                   help="XPrune Bench: attribution-guided pruning benchmark.")
@@ -108,9 +113,9 @@ def run(
     cell_timeout: Optional[float] = typer.Option(
         None, metavar="SECONDS",
         help="Seconds a soundness, scoring or cell task may run before its worker is killed."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", metavar="DIR",
+    out_dir: Optional[str] = typer.Option(None, "--out", metavar="DIR",
                                            help="Output folder (default: runs/<spec name>)."),
-    cache: Optional[Path] = typer.Option(None, metavar="DIR", help="Baseline and score cache "
+    cache: Optional[str] = typer.Option(None, metavar="DIR", help="Baseline and score cache "
                                          "(default: $XPRUNE_CACHE or .xprune-cache)."),
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="Recompute cells whose record failed."),
@@ -137,8 +142,8 @@ def run(
                                  for k, v in spec.__dict__.items()}, spec.name)
     if cell_timeout is not None and not (math.isfinite(cell_timeout) and cell_timeout > 0):
         raise SpecError(f"--cell-timeout must be a positive number of seconds, got {cell_timeout:g}")
-    out_dir = out_dir or Path("runs") / spec.name
-    cache = cache or Path(os.environ.get("XPRUNE_CACHE", ".xprune-cache"))
+    out_dir = _path(out_dir, "--out") or Path("runs") / spec.name
+    cache = _path(cache, "--cache") or Path(os.environ.get("XPRUNE_CACHE", ".xprune-cache"))
     _check_folder_name(out_dir, "output folder")
     _check_folder_name(cache, "cache folder")
     from .device import resolve
@@ -148,6 +153,9 @@ def run(
     print_plan(plan)
     if dry_run:
         return
+    from .tracking import preflight, tracking_uri
+
+    preflight(tracking_uri())  # an unreachable or read-only store: refused before any work
     _make_writable(cache, "cache folder")
     _make_writable(out_dir, "output folder")
     _run_locked(plan, executor, workers, cell_timeout, retry_failed,
@@ -222,15 +230,16 @@ def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
         grid = table("method", "family", "granularities", "applies to", "version", "source")
         for name in cat.methods:
             meta = cat.methods.get(name).metadata()
-            grid.add_row(name, meta["family"], meta["granularities"],
-                         meta.get("architectures", "any"), meta["version"], meta["source"])
+            grid.add_row(*(terminal(v) for v in (
+                name, meta["family"], meta["granularities"], meta.get("architectures", "any"),
+                meta["version"], meta["source"])))
         out.print(grid)
         for name in cat.methods:
-            out.print(f"[bold]{name}[/bold]")
-            out.print(Padding(cat.methods.get(name).metadata()["description"], (0, 0, 0, 4)),
-                      markup=False)
+            out.print(f"[bold]{terminal(name)}[/bold]")
+            out.print(Padding(terminal(cat.methods.get(name).metadata()["description"],
+                                       newlines=True), (0, 0, 0, 4)))
         for source, error in cat.broken.items():
-            out.print(f"[red]broken[/red] {source}: {error}", markup=True, highlight=False)
+            out.print(f"[red]broken[/red] {terminal(source)}: {terminal(error)}", highlight=False)
     elif what is Listing.datasets:
         grid = table("dataset", "task", "channels", "classes", "data file")
         root = data.data_root()
@@ -290,51 +299,53 @@ def check(
     for r in results:
         verdict = ("[green]pass[/green]" if r.ok else "[red]FAIL[/red]" if r.blocking
                    else "[yellow]WARN[/yellow]")
-        grid.add_row(r.plugin, r.check, verdict, r.message)
+        grid.add_row(terminal(r.plugin), terminal(r.check), verdict, terminal(r.message))
     out.print(grid)
     judged = [r.verdict for r in results if r.verdict is not None]
     if judged:
         sound = table("method", "granularity", "zero-effect units last", "largest tie at min",
                       "soundness", title="Soundness on a small trained model")
         for v in judged:
-            sound.add_row(v.method, v.granularity,
+            sound.add_row(terminal(v.method), terminal(v.granularity),
                           {True: "yes", False: "NO", None: "n/a (not effect-based)"}[v.zero_effect],
                           f"{100 * v.worst_tie:.1f}% (site {v.worst_site})",
                           "[green]pass[/green]" if v.ok else "[yellow]fail[/yellow]")
         out.print(sound)
     for r in results:
         if not r.ok and not r.blocking:
-            err.print(f"warning: {r.plugin} fails the soundness check ({r.message}); the "
-                      "leaderboard shows this warning on its page", markup=False, highlight=False)
+            err.print(f"warning: {terminal(r.plugin)} fails the soundness check "
+                      f"({terminal(r.message)}); the leaderboard shows this warning on its page",
+                      highlight=False)
     if any(r.blocking for r in results):
         raise typer.Exit(1)
 
 
 @app.command()
 def publish(
-    run_dir: Path = typer.Argument(..., metavar="RUN-DIR", help="A run's output folder."),
-    to: Path = typer.Option(Path("reports"), metavar="DIR", help="The published reports folder."),
+    run_dir: str = typer.Argument(..., metavar="RUN-DIR", help="A run's output folder."),
+    to: str = typer.Option("reports", metavar="DIR", help="The published reports folder."),
     force: bool = typer.Option(False, "--force", help="Replace conflicting records."),
 ) -> None:
     """Validate a run's records and copy the ok ones into reports/."""
     from .publish import publish as do_publish
 
-    out.print(str(do_publish(run_dir, to, force)), markup=False)
+    out.print(terminal(do_publish(_path(run_dir, "RUN-DIR"), _path(to, "--to"), force)))
 
 
 @app.command()
 def leaderboard(
-    reports: Path = typer.Option(Path("reports"), metavar="DIR", help="Published records."),
-    out_dir: Path = typer.Option(Path("leaderboard/site"), "--out", metavar="DIR",
+    reports: str = typer.Option("reports", metavar="DIR", help="Published records."),
+    out_dir: str = typer.Option("leaderboard/site", "--out", metavar="DIR",
                                  help="Site folder."),
 ) -> None:
     """Render the static HTML leaderboard from published records."""
+    reports, out_dir = _path(reports, "--reports"), _path(out_dir, "--out")
     _check_folder_name(out_dir, "site folder")
     if reports.is_dir():  # else render refuses the missing folder, and nothing is written
         _make_writable(out_dir, "site folder")
     from .render import render
 
-    out.print(str(render(reports, out_dir)), markup=False)
+    out.print(terminal(render(reports, out_dir)))
 
 
 @app.command()
@@ -406,6 +417,44 @@ def _usage_error(exc: typer.TyperException) -> str:
     return f"error: {message}{hint}"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the coordinator is, so a run closes its MLflow parent as KILLED
+    and stops its workers, as on Ctrl-C."""
+
+
+_SIGNALLED: list[int] = []  # typer turns Ctrl-C into a silent return of 130: remember why
+
+
+def _terminate(signum: int, frame: object) -> None:
+    _SIGNALLED.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _interrupted() -> None:
+    """The closing line and exit status of a run stopped by SIGTERM (143) or Ctrl-C (130)."""
+    signum = _SIGNALLED[0] if _SIGNALLED else signal.SIGINT
+    word = "terminated" if signum == signal.SIGTERM else "interrupted"
+    err.print(f"{word}: finished cells are saved; run the same command to resume")
+    sys.exit(128 + signum)
+
+
+def _os_error(exc: OSError) -> str:
+    """An OS error on a user-supplied path as one line (permission, disk full, ...)."""
+    where = f" {exc.filename}" if exc.filename else ""
+    reason = exc.strerror or one_line(exc, typed=True)
+    hint = " (the disk is full: free space and run the same command again)" \
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"error: cannot use{where}: {reason}{hint}"
+
+
+def _quiet_stdout() -> None:
+    """stdout is a closed pipe (``xprune list methods | head``): stop writing to it."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: one-line errors, no tracebacks for user mistakes. Pins the CPU
     kernels first (``bench.kernels``), so in-process computation (``--workers 0``) is pinned."""
@@ -414,25 +463,40 @@ def main(argv: Optional[list[str]] = None) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _terminate)
     try:
         code = app(args=argv, prog_name="xprune", standalone_mode=False)
+        if _SIGNALLED:
+            _interrupted()
         sys.exit(code if isinstance(code, int) else 0)
     except XPruneError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {terminal(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
+        if _SIGNALLED:
+            _interrupted()
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        err.print("interrupted: finished cells are saved; run the same command to resume")
-        sys.exit(130)
+        _interrupted()
     except typer.TyperException as exc:  # click's usage errors, as bundled by typer >= 0.29
-        err.print(_usage_error(exc), markup=False, highlight=False, soft_wrap=True)
+        err.print(terminal(_usage_error(exc)), highlight=False, soft_wrap=True)
         sys.exit(max(2, exc.exit_code))
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(141)
+    except OSError as exc:
+        if os.environ.get("XPRUNE_DEBUG"):
+            raise
+        err.print(terminal(_os_error(exc)), highlight=False, soft_wrap=True)
+        sys.exit(2)
     except Exception as exc:
         if os.environ.get("XPRUNE_DEBUG"):
             raise
-        err.print(f"error: internal error: {one_line(exc, typed=True)} "
-                  "(set XPRUNE_DEBUG=1 for the traceback)", markup=False, highlight=False)
+        err.print(f"error: internal error: {terminal(one_line(exc, typed=True))} "
+                  "(set XPRUNE_DEBUG=1 for the traceback)", highlight=False)
         sys.exit(1)
 
 

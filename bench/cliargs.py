@@ -62,6 +62,16 @@ def _ints(value: Optional[str], what: str) -> Optional[list[int]]:
         raise SpecError(f"--{what}: {value!r} is not a comma-separated list of integers") from None
 
 
+def _path(value: Optional[str], option: str) -> Optional[Path]:
+    """A path option: None when absent; an empty one is refused (``Path("")`` is the current
+    folder, so ``--out ""`` would write into it)."""
+    if value is None:
+        return None
+    if not value.strip() or "\0" in value:
+        raise SpecError(f"{option} {value!r} is not a path (leave the option out for the default)")
+    return Path(value)
+
+
 def _check_folder_name(folder: Path, what: str) -> None:
     """Refuse a path the file system cannot hold, or a file where a folder must be."""
     for part in folder.parts:

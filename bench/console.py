@@ -16,6 +16,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
+from .textsafe import neutral, terminal
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -80,9 +82,9 @@ class PlainProgress:
                 what = record["status"]
                 self.ok += what == "ok"
                 self.failed += what == "failed"
-            line = f"{self.status()} | {what} {label}"
+            line = f"{self.status()} | {what} {neutral(label, False)}"
             if record is not None and record["error"]:
-                line += f": {record['error']}"
+                line += f": {neutral(record['error'], False)}"
             self._print(line)
 
     def stop(self) -> None:
@@ -115,8 +117,9 @@ class RichProgress:
     def advance(self, label: str, record: dict | None) -> None:
         if record is not None and record["status"] == "failed":
             self.failed += 1
-            self.bar.console.print(f"failed {label}: {record['error']}", markup=False)
-        self.bar.update(self.task, advance=1, description=label,
+            self.bar.console.print(f"failed {neutral(label, False)}: "
+                                   f"{neutral(record['error'], False)}", markup=False)
+        self.bar.update(self.task, advance=1, description=terminal(label),
                         failed=f"{self.failed}✗" if self.failed else "")
 
     def stop(self) -> None:
@@ -156,7 +159,7 @@ def print_plan(plan: Any) -> None:
                      state(total["baselines_new"], total["baselines"]),
                      state(total["scores_new"], total["scores"]), _minutes(total["seconds"]))
     out.print(grid)
-    out.print(f"methods: {', '.join(plan.spec.methods)}")
+    out.print(f"methods: {terminal(', '.join(plan.spec.methods))}")
     todo = len(plan.todo)
     out.print(f"{len(plan.cells)} cells: {len(plan.cells) - todo} finished, {todo} to run; "
               f"estimate {_minutes(plan.estimate_seconds())} min (rough, one worker)")

@@ -157,11 +157,19 @@ def locate(flag: str, size: int = 28, download: bool = True) -> tuple[Path, str]
         raise DataError(f"{flag}: size {size} is not one of {SIZES}")
     root = data_root()
     path = root / file_name(flag, size)
-    if not path.is_file():
+    try:
+        present = path.is_file()
+    except OSError as exc:  # an unreadable data root (permission) is the user's to fix
+        raise DataError(f"{flag}: data file {path} cannot be read ({exc.strerror})") from None
+    if not present:
         if not download or os.environ.get("XPRUNE_OFFLINE"):
             raise DataError(f"{flag}: data file {path} not found (set XPRUNE_DATA_ROOT)")
         _download(flag, size, root)
-    actual, expected = _md5(path), expected_md5(flag, size)
+    try:
+        actual = _md5(path)
+    except OSError as exc:
+        raise DataError(f"{flag}: data file {path} cannot be read ({exc.strerror})") from None
+    expected = expected_md5(flag, size)
     if actual != expected:
         raise DataError(
             f"{flag}: md5 mismatch for {path} (expected {expected}, got {actual}): "

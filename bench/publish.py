@@ -9,6 +9,7 @@ Everything is checked before anything is written, so a refused publish changes n
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,10 +154,51 @@ def publish(run_dir: Path | str, to: Path | str = "reports", force: bool = False
             raise RecordError(f"conflict: {path} already holds a different record for cell "
                               f"{record['cell_hash']}; nothing was published (use --force to replace)")
         plan.append((path, record, existing))
+    changes = []
     for path, record, existing in plan:
         if existing == record:
             summary.unchanged.append(path)
-            continue
-        records.write(path.parent, record)
+        else:
+            changes.append((path, record, existing))
+    _apply(reports, changes)
+    for path, _, existing in changes:
         (summary.replaced if existing is not None else summary.written).append(path)
     return summary
+
+
+def _apply(reports: Path, changes: list[tuple[Path, dict[str, Any], Any]]) -> None:
+    """Write every changed record or none: stage each beside its target, then rename them all
+    into place; any failure (permission, disk full) removes what was staged and restores what
+    was renamed, so a refused publish leaves ``reports`` as it was."""
+    created: list[Path] = []
+    staged: list[tuple[Path, Path, bytes | None]] = []
+    done: list[tuple[Path, bytes | None]] = []
+    try:
+        for path, record, _ in changes:
+            for folder in reversed([path.parent, *path.parent.parents]):
+                if not folder.exists():
+                    folder.mkdir()
+                    created.append(folder)
+            old = path.read_bytes() if path.exists() else None
+            staged.append((records.stage(path.parent, record), path, old))
+        for tmp, path, old in staged:
+            os.replace(tmp, path)
+            done.append((path, old))
+    except BaseException as exc:
+        for tmp, _, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for path, old in reversed(done):
+            try:
+                path.unlink() if old is None else path.write_bytes(old)
+            except OSError:
+                pass
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise XPruneError(f"cannot publish into {reports}: {exc.strerror}{where}; nothing "
+                              "was published") from None
+        raise

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -30,6 +31,7 @@ from . import data, plugins
 from .axes import RECOVERY_PATTERN, Granularity, Scope
 from .errors import RecordError, XPruneError
 from .provenance import provenance, torch_threads
+from .textsafe import TEXT_MAX, clip
 
 if TYPE_CHECKING:
     from .spec import Cell
@@ -205,12 +207,37 @@ def validate(record: Any, where: str = "record") -> dict[str, Any]:
         if isinstance(version, int) and version > SCHEMA_VERSION:
             raise RecordError(f"{where}: schema_version {version} is newer than this xprune "
                               f"understands ({SCHEMA_VERSION}); upgrade xprune-bench")
+    bad = _non_finite_or_oversized(record)
+    if bad:
+        raise RecordError(f"{where}: invalid record at {bad}")
     version = record.get("schema_version") if isinstance(record, dict) else None
     exc = jsonschema.exceptions.best_match(_validator(version).iter_errors(record))
     if exc is not None:  # the same error jsonschema.validate raises, without re-checking SCHEMA
         path = "/".join(str(p) for p in exc.absolute_path) or "(top)"
         raise RecordError(f"{where}: invalid record at {path}: {exc.message}")
     return record
+
+
+def _non_finite_or_oversized(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds a NaN or infinite number (not JSON) or a string longer than
+    ``TEXT_MAX`` characters (a 20 MB description would become a 100 MB site), if anywhere."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or '(top)'}: {value} is not a finite number"
+    if isinstance(value, str) and len(value) > TEXT_MAX:
+        return f"{path or '(top)'}: text of {len(value)} characters (at most {TEXT_MAX})"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and len(key) > TEXT_MAX:
+            return f"{path or '(top)'}: a key of {len(key)} characters"
+        found = _non_finite_or_oversized(item, f"{path}/{key}" if path else str(key))
+        if found:
+            return found
+    return None
 
 
 @functools.cache
@@ -223,24 +250,45 @@ def _validator(version: Any) -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
+def stage(directory: Path, record: dict[str, Any]) -> Path:
+    """Validate, then write ``record`` to a temporary file in ``directory`` (``.tmp-*``, which
+    every reader skips); the caller renames it into place or deletes it."""
+    validate(record)
+    text = json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:  # disk full, interrupted: no temporary record is left behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
 def write(directory: Path, record: dict[str, Any]) -> Path:
     """Validate, then atomically write ``<directory>/<cell_hash>.json``."""
-    validate(record)
-    directory.mkdir(parents=True, exist_ok=True)
+    tmp = stage(directory, record)
     path = directory / f"{record['cell_hash']}.json"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(record, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def read(path: Path) -> dict[str, Any]:
     """Read and validate one record file."""
     try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        record = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, NaN/Infinity, not UTF-8
         raise RecordError(f"{path}: not a readable JSON record ({exc})") from None
     return validate(record, str(path))
 
@@ -267,7 +315,8 @@ def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> d
         "schema_version": SCHEMA_VERSION,
         "cell_hash": cell.hash,
         "status": "ok" if outcome.ok else "failed",
-        "error": None if outcome.ok else outcome.error,
+        "error": None if outcome.ok else (clip(outcome.error) if isinstance(outcome.error, str)
+                                            else outcome.error),
         "cell": cell.to_dict(),
         "method": method_block(cell, soundness),
         "dataset": {"flag": info.flag, "task": str(info.task), "n_classes": info.n_classes,
@@ -305,6 +354,7 @@ def method_block(cell: Cell, soundness: str | None) -> dict[str, str]:
     except XPruneError:
         method = {k: "" for k in ("family", "description", "reference", "source")}
         method |= {"name": cell.method, "version": cell.method_version}
+    method = {k: clip(str(v)) for k, v in method.items()}  # a plugin's free text, bounded
     method["soundness"] = soundness or "not checked"
     method["architectures"] = method.get("architectures", "any")
     return method

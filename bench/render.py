@@ -15,13 +15,16 @@ strict Content-Security-Policy). Layout::
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from . import records as records_io
 from .errors import RecordError, XPruneError
@@ -42,6 +45,7 @@ from .spec import architecture
 from .summary import METRICS, PRIMARY, Comparison, Setting, setting_key, summarize_all
 from .svg import styles as method_styles
 from .tables import Table, write_downloads
+from .textsafe import neutral
 
 ASSETS = Path(__file__).resolve().parent.parent / "leaderboard"
 REPOSITORY = ASSETS.parent  # method plugin files are linked relative to it (see methodpage)
@@ -89,14 +93,47 @@ def _load(reports: Path) -> tuple[list[dict[str, Any]], dict[str, Path], dict[tu
     return recs, paths, metas
 
 
-def _prepare(out: Path) -> None:
-    """Empty a previous site (identified by its marker); refuse any other non-empty directory."""
-    if out.exists() and any(out.iterdir()):
-        if not (out / MARKER).is_file():
-            raise XPruneError(f"{out} is not empty and not a rendered site; choose another --out")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("rendered by xprune leaderboard; this directory is replaced on render\n")
+def _check_target(out: Path, reports: Path) -> None:
+    """Refuse a site folder inside the reports folder (its record copies would be read as
+    records by the next render) and a non-empty folder that is not a previous site."""
+    inside = out.resolve().is_relative_to(reports.resolve())
+    if inside:
+        raise XPruneError(f"site folder {out} is inside the reports folder {reports}; "
+                          "choose an --out outside it")
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise XPruneError(f"{out} is not empty and not a rendered site; choose another --out")
+
+
+def _prepare(out: Path) -> Path:
+    """A fresh staging folder beside ``out`` (same parent: relative links come out the same)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-site-", dir=out.parent))
+    (staging / MARKER).write_text("rendered by xprune leaderboard; this directory is replaced "
+                                  "on render\n")
+    return staging
+
+
+def _swap(staging: Path, out: Path) -> None:
+    """Put the complete site in place of the previous one (two renames), then drop the old."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=".tmp-old-site-", dir=out.parent))
+        os.replace(out, old / "site")
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old / "site", out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _neutral(value: Any) -> Any:
+    """Every string a template prints: control and bidi-override characters made visible."""
+    if isinstance(value, markupsafe.Markup):  # already-escaped HTML (figures): same treatment
+        return markupsafe.Markup(neutral(value))
+    return neutral(value) if isinstance(value, str) else value
 
 
 class _Writer:
@@ -105,7 +142,8 @@ class _Writer:
     def __init__(self, assets: Path, out: Path, summary: RenderSummary) -> None:
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(assets / "templates"),
                                       autoescape=True, undefined=jinja2.StrictUndefined,
-                                      trim_blocks=True, lstrip_blocks=True)
+                                      trim_blocks=True, lstrip_blocks=True,
+                                      finalize=_neutral)
         self.out, self.summary = out, summary
 
     def page(self, path: str, template: str, context: dict[str, Any], tables: list[Table] = (),
@@ -154,7 +192,22 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
     names = {(m, v): f"{m} v{v}" if m in multi else m for m, v in metas}
     styles = method_styles(names.values())
     ok = [r for r in recs if r["status"] == "ok"]
-    _prepare(out)
+    _check_target(out, reports)
+    final, out = out, _prepare(out)  # rendered into ``out`` (staging), swapped in when complete
+    try:
+        summary = _render_site(out, assets, recs, paths, metas, names, styles, ok)
+        _swap(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # the previous site stays as it was
+        raise
+    summary.out = final
+    summary.pages = [final / p.relative_to(out) for p in summary.pages]
+    return summary
+
+
+def _render_site(out: Path, assets: Path, recs: list, paths: dict, metas: dict, names: dict,
+                 styles: dict, ok: list) -> RenderSummary:
+    """Every page, figure and download of the site, into ``out``."""
     shutil.copytree(assets / "static", out / "static")
     colors = {n: s.color for n, s in styles.items()}
     summary = RenderSummary(out=out, records=len(ok))

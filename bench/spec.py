@@ -59,6 +59,15 @@ FIXED_SIZE = {"vit": 28}  # backbones built for one input size (patch grid and p
 DEVICES = ("cpu", "cuda", "auto")
 # A spec name becomes a folder (runs/<name>) and part of an MLflow experiment name.
 SPEC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+# Ranges checked before any work (a seed seeds torch generators after offsets are added).
+SEED_MAX = 2**31 - 1
+EPOCHS_MAX = 10_000
+INT_MAX = 10**9
+# A spec file is a few lines: larger files and YAML aliases beyond a handful are refused
+# before they are expanded (an "alias bomb" of 1 kB expands to gigabytes).
+SPEC_BYTES_MAX = 1_000_000
+SPEC_ALIASES_MAX = 32
+_STRING_AXES = ("datasets", "backbones", "methods", "granularities", "scopes", "recovery")
 
 
 def architecture(backbone: str) -> str:
@@ -218,12 +227,27 @@ class Spec:
                scopes=lambda values: tuple(map(Scope.parse, values)),
                recovery=lambda values: tuple(map(Recovery, values)))
         for seed in self.seeds:
-            if not isinstance(seed, int) or seed < 0:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
                 raise SpecError(f"seed {seed!r} is not a non-negative integer")
-        if self.reference_per_class < 1:
-            raise SpecError("reference_per_class must be at least 1")
-        if self.min_steps < 0:
-            raise SpecError("min_steps must be a non-negative integer")
+            if seed > SEED_MAX:
+                raise SpecError(f"seed {seed} is too large (at most {SEED_MAX})")
+        for axis in ("datasets", "backbones", "methods", "granularities", "scopes",
+                     "sparsities", "recovery", "seeds"):
+            values = getattr(self, axis)
+            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            if repeated:
+                raise SpecError(f"spec {self.name!r}: {axis} lists {', '.join(repeated)} "
+                                "more than once")
+        for key, value, low in (("reference_per_class", self.reference_per_class, 1),
+                                ("min_steps", self.min_steps, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= INT_MAX:
+                raise SpecError(f"{key} must be an integer from {low} to {INT_MAX}, got {value!r}")
+        for backbone, value in self.epochs.items():
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= EPOCHS_MAX:
+                raise SpecError(f"epochs.{backbone} must be an integer from 1 to {EPOCHS_MAX}, "
+                                f"got {value!r}")
+        if not isinstance(self.device, str):
+            raise SpecError(f"device must be a name, got {self.device!r}")
         if self.device not in DEVICES:
             raise SpecError(f"unknown device {self.device!r} (known: {', '.join(DEVICES)})")
 
@@ -257,6 +281,8 @@ def spec_from_dict(data: Any, name: str) -> Spec:
         raise SpecError(f"spec {name!r}: unknown key(s) {', '.join(unknown)} "
                         f"(known: {', '.join(sorted(known))})")
     values: dict[str, Any] = {"name": str(data.get("name", name))}
+    if not isinstance(data.get("name", name), str):
+        raise SpecError(f"spec {name!r}: name must be a string, got {data['name']!r}")
     for key, value in data.items():
         if key == "sparsities" and isinstance(value, dict):
             by = {}
@@ -272,14 +298,20 @@ def spec_from_dict(data: Any, name: str) -> Spec:
             values["sparsities_by_granularity"] = by
             values[key] = tuple(sorted({v for vs in by.values() for v in vs}))
         elif key in _LIST_AXES:
+            if value is None:
+                raise SpecError(f"spec {name!r}: {key} is null (give a list of values)")
             value = value if isinstance(value, list) else [value]
             if key == "sparsities":
                 value = [_number(v) for v in value]
+            elif key in _STRING_AXES:
+                for v in value:
+                    if not isinstance(v, str) or not v.strip():
+                        raise SpecError(f"spec {name!r}: {key} entry {v!r} is not a name")
             values[key] = tuple(value)
         elif key in ("size", "reference_per_class", "min_steps"):
             values[key] = _integer(key, value)
         elif key == "device":
-            values[key] = str(value)
+            values[key] = value
         elif key == "transparency":
             if not isinstance(value, bool):
                 raise SpecError(f"spec {name!r}: transparency must be true or false, got {value!r}")
@@ -287,7 +319,16 @@ def spec_from_dict(data: Any, name: str) -> Spec:
         elif key == "epochs":
             if not isinstance(value, dict):
                 raise SpecError(f"spec {name!r}: epochs must map backbone names to integers")
-            values[key] = {str(k): _integer(f"epochs.{k}", v) for k, v in value.items()}
+            from . import backbones
+
+            for k in value:  # a misspelt backbone here would silently train the default
+                if not isinstance(k, str):
+                    raise SpecError(f"spec {name!r}: epochs key {k!r} is not a backbone name")
+                try:
+                    backbones.registry().get(k)
+                except SpecError as exc:
+                    raise SpecError(f"spec {name!r}: epochs: {exc}") from None
+            values[key] = {k: _integer(f"epochs.{k}", v) for k, v in value.items()}
     missing = [a for a in ("datasets", "backbones", "methods") if a not in values]
     if missing:
         raise SpecError(f"spec {name!r}: missing {', '.join(missing)}")
@@ -311,6 +352,44 @@ def _integer(key: str, value: Any) -> int:
     return value
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses duplicate keys and counts aliases (see SPEC_ALIASES_MAX)."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > SPEC_ALIASES_MAX:
+                raise SpecError(f"more than {SPEC_ALIASES_MAX} YAML aliases (*name); "
+                                "write the values out")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise SpecError(f"key {key!r} appears twice at line {key_node.start_mark.line + 1}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _read_spec_file(path: Path, source: str) -> str:
+    """The text of a spec file, with one-line errors for unreadable, huge or non-UTF-8 files."""
+    try:
+        with path.open("rb") as fh:
+            blob = fh.read(SPEC_BYTES_MAX + 1)
+    except OSError as exc:
+        raise SpecError(f"spec file {source} cannot be read ({exc.strerror})") from None
+    if len(blob) > SPEC_BYTES_MAX:
+        raise SpecError(f"spec file {source} is larger than {SPEC_BYTES_MAX} bytes")
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec file {source} is not UTF-8 text (byte {exc.start})") from None
+
+
 @functools.cache
 def presets() -> Registry[Traversable]:
     """The named presets: ``bench/presets/<name>.yaml``."""
@@ -331,11 +410,15 @@ def load_spec(source: str) -> Spec:
     if source.endswith((".yaml", ".yml")) or path.exists():
         if not path.is_file():
             raise SpecError(f"spec file {source} not found")
-        text, name = path.read_text(), path.stem
+        text, name = _read_spec_file(path, source), path.stem
     else:
         text, name = presets().get(source).read_text(), source
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except SpecError as exc:
+        raise SpecError(f"spec {source}: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"spec {source}: YAML nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

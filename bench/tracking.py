@@ -99,18 +99,24 @@ class Tracker:
                 **_source_tags(prov["git_commit"]),
                 **{f"version.{k}": v for k, v in prov["versions"].items()},
                 "version.xprune": prov["xprune_version"]}
-        try:
-            self.client = MlflowClient(tracking_uri=self.uri)
-            found = self.client.get_experiment_by_name(experiment)
-            self.experiment_id = (found.experiment_id if found else
-                                  self.client.create_experiment(experiment, tags={KIND_TAG: KIND}))
-            if found and found.tags.get(KIND_TAG) != KIND:
-                self.client.set_experiment_tag(self.experiment_id, KIND_TAG, KIND)
-            self.reaped = self.reap_dead_parents()
-            parent = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        preflight(self.uri)
+        try:  # under the lock: a fresh store is created and migrated by one run at a time
+            with _store_lock(self.uri), _quiet_store_errors():
+                self.client = MlflowClient(tracking_uri=self.uri)
+                found = self.client.get_experiment_by_name(experiment)
+                self.experiment_id = (found.experiment_id if found else self.client
+                                      .create_experiment(experiment, tags={KIND_TAG: KIND}))
+                if found and found.tags.get(KIND_TAG) != KIND:
+                    self.client.set_experiment_tag(self.experiment_id, KIND_TAG, KIND)
+                self.reaped = self.reap_dead_parents()
+                parent = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         except Exception as exc:
-            raise XPruneError(f"MLflow tracking at {self.uri} is unusable: "
-                              f"{one_line(exc, typed=False)}") from None
+            reason = one_line(exc, typed=False)
+            if "readonly" in reason.lower().replace("-", "").replace(" ", ""):
+                raise XPruneError(f"MLflow tracking at {self.uri} is read-only (the database "
+                                  "file or its folder cannot be written): give a writable "
+                                  "store with MLFLOW_TRACKING_URI") from None
+            raise XPruneError(f"MLflow tracking at {self.uri} is unusable: {reason}") from None
         self.parent_id = parent.info.run_id
         if journal is not None:
             journal.add("parent-open", self.parent_id)
@@ -240,6 +246,91 @@ class Tracker:
         self.client.set_terminated(self.parent_id, status)
         if self.journal is not None:
             self.journal.add("parent-closed", self.parent_id)
+
+
+# A tracking server that does not answer is refused in seconds; MLflow's own HTTP retries
+# (7 with exponential back-off: about 260 s) are bounded unless the user set them.
+CONNECT_SECONDS = 5.0
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores and in-memory)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def preflight(uri: str) -> None:
+    """Refuse, in seconds and in one line, a tracking server that cannot be reached and a
+    SQLite store that cannot be written, before any work starts."""
+    import socket as sockets
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with sockets.create_connection((parts.hostname or "localhost", port),
+                                           timeout=CONNECT_SECONDS):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or one_line(exc, typed=True)
+            raise XPruneError(f"MLflow tracking server at {uri} cannot be reached ({reason}); "
+                              "start it or set MLFLOW_TRACKING_URI") from None
+    path = _sqlite_path(uri)
+    if path is not None:
+        folder = path.parent if str(path.parent) else Path(".")
+        if (path.exists() and not os.access(path, os.W_OK)) or (
+                folder.is_dir() and not os.access(folder, os.W_OK)):
+            raise XPruneError(f"MLflow tracking at {uri} is read-only (the database file or "
+                              "its folder cannot be written): give a writable store with "
+                              "MLFLOW_TRACKING_URI")
+
+
+class _store_lock:
+    """An exclusive lock beside a SQLite store while MLflow creates or migrates it: two runs
+    starting on a fresh store at once would otherwise race the migration (one dies)."""
+
+    def __init__(self, uri: str) -> None:
+        path = _sqlite_path(uri)
+        self.path = None if path is None else path.with_name(path.name + ".xprune-lock")
+        self.fh: Any = None
+
+    def __enter__(self) -> _store_lock:
+        import fcntl
+
+        if self.path is not None:
+            try:
+                self.fh = open(self.path, "a")
+            except OSError:  # a read-only folder: MLflow's own error says why
+                return self
+            fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+class _quiet_store_errors:
+    """MLflow logs a store's failure with a long SQLAlchemy traceback before raising it; the
+    raised error is reported in one line instead."""
+
+    NAMES = ("mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store", "alembic",
+             "sqlalchemy")
+
+    def __enter__(self) -> None:
+        self.levels = {n: logging.getLogger(n).level for n in self.NAMES}
+        for name in self.NAMES:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc: object) -> None:
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def _param(key: str, value: Any):
