@@ -237,6 +237,8 @@ def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> d
     method's soundness verdict (None: not checked)."""
     info = data.info(cell.dataset)
     run_on = outcome.device or {"kind": "cpu", "gpu": None}
+    metrics = dict(outcome.result) if outcome.ok and isinstance(outcome.result, dict) else None
+    scoring = (metrics or {}).pop("scoring_isolation", None)
     return {
         "schema_version": SCHEMA_VERSION,
         "cell_hash": cell.hash,
@@ -246,13 +248,15 @@ def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> d
         "method": method_block(cell, soundness),
         "dataset": {"flag": info.flag, "task": str(info.task), "n_classes": info.n_classes,
                     "synthetic": info.synthetic, "md5": _md5(cell)},
-        "metrics": outcome.result if outcome.ok else None,
+        "metrics": metrics if outcome.ok else None,
         "provenance": provenance() | {
             "device": run_on,
             "determinism": outcome.determinism or provenance()["determinism"],
             "torch_threads": outcome.threads if outcome.threads is not None else torch_threads(),
             "baseline_hash": cell.baseline.hash, "score_hash": cell.scores.hash,
             "seconds": round(outcome.seconds, 3),
+            # how the cell's scores were computed (bench.sandbox.isolation), when it ran
+            **({"scoring": scoring} if scoring else {}),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         },
     }
@@ -262,8 +266,9 @@ def method_block(cell: Cell, soundness: str | None) -> dict[str, str]:
     """A record's ``method``: the plugin's metadata (or the cell's name and version when the
     plugin is gone), its soundness verdict and the architectures it declares."""
     try:
-        method = plugins.get(cell.method).metadata()
+        method = plugins.info(cell.method).metadata()
         method.pop("granularities")
+        method.pop("zero_effect", None)
     except XPruneError:
         method = {k: "" for k in ("family", "description", "reference", "source")}
         method |= {"name": cell.method, "version": cell.method_version}

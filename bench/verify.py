@@ -5,6 +5,15 @@ scores recomputed), and every stored metric that does not measure time is compar
 the published one: integers (params, MACs) exactly, other numbers within ``tolerance``.
 Any difference is a mismatch naming the cell, the field, the published and the new value.
 
+The re-run never imports the method plugin: its scores come from a fresh scoring process
+(``bench.sandbox``), so a plugin that patches the engine at import cannot make its own
+re-run agree with an edited record. Timings (latency, speed-up) are compared within a factor
+of ``1 + timing_tolerance`` when the re-run's CPU (or GPU) is the record's, and are listed
+as unverifiable otherwise, with the wall times of the run (``*_seconds``), which are
+always. The record's method block (description, family, reference, version, the plugin
+file's sha256 where recorded) is compared with the plugin's current declarations. A record
+that cannot be read or compared fails as that record.
+
 A record is compared only against a re-run on its own device kind (``provenance.device``;
 records without one were made on the CPU): GPU and CPU kernels reduce in different orders,
 so a CPU re-run of a CUDA record (or the reverse) would not test reproducibility. A CUDA
@@ -31,6 +40,10 @@ SCORE_FIELDS = ("acc", "auc", "bal_acc", "sens", "spec", "ece")
 COUNTS = ("params_dense", "params", "macs_dense", "macs", "collapsed")
 RATIOS = ("compression", "mac_reduction", "achieved_sparsity", "tie_share")
 DEFAULT_TOLERANCE = 1e-3
+DEFAULT_TIMING_TOLERANCE = 1.0  # timings agree within a factor of 2 (shared machines are noisy)
+TIMINGS = ("dense_ms", "pruned_ms", "speedup")
+WALL_TIMES = ("score_seconds", "prune_seconds", "recover_seconds")
+METHOD_FIELDS = ("description", "family", "reference", "version", "source", "source_sha256")
 
 
 class VerifyError(XPruneError):
@@ -63,6 +76,7 @@ class VerifyReport:
     devices: set[str] = field(default_factory=set)  # device kinds the checked records re-ran on
     mismatches: list[Mismatch] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    unverifiable: set[str] = field(default_factory=set)  # fields a re-run cannot reproduce
 
     @property
     def ok(self) -> bool:
@@ -78,8 +92,11 @@ class VerifyReport:
                                         f"{len(self.failures)} failure(s)")
         on = (f", each re-run on its own device kind ({', '.join(sorted(self.devices))})"
               if self.devices else "")
+        if self.unverifiable:
+            lines.append("unverifiable (not compared): " + ", ".join(sorted(self.unverifiable)))
         lines.append(f"verified {len(self.checked)} of {self.total} record(s) in {self.reports} "
-                     f"(tolerance {self.tolerance:g}{on}): {verdict}")
+                     f"(tolerance {self.tolerance:g}, timings within a factor of "
+                     f"{1 + DEFAULT_TIMING_TOLERANCE:g}{on}): {verdict}")
         return "\n".join(lines)
 
 
@@ -106,13 +123,60 @@ def _same(old: Any, new: Any, tolerance: float, exact: bool) -> bool:
     return abs(float(old) - float(new)) <= tolerance
 
 
-def sample_records(reports: Path, sample: int | None, seed: int) -> tuple[list[dict[str, Any]], int]:
-    """A seeded random sample of the ok records under ``reports`` (all if ``sample`` is None)."""
+def compare_timings(published: dict[str, Any], rerun: dict[str, Any],
+                    tolerance: float = DEFAULT_TIMING_TOLERANCE,
+                    ) -> tuple[list[tuple[str, Any, Any]], set[str]]:
+    """(field, published, re-run) for every latency figure outside a factor of
+    ``1 + tolerance``, and the timing fields that cannot be compared (another CPU or GPU,
+    another thread count, wall times of the run)."""
+    differing, unverifiable = [], set(WALL_TIMES)
+    for where in ("", "gpu"):
+        old, new = published.get("latency") or {}, rerun.get("latency") or {}
+        if where:
+            old, new = old.get(where) or {}, new.get(where) or {}
+            if not old:
+                continue
+        prefix = f"latency.{where + '.' if where else ''}"
+        same_machine = (new and old.get("hardware") == new.get("hardware")
+                        and old.get("threads") == new.get("threads"))
+        for batch in ("b1", "b64"):
+            for name in TIMINGS:
+                key = f"{prefix}{batch}.{name}"
+                a, b = (old.get(batch) or {}).get(name), (new.get(batch) or {}).get(name)
+                if not same_machine or a is None or b is None:
+                    unverifiable.add(f"{prefix}{name} (other hardware)" if not same_machine
+                                     else key)
+                elif not _within_factor(float(a), float(b), 1 + tolerance):
+                    differing.append((key, a, b))
+    return differing, unverifiable
+
+
+def _within_factor(old: float, new: float, factor: float) -> bool:
+    if not (math.isfinite(old) and math.isfinite(new)) or old <= 0 or new <= 0:
+        return old == new
+    return max(old / new, new / old) <= factor
+
+
+def compare_method(block: dict[str, Any], current: dict[str, str]) -> list[tuple[str, Any, Any]]:
+    """(field, published, current) for every method declaration the record states that the
+    plugin re-run no longer declares (a record without a digest is not compared on it)."""
+    return [(f"method.{k}", block.get(k), current.get(k)) for k in METHOD_FIELDS
+            if k in block and (k != "source_sha256" or current.get(k))
+            and block.get(k) != current.get(k)]
+
+
+def sample_records(reports: Path, sample: int | None, seed: int,
+                   unreadable: list[str] | None = None) -> tuple[list[dict[str, Any]], int]:
+    """A seeded random sample of the ok records under ``reports`` (all if ``sample`` is None);
+    a record file that cannot be read or validated is appended to ``unreadable`` (with its
+    reason) when given, else raises."""
     if not Path(reports).is_dir():
         raise RecordError(f"reports folder {reports} does not exist")
-    found = sorted((r for r in records.iter_records(Path(reports)) if r["status"] == "ok"),
+    found = sorted((r for r in _readable(Path(reports), unreadable) if r["status"] == "ok"),
                    key=lambda r: r["cell_hash"])
     if not found:
+        if unreadable:
+            return [], 0
         raise RecordError(f"{reports} holds no ok records to verify")
     if sample is None or sample >= len(found):
         return found, len(found)
@@ -120,6 +184,21 @@ def sample_records(reports: Path, sample: int | None, seed: int) -> tuple[list[d
         raise VerifyError(f"--sample must be at least 1, got {sample}")
     chosen = random.Random(seed).sample(found, sample)
     return sorted(chosen, key=lambda r: r["cell_hash"]), len(found)
+
+
+def _readable(reports: Path, unreadable: list[str] | None) -> Iterator[dict[str, Any]]:
+    """The records under ``reports``; one that fails to read is noted in ``unreadable``."""
+    if unreadable is None:
+        yield from records.iter_records(reports)
+        return
+    for path in sorted(reports.rglob("*.json")):
+        if path.name.startswith(".tmp-"):
+            continue
+        try:
+            yield records.read(path)
+        except Exception as exc:  # malformed or hostile: that record fails, not verify
+            message = str(exc) if isinstance(exc, XPruneError) else f"{type(exc).__name__}"
+            unreadable.append(f"{path.name}: unreadable record ({message[:300]})")
 
 
 @contextmanager
@@ -153,7 +232,7 @@ def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
                           f"{records.SCHEMA_VERSION}); republish it first")
     check_publishable(record, where)
     cell = Cell.from_dict(record["cell"])
-    current = str(plugins.get(cell.method).cls.version)
+    current = plugins.info(cell.method).version
     if current != cell.method_version:
         raise RecordError(f"{where}: method {cell.method} is now version {current}, the record "
                           f"has {cell.method_version}; the cell cannot be re-run as published")
@@ -177,20 +256,39 @@ def verify(reports: Path | str = "reports", sample: int | None = None,
            cache_dir: Path | str | None = None) -> VerifyReport:
     """Re-run sampled records from scratch in a temporary cache under ``cache_dir``; compare."""
     check_tolerance(tolerance)
-    chosen, total = sample_records(Path(reports), sample, seed)
-    report = VerifyReport(Path(reports), total, tolerance)
+    unreadable: list[str] = []
+    chosen, total = sample_records(Path(reports), sample, seed, unreadable)
+    report = VerifyReport(Path(reports), total + len(unreadable), tolerance)
+    report.failures += unreadable
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="xprune-verify-", dir=cache_dir) as fresh:
         for record in chosen:
-            label = Cell.from_dict(record["cell"]).label()
-            try:
-                metrics = _rerun(record, Path(fresh))
-            except XPruneError as exc:
-                report.failures.append(str(exc))
-                continue
-            report.checked.append(record["cell_hash"])
-            report.devices.add(device_kind(record))
-            report.mismatches += [Mismatch(record["cell_hash"], label, name, old, new)
-                                  for name, old, new in compare(record["metrics"], metrics, tolerance)]
+            _verify_one(record, Path(fresh), tolerance, report)
     return report
+
+
+def _verify_one(record: dict[str, Any], cache: Path, tolerance: float,
+                report: VerifyReport) -> None:
+    """Re-run and compare one record into ``report``; a record that cannot be re-run or
+    compared (malformed, hostile, edited) is a failure naming it, never an internal error."""
+    where = str(record.get("cell_hash", "?")) if isinstance(record, dict) else "?"
+    try:
+        label = Cell.from_dict(record["cell"]).label()
+        current = plugins.info(record["cell"]["method"]).metadata()
+        metrics = _rerun(record, cache)
+        found = compare(record["metrics"], metrics, tolerance)
+        timing, unverifiable = compare_timings(record["metrics"], metrics)
+        found += timing + compare_method(record["method"], current)
+    except XPruneError as exc:
+        report.failures.append(str(exc))
+        return
+    except Exception as exc:  # a hostile record must fail as itself
+        report.failures.append(f"{where}: record cannot be verified "
+                               f"({type(exc).__name__}: {str(exc)[:200]})")
+        return
+    report.checked.append(record["cell_hash"])
+    report.devices.add(device_kind(record))
+    report.unverifiable |= unverifiable
+    report.mismatches += [Mismatch(record["cell_hash"], label, name, old, new)
+                          for name, old, new in found]
