@@ -16,7 +16,7 @@ records, verify, the site) never import a plugin, so nothing a plugin does at im
 ``torch.load(weights_only=True)`` and validated again in the calling process.
 
 Where bubblewrap (``bwrap``) works, each child also runs in a namespace sandbox: the whole
-filesystem read-only except its temporary folder, a private ``/tmp``, no network, its own
+filesystem read-only except its temporary folder (``$TMPDIR`` points there), no network, its own
 PID namespace (every process it spawns dies with it). ``$XPRUNE_SANDBOX``: ``auto``
 (default: bwrap where it works, else a plain process, said so in the record), ``bwrap``
 (required: fail if unavailable) or ``none``.
@@ -64,7 +64,7 @@ def import_timeout() -> float:
 
 def _bwrap_prefix(folder: Path, device: str = "cpu") -> list[str]:
     dev = ["--dev-bind", "/dev", "/dev"] if device != "cpu" else ["--dev", "/dev"]
-    return ["bwrap", "--ro-bind", "/", "/", *dev, "--proc", "/proc", "--tmpfs", "/tmp",
+    return ["bwrap", "--ro-bind", "/", "/", *dev, "--proc", "/proc",
             "--bind", str(folder), str(folder), "--unshare-all", "--die-with-parent",
             "--new-session", "--setenv", "TMPDIR", str(folder), "--chdir", str(folder)]
 
@@ -187,6 +187,9 @@ def _die_with_parent() -> None:
 
 
 def _status(code: int) -> str:
+    """How a child ended, in words; bwrap reports a child killed by signal N as 128 + N."""
+    if code > 128 and sandbox_mode() == "bwrap":
+        code = 128 - code
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"

@@ -213,8 +213,12 @@ def verdict(method: str, granularity: str, cache_dir: Path, timeout: float | Non
     path = soundness_path(method, str(cls.version), granularity, cache_dir)
 
     def compute() -> dict[str, str]:
+        from .sandbox import ScoringTimeout
+
         try:
             return {"verdict": judge(cls, granularity, cache_dir, timeout).summary()}
+        except ScoringTimeout:
+            raise  # depends on this run's bound: the task fails, nothing is cached
         except PluginError as exc:
             return {"verdict": f"fail: {exc}"}
 

@@ -233,3 +233,72 @@ def test_a_score_that_never_returns_is_stopped_at_its_bound(tmp_path):
 def test_the_default_score_bound_scales_with_the_backbone():
     assert sandbox.default_score_timeout("smallcnn") == 600.0
     assert sandbox.default_score_timeout("resnet18") == 8 * 600.0
+
+
+def test_check_submission_fails_closed(tmp_path):
+    """A check that exits 0 without printing its pass line (what a plugin ending `check`'s
+    process used to produce) fails the submission."""
+    import shutil
+    import subprocess
+
+    from conftest import REPO
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+                       cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "base")
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(REPO / ".ci/check-submission.sh", tmp_path / ".ci")
+    (tmp_path / "methods").mkdir()
+    (tmp_path / "methods/quiet.py").write_text(plugin("quiet"))
+    git("add", ".")
+    git("commit", "-q", "-m", "plugin")
+    result = subprocess.run(["bash", ".ci/check-submission.sh", "HEAD~1"], cwd=tmp_path,
+                            env={**os.environ, "XPRUNE": "true"}, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "step exited 0 without its pass line: treated as a failure" in result.stdout
+    assert result.stdout.rstrip().endswith("check-submission: FAILED (see above)")
+
+
+def test_verify_compares_method_and_timing_fields():
+    """Edited method declarations are mismatches; latency within a factor of 2 on the same
+    hardware agrees, beyond it is a mismatch, and on other hardware is unverifiable."""
+    from bench.verify import compare_method, compare_timings
+    from recordfactory import make_record
+
+    record = make_record()
+    block = {**record["method"], "source_sha256": "ab"}
+    current = {k: v for k, v in block.items()}
+    assert compare_method(block, current) == []
+    assert compare_method({**block, "description": "edited"}, current) == [
+        ("method.description", "edited", block["description"])]
+    assert compare_method(block, {**current, "source_sha256": "cd"}) == [
+        ("method.source_sha256", "ab", "cd")]
+    published = record["metrics"]
+    rerun = json_copy(published)
+    rerun["latency"]["b1"]["speedup"] *= 1.9
+    assert compare_timings(published, rerun)[0] == []
+    rerun["latency"]["b1"]["speedup"] = published["latency"]["b1"]["speedup"] * 2.1
+    assert [f for f, *_ in compare_timings(published, rerun)[0]] == ["latency.b1.speedup"]
+    rerun["latency"]["hardware"] = "another CPU"
+    differing, unverifiable = compare_timings(published, rerun)
+    assert differing == [] and "latency.speedup (other hardware)" in unverifiable
+
+
+def json_copy(value):
+    import json
+    return json.loads(json.dumps(value))
+
+
+def test_verify_fails_a_malformed_record_as_that_record(tmp_path):
+    """A record file that is not a valid record fails as itself; verify does not crash."""
+    from bench.verify import verify
+
+    folder = tmp_path / "reports" / "synthetic"
+    folder.mkdir(parents=True)
+    (folder / "hostile.json").write_text('{"schema_version": 2, "cell": []}')
+    report = verify(tmp_path / "reports")
+    assert not report.ok and report.exit_code == 1
+    assert len(report.failures) == 1 and report.failures[0].startswith(
+        "hostile.json: unreadable record (")
