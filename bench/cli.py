@@ -107,7 +107,8 @@ def run(
              "Records name the device; hashes do not depend on it."),
     cell_timeout: Optional[float] = typer.Option(
         None, metavar="SECONDS",
-        help="Seconds a soundness, scoring or cell task may run before its worker is killed."),
+        help="Seconds a cell task may run before its worker is killed, and each plugin's "
+             "score() (default: 600 s on smallcnn, scaled by backbone)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", metavar="DIR",
                                            help="Output folder (default: runs/<spec name>)."),
     cache: Optional[Path] = typer.Option(None, metavar="DIR", help="Baseline and score cache "

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import shutil
 import signal
@@ -47,6 +48,7 @@ STARTUP_TIMEOUT = 300.0  # seconds for a child to import the engine (torch) befo
 SCORE_TIMEOUT_BASE = 600.0
 SCORE_TIMEOUT_SCALE = {"smallcnn": 1.0, "vgg": 2.0, "vit": 2.0, "resnet18": 8.0}
 _ERROR_LIMIT = 500  # characters of a child's error kept
+_PRCTL: Any = None  # set by _run before the first child starts
 
 
 def default_score_timeout(backbone: str) -> float:
@@ -131,6 +133,8 @@ def _run(args: list[str], folder: Path, import_limit: float, score_limit: float 
     STARTUP_TIMEOUT: no plugin code has run yet), then imports the plugin (bounded by
     ``import_limit``) and creates ``folder/scoring`` when ``score()`` is about to run (from
     then on bounded by ``score_limit``)."""
+    global _PRCTL
+    _PRCTL = _prctl()
     log, ready, marker = folder / "child.log", folder / "ready", folder / "scoring"
     start = time.monotonic()
     imported: float | None = None
@@ -174,16 +178,25 @@ def _run(args: list[str], folder: Path, import_limit: float, score_limit: float 
         time.monotonic() - began if began is not None else 0.0)
 
 
+@functools.lru_cache(maxsize=1)
+def _prctl() -> Any:
+    """libc's prctl, resolved in the parent (nothing is imported between fork and exec)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None
+
+
 def _die_with_parent() -> None:
     """In the child before exec (Linux): SIGKILL it when the process that started it dies
     (a worker killed for overrunning its task must not leave a scoring process behind)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
+    prctl = _PRCTL
+    if prctl is not None:
+        prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
 
 
 def _status(code: int) -> str:
@@ -236,12 +249,14 @@ def _valid_meta(meta: Any) -> bool:
 # -- scoring ----------------------------------------------------------------------------------
 
 def score(source: str, method: str, model, granularity: str, batch, seed: int,
-          timeout: float, device: str = "cpu") -> tuple[dict[str, Any], float]:
+          timeout: float, device: str = "cpu", version: str | None = None,
+          ) -> tuple[dict[str, Any], float]:
     """Score ``model``'s sites with plugin ``method`` from ``source`` in a fresh scoring
     process; return the scores (validated here) and the seconds ``score()`` took.
 
     The import is bounded by :func:`import_timeout`, ``score()`` by ``timeout`` seconds
-    (ScoringTimeout); a plugin that exits, dies or breaks the contract is a PluginError."""
+    (ScoringTimeout); a plugin that exits, dies or breaks the contract is a PluginError, and
+    so is one whose class is no longer ``version`` (when given: the file changed)."""
     import torch
 
     from .scoring import validate
@@ -251,7 +266,8 @@ def score(source: str, method: str, model, granularity: str, batch, seed: int,
     with tempfile.TemporaryDirectory(prefix="xprune-score-") as tmp:
         folder = Path(tmp)
         torch.save({"model": scoring_copy(model), "granularity": granularity, "batch": batch,
-                    "seed": seed, "threads": torch.get_num_threads(), "device": device},
+                    "seed": seed, "threads": torch.get_num_threads(), "device": device,
+                    "version": version},
                    folder / "request.pt")
         try:
             code, last, wall = _run(["score", source, method, str(folder)], folder,
@@ -275,7 +291,7 @@ def score(source: str, method: str, model, granularity: str, batch, seed: int,
         raise PluginError(f"{method}: the scoring process ended with {_status(code)}")
     scores = validate(method, raw, sites)
     # score() is timed in the child; a child cannot claim more time than its process took
-    return scores, min(max(seconds, 0.0), wall) if seconds == seconds else wall
+    return scores, min(max(seconds, 0.0), wall) if math.isfinite(seconds) else wall
 
 
 # -- the children -----------------------------------------------------------------------------
@@ -329,6 +345,10 @@ def _child_score(source: str, method: str, folder: str) -> None:
                    if getattr(c, "name", None) == method]
         if not classes:
             raise PluginError(f"{method}: {source} no longer defines it")
+        wanted = request.get("version")
+        if wanted is not None and str(classes[0].version) != wanted:
+            raise PluginError(f"{method}: the plugin is now version {classes[0].version}, the "
+                              f"cell asks for {wanted}")
         (where / "scoring").touch()  # imported: from here the score() deadline applies
         scores, seconds = run_method(classes[0], request["model"], request["granularity"],
                                      request["batch"], request["seed"])

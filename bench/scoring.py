@@ -97,7 +97,7 @@ def get(key: ScoreKey, model: nn.Module, dataset: Dataset, cache_dir: Path,
             batch = batch.to(devices.of(model))
         limit = timeout or sandbox.default_score_timeout(key.baseline.backbone)
         scores, seconds = sandbox.score(info.source, key.method, model, key.granularity, batch,
-                                        key.baseline.seed, limit, device)
+                                        key.baseline.seed, limit, device, key.method_version)
         return {"scores": scores, "seconds": seconds, "key": key.hash,
                 "isolation": sandbox.isolation()}
 

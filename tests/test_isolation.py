@@ -6,7 +6,6 @@ Each test writes real hostile plugins to a temporary folder and runs the real en
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import pytest
@@ -84,7 +83,7 @@ def hostile_run(tmp_path_factory):
                        ("loops", LOOPS), ("exits_at_import", EXITS_AT_IMPORT)]:
         (folder / f"{name}.py").write_text(text)
     env = {"XPRUNE_PLUGIN_PATH": str(folder), "XPRUNE_CACHE": str(workdir / "cache"),
-           "XPRUNE_PLUGIN_IMPORT_TIMEOUT": "5"}
+           "XPRUNE_PLUGIN_IMPORT_TIMEOUT": "20"}
     started = time.monotonic()
     result = xprune("run", "--preset", "synthetic", "--granularities", "channel",
                     "--methods", "magnitude,inflate,leaky", "--workers", "1",
@@ -153,7 +152,7 @@ def test_list_does_not_hang_on_a_plugin_that_loops_or_exits_at_import(hostile_ru
     result = xprune("list", "methods", cwd=workdir, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     broken = [line for line in result.stdout.splitlines() if line.startswith("broken")]
-    assert any("loops.py" in b and "import did not finish within 5 s" in b for b in broken)
+    assert any("loops.py" in b and "import did not finish within 20 s" in b for b in broken)
     assert any("exits_at_import.py" in b and "import ended the process (SystemExit" in b
                for b in broken)
     assert "inflate" in result.stdout and "magnitude" in result.stdout
