@@ -42,9 +42,7 @@ import bench.evaluate as _e
 _real = _e.task_scores
 def _fake(*args, **kwargs):
     return {k: (1.0 if isinstance(v, float) else v) for k, v in _real(*args, **kwargs).items()}
-_e.task_scores = _fake
-import bench.runner as _r
-_r.evaluate.task_scores = _fake
+_e.task_scores = _fake  # the runner calls bench.evaluate.task_scores
 """)
 # Sabotages everyone else: pruning removes everything it can.
 SABOTAGE = plugin("sabotage", """
@@ -52,9 +50,7 @@ import bench.prune as _p
 _real = _p.prune
 def _wreck(model, scores, granularity, scope, sparsity, *rest):
     return _real(model, scores, granularity, scope, 0.99, *rest)
-_p.prune = _wreck
-import bench.runner as _r
-_r.prune.prune = _wreck
+_p.prune = _wreck  # the runner calls bench.prune.prune
 """)
 # Leaves process state behind at import.
 LEAKY = plugin("leaky", """
@@ -147,15 +143,18 @@ def test_records_say_how_scores_were_isolated(hostile_run):
     assert digest == hashlib.sha256(INFLATE.encode()).hexdigest()
 
 
-def test_list_does_not_hang_on_a_plugin_that_loops_or_exits_at_import(hostile_run):
-    *_, workdir, env, _ = hostile_run
-    result = xprune("list", "methods", cwd=workdir, env=env, timeout=300)
+def test_list_does_not_hang_on_a_plugin_that_loops_or_exits_at_import(tmp_path):
+    for name, text in [("loops", LOOPS), ("exits_at_import", EXITS_AT_IMPORT)]:
+        (tmp_path / f"{name}.py").write_text(text)
+    env = {"XPRUNE_PLUGIN_PATH": str(tmp_path), "XPRUNE_PLUGIN_IMPORT_TIMEOUT": "20",
+           "COLUMNS": "1000"}
+    result = xprune("list", "methods", cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     broken = [line for line in result.stdout.splitlines() if line.startswith("broken")]
     assert any("loops.py" in b and "import did not finish within 20 s" in b for b in broken)
     assert any("exits_at_import.py" in b and "import ended the process (SystemExit" in b
                for b in broken)
-    assert "inflate" in result.stdout and "magnitude" in result.stdout
+    assert "magnitude" in result.stdout
 
 
 @pytest.mark.parametrize("body, message", [
