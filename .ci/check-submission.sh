@@ -6,11 +6,13 @@
 # Every added/modified methods/*.py       -> xprune check <file>
 # Every added/modified reports/**/*.json  -> xprune verify on exactly those records (each
 #                                            re-run from scratch and compared)
-# Exit status 1 when any check or verification fails, 0 otherwise (also when nothing changed).
+# Fails closed: a step passes only when its command exits 0 AND prints its explicit pass line
+# ("check passed: <file>" / "...: ok"); any other ending (a crash, a kill, no output, exit 0
+# without the line) is a failure. Exit 0 only when every step passed (or nothing changed).
 # Environment: XPRUNE (command, default "xprune"), VERIFY_TOLERANCE (default: verify's own).
 # The protocol's pinned kernels (bench/kernels.py) are always used: an XPRUNE_NATIVE_KERNELS
 # opt-out in the caller's environment is removed, and the pin is exported for every process.
-set -u
+set -u -o pipefail
 unset XPRUNE_NATIVE_KERNELS
 export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2,STRICT
 
@@ -20,7 +22,10 @@ cd "$(git rev-parse --show-toplevel)" || exit 2
 git rev-parse --verify --quiet "$BASE^{commit}" >/dev/null \
     || { echo "check-submission: unknown base ref $BASE (fetch it first)"; exit 2; }
 
-mapfile -t changed < <(git diff --name-only --diff-filter=AM "$BASE...HEAD" --)
+diff="$(git diff --name-only --diff-filter=AM "$BASE...HEAD" --)" \
+    || { echo "check-submission: git diff against $BASE failed"; exit 1; }
+mapfile -t changed <<<"$diff"
+[ -z "$diff" ] && changed=()
 status=0
 methods=() ; reports=()
 for path in "${changed[@]}"; do
@@ -35,14 +40,26 @@ echo "check-submission: ${#changed[@]} changed file(s) since $BASE:" \
      "kernels pinned: ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY ONEDNN_MAX_CPU_ISA=$ONEDNN_MAX_CPU_ISA" \
      "MKL_CBWR=$MKL_CBWR"
 
+log="$(mktemp)"
+passed() {  # passed PATTERN COMMAND...: run it, show its output, pass only on exit 0 + PATTERN
+    local pattern="$1"; shift
+    "$@" >"$log" 2>&1; local code=$?
+    cat "$log"
+    if [ "$code" != 0 ]; then echo "check-submission: step exited with status $code"; return 1; fi
+    if ! grep -Eq "$pattern" "$log"; then
+        echo "check-submission: step exited 0 without its pass line: treated as a failure"
+        return 1
+    fi
+}
+
 for plugin in "${methods[@]}"; do
     echo "== xprune check $plugin"
-    $XPRUNE check "$plugin" || status=1
+    passed "^check passed: " $XPRUNE check "$plugin" || status=1
 done
 
 if [ "${#reports[@]}" -gt 0 ]; then
     staged="$(mktemp -d)"
-    trap 'rm -rf "$staged"' EXIT
+    trap 'rm -rf "$staged" "$log"' EXIT
     for record in "${reports[@]}"; do  # the changed records only, in their published layout
         mkdir -p "$staged/$(dirname "$record")"
         cp "$record" "$staged/$record"
@@ -50,9 +67,14 @@ if [ "${#reports[@]}" -gt 0 ]; then
     tolerance=()
     [ -n "${VERIFY_TOLERANCE:-}" ] && tolerance=(--tolerance "$VERIFY_TOLERANCE")
     echo "== xprune verify --reports <the ${#reports[@]} changed record(s)>"
-    $XPRUNE verify --reports "$staged/reports" "${tolerance[@]}" || status=1
+    passed "^verified .*: ok\$" $XPRUNE verify --reports "$staged/reports" "${tolerance[@]}" \
+        || status=1
 fi
 
-[ "$status" = 0 ] && echo "check-submission: all checks passed" \
-    || echo "check-submission: FAILED (see above)"
-exit "$status"
+rm -f "$log"
+if [ "$status" = 0 ]; then
+    echo "check-submission: all checks passed"
+    exit 0
+fi
+echo "check-submission: FAILED (see above)"
+exit 1

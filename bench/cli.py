@@ -112,7 +112,8 @@ def run(
              "Records name the device; hashes do not depend on it."),
     cell_timeout: Optional[float] = typer.Option(
         None, metavar="SECONDS",
-        help="Seconds a soundness, scoring or cell task may run before its worker is killed."),
+        help="Seconds a soundness, scoring or cell task may run before its worker is killed, "
+             "and each plugin's score() (default: 600 s on smallcnn, scaled by backbone)."),
     out_dir: Optional[str] = typer.Option(None, "--out", metavar="DIR",
                                            help="Output folder (default: runs/<spec name>)."),
     cache: Optional[str] = typer.Option(None, metavar="DIR", help="Baseline and score cache "
@@ -181,9 +182,6 @@ def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[f
                       f"{plan.records_dir}")
             print_next_steps(plan.out, uri)
             return
-        if plan.todo:
-            plugins.catalogue()  # import the plugins: their versions are authoritative now
-            plan = matrix.plan(plan.spec, plan.out, plan.cache, retry_failed, plan.device)
         if executor is Executor.local:
             from .executors import LocalExecutor
 
@@ -318,6 +316,7 @@ def check(
                       highlight=False)
     if any(r.blocking for r in results):
         raise typer.Exit(1)
+    out.print(f"check passed: {target}", markup=False, highlight=False)  # check-submission's line
 
 
 @app.command()

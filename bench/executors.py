@@ -1,7 +1,8 @@
 """Executors: where tasks run. Local = a pool of long-lived worker processes.
 
 Workers are spawned processes that import torch once and then run task after task, so
-fault isolation costs nothing per cell. If a worker dies mid-task (segfault, SIGKILL, OOM)
+fault isolation costs nothing per cell. Workers never import a method plugin: a task that
+needs scores starts a fresh scoring process for them (``bench.sandbox``). If a worker dies mid-task (segfault, SIGKILL, OOM)
 or a timed task overruns its timeout, that task alone is reported failed and a fresh worker
 takes the dead one's place. Tasks and outcomes (``bench.tasks``) cross the pipe as they are
 (pickled). Only the coordinating process sees results; workers never write records or MLflow.
@@ -22,6 +23,7 @@ from .errors import XPruneError
 from .tasks import Outcome, Task
 
 Callback = Callable[[Task, Outcome], None]
+SCORING_GRACE = 30.0  # seconds past twice its own bound before a scoring task's worker is killed
 
 
 def _threads(workers: int) -> int:
@@ -34,12 +36,10 @@ def _worker_main(conn: Connection, cache_dir: str, threads: int, device: str = "
     kernels.pin()  # before this process's first tensor operation (bench.kernels)
     import torch
 
-    from . import plugins
     from .runner import execute
 
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
-    plugins.catalogue()  # discover plugins before the first task's clock starts
     conn.send("ready")
     while True:
         message = conn.recv()
@@ -176,7 +176,12 @@ class LocalExecutor:
         if worker.process.sentinel in ready or not worker.process.is_alive():
             return Outcome.failure(worker.death_reason(), elapsed)
         timed = worker.task is not None and worker.task.timed
-        if timed and self.timeout is not None and elapsed > self.timeout:
+        limit = self.timeout
+        if limit is not None and getattr(worker.task, "timeout", None) is not None:
+            # a scoring task bounds its own scoring processes at the timeout and reports
+            # which; the worker is killed only if the task overruns well past that
+            limit = 2 * limit + SCORING_GRACE
+        if timed and limit is not None and elapsed > limit:
             worker.kill()
-            return Outcome.failure(f"timed out after {self.timeout:g} s (worker killed)", elapsed)
+            return Outcome.failure(f"timed out after {limit:g} s (worker killed)", elapsed)
         return None

@@ -259,7 +259,8 @@ def run(p: Plan, executor, tracker, progress) -> Counter:
     sound_missing = p.soundness_missing()
     base_tasks = [TrainBaseline(k) for k in dict.fromkeys(
         p.baselines_missing() + p.soundness_models_missing(sound_missing))]
-    sound_tasks = [JudgeSoundness(m, g) for m, _, g in sound_missing]
+    timeout = getattr(executor, "timeout", None)  # --cell-timeout bounds each scoring process
+    sound_tasks = [JudgeSoundness(m, g, timeout) for m, _, g in sound_missing]
     verdicts: dict[tuple[str, str], str] = {}  # a judged verdict is cached; a failed one is not
 
     def verdict_done(task: JudgeSoundness, outcome: Outcome) -> None:
@@ -280,7 +281,7 @@ def run(p: Plan, executor, tracker, progress) -> Counter:
                 failed_prereq[key.hash] = failed_prereq[key.baseline.hash]
                 progress.advance(f"skip scores {key.method}", None)
             else:
-                score_tasks.append(ComputeScores(key))
+                score_tasks.append(ComputeScores(key, timeout))
         executor.run(score_tasks, prerequisite_done)
 
         runnable = []

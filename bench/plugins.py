@@ -5,12 +5,15 @@ all behind one registry.
 A plugin file that fails to import does not break the others: it is listed as broken with
 its error, skipped by wildcards, and refused with that error when named explicitly.
 
-Importing a plugin imports torch and its attribution libraries (seconds), so listing and
-planning read :func:`metadata`: each plugin's declarations from a small JSON cache keyed by
-the plugin file's path, mtime, size and inode (an entry point's distribution version) and
-by the engine's own sources, refreshed by importing only what is stale. Running cells
-always imports the plugins (:func:`catalogue`), and the coordinator checks the plan's
-method versions against them before anything runs.
+A plugin is untrusted code, and the engine's own processes never import one: listing,
+planning, records and verify read :func:`metadata`, each plugin's declarations from a small
+JSON cache keyed by the plugin file's path, mtime, size and inode (an entry point's
+distribution version) and by the engine's own sources, refreshed for what is stale by
+importing each stale plugin in its own time-bounded metadata process
+(:func:`bench.sandbox.read_metadata`): a plugin whose import loops, exits or fails is listed
+as broken with that reason, and the others load. Scores are computed in scoring processes
+(:func:`bench.sandbox.score`). :func:`catalogue` imports plugins in this process; only
+those child processes (and tests) call it.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ _PACKAGED = Path(__file__).resolve().parent / "methods"
 BUILTIN_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "methods"
 ENGINE_DIR = Path(__file__).resolve().parent
 REQUIRED = ("name", "family", "description", "reference", "version")
-META_CACHE_VERSION = 2  # 2: architectures
+META_CACHE_VERSION = 3  # 2: architectures; 3: zero_effect, source_sha256
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,9 @@ class MethodEntry:
         return {"name": c.name, "family": c.family, "description": c.description,
                 "reference": c.reference, "version": str(c.version), "source": self.source,
                 "granularities": ",".join(c.granularities),
-                "architectures": "any" if archs is None else ",".join(archs)}
+                "architectures": "any" if archs is None else ",".join(archs),
+                "zero_effect": "yes" if (bool(getattr(c, "needs_data", True))
+                                         and bool(getattr(c, "effect_based", True))) else "no"}
 
 
 @dataclass(frozen=True)
@@ -278,9 +283,9 @@ def _load(target: Any) -> list[type[Method]]:
 
 @functools.lru_cache(maxsize=1)
 def catalogue() -> Catalogue:
-    """Discover every plugin once per process, importing each (and refreshing the
-    metadata cache that :func:`metadata` reads)."""
-    found, broken, fresh = [], {}, {}
+    """Discover every plugin once per process, importing each here (tests only: the
+    engine reads :func:`metadata` and scores in scoring processes)."""
+    found, broken = [], {}
     for source, target, key in _sources():
         try:
             classes = _load(target)
@@ -289,37 +294,70 @@ def catalogue() -> Catalogue:
             continue
         for cls in classes:
             found.append((source, cls, [_class_meta(cls, source)]))
-        fresh[key] = [_class_meta(cls, source) for cls in classes]
-    _save_meta_cache(fresh)
     return _build(found, broken)
 
 
 @functools.lru_cache(maxsize=1)
 def metadata() -> Catalogue:
-    """Every plugin's declarations, from the metadata cache where it is fresh.
+    """Every plugin's declarations, without importing any plugin in this process.
 
-    A plugin file is imported (which imports torch and its libraries: seconds) only when
-    the cache has no entry for its path, mtime, size and inode, or when the engine's own
-    sources changed since the cache was written; a file that fails to load is never cached.
+    A stale source (no cache entry for its path, mtime, size and inode, or the engine's own
+    sources changed) is imported in its own metadata process, several at once, each bounded
+    by ``$XPRUNE_PLUGIN_IMPORT_TIMEOUT`` seconds; a source that fails is never cached.
     """
-    if catalogue.cache_info().currsize:  # already imported in this process: no cache needed
-        return catalogue()
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .sandbox import read_metadata
+
     cached = _read_meta_cache()
-    found, broken, fresh, stale = [], {}, {}, False
-    for source, target, key in _sources():
-        metas = cached.get(key)
-        if metas is None:
-            stale = True
-            try:
-                metas = [_class_meta(cls, source) for cls in _load(target)]
-            except PluginError as exc:
-                broken[source] = str(exc)
-                continue
+    sources = _sources()
+    stale = [(source, key) for source, _, key in sources if cached.get(key) is None]
+
+    def read(source: str) -> list | str:
+        try:
+            return read_metadata(source)
+        except PluginError as exc:
+            return f"{Path(source).name if source.startswith('path:') else source}: {exc}"
+
+    if stale:
+        with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+            answers = dict(zip((k for _, k in stale), pool.map(read, [s for s, _ in stale])))
+    found, broken, fresh = [], {}, {}
+    for source, target, key in sources:
+        metas = cached.get(key) if key not in (answers if stale else {}) else answers[key]
+        if isinstance(metas, str):
+            broken[source] = metas
+            continue
+        metas = [_with_digest(m, target) for m in metas]
         fresh[key] = metas
         found.append((source, None, metas))
     if stale:
         _save_meta_cache(fresh)
     return _build(found, broken)
+
+
+def _with_digest(meta: dict[str, Any], target: Any) -> dict[str, Any]:
+    """A class meta with ``source_sha256``: the digest of the plugin file, read here (an
+    entry point has its distribution's version in ``source`` instead)."""
+    if "meta" not in meta or "source_sha256" in meta["meta"]:
+        return meta
+    import hashlib
+
+    digest = ""
+    if isinstance(target, Path):
+        try:
+            digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        except OSError:
+            pass
+    return {**meta, "meta": {**meta["meta"], "source_sha256": digest}}
+
+
+def source_digest(source: str) -> str:
+    """The sha256 of a plugin source's file now ('' for an entry point or a missing file)."""
+    for src, target, _ in _sources():
+        if src == source:
+            return _with_digest({"meta": {}}, target)["meta"]["source_sha256"]
+    return ""
 
 
 def meta_cache_path() -> Path:
@@ -367,5 +405,13 @@ def _save_meta_cache(entries: dict[str, list]) -> None:
 
 
 def get(name: str) -> MethodEntry:
-    """Look up one plugin by name (PluginError if it is broken, UnknownNameError if absent)."""
+    """Import and look up one plugin by name in this process (PluginError if it is broken,
+    UnknownNameError if absent): for the scoring and metadata processes and tests only."""
     return catalogue().get(name)
+
+
+def info(name: str) -> MethodInfo:
+    """One plugin's declarations by name (:func:`metadata`; nothing imported here)."""
+    entry = metadata().get(name)
+    assert isinstance(entry, MethodInfo)
+    return entry

@@ -330,6 +330,9 @@ def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> d
             "torch_threads": outcome.threads if outcome.threads is not None else torch_threads(),
             "baseline_hash": cell.baseline.hash, "score_hash": cell.scores.hash,
             "seconds": round(outcome.seconds, 3),
+            # how the cell's scores were computed (bench.sandbox.isolation), when it ran
+            **({"scoring": computed["scoring_isolation"]}
+               if computed.get("scoring_isolation") else {}),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         },
     }
@@ -337,10 +340,11 @@ def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> d
 
 def split_provenance(result: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict]:
     """A cell's result without, and with only, what belongs in the provenance: the baseline
-    digest and the kernel settings of the process that computed (``bench.runner.run_cell``)."""
+    digest, the kernel settings of the process that computed (``bench.runner.run_cell``) and
+    how its scores were isolated."""
     if result is None:
         return None, {}
-    moved = ("baseline_digest", "kernels")
+    moved = ("baseline_digest", "kernels", "scoring_isolation")
     return ({k: v for k, v in result.items() if k not in moved},
             {k: result[k] for k in moved if k in result})
 
@@ -349,8 +353,9 @@ def method_block(cell: Cell, soundness: str | None) -> dict[str, str]:
     """A record's ``method``: the plugin's metadata (or the cell's name and version when the
     plugin is gone), its soundness verdict and the architectures it declares."""
     try:
-        method = plugins.get(cell.method).metadata()
+        method = plugins.info(cell.method).metadata()
         method.pop("granularities")
+        method.pop("zero_effect", None)
     except XPruneError:
         method = {k: "" for k in ("family", "description", "reference", "source")}
         method |= {"name": cell.method, "version": cell.method_version}

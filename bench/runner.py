@@ -81,6 +81,9 @@ def run_cell(cell: Cell, cache_dir: Path, device: str = "cpu") -> dict[str, Any]
         # provenance, moved there by records.make_record: what computed this cell
         "baseline_digest": base_meta["digest"],
         "kernels": kernels.settings(),
+        # provenance.scoring, moved there by records.make_record
+        "scoring_isolation": scored.get("isolation", "in-process (scores cached before "
+                                                     "scoring processes)"),
     }
 
 
@@ -111,7 +114,7 @@ def _train(task: TrainBaseline, cache_dir: Path, device: str) -> dict[str, Any]:
 
 @perform.register(JudgeSoundness)
 def _judge(task: JudgeSoundness, cache_dir: Path, device: str) -> str:
-    return soundness.verdict(task.method, task.granularity, cache_dir)
+    return soundness.verdict(task.method, task.granularity, cache_dir, task.timeout)
 
 
 @perform.register(ComputeScores)
@@ -119,7 +122,7 @@ def _score(task: ComputeScores, cache_dir: Path, device: str) -> float:
     key = task.key
     dataset = data.load(key.baseline.dataset, key.baseline.size)
     model, _ = baseline.get(key.baseline, dataset, cache_dir, device)
-    return scoring.get(key, model, dataset, cache_dir, device)["seconds"]
+    return scoring.get(key, model, dataset, cache_dir, device, task.timeout)["seconds"]
 
 
 @perform.register(RunCell)

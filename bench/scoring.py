@@ -3,6 +3,9 @@
 The engine checks every returned tensor (type, shape, finiteness) and turns a violation into
 a PluginError naming the site, so a broken plugin fails its cells, never the matrix.
 Validated scores are cached per (baseline, method, version, granularity, reference set).
+:func:`get` computes them in a fresh scoring process (``bench.sandbox``), bounded by a
+timeout (``--cell-timeout``, else ``bench.sandbox.default_score_timeout`` of the backbone);
+:func:`run_method` is what runs inside that process.
 """
 
 from __future__ import annotations
@@ -75,16 +78,28 @@ def run_method(cls: type[Method], model: nn.Module, granularity: str, batch: Bat
 
 
 def get(key: ScoreKey, model: nn.Module, dataset: Dataset, cache_dir: Path,
-        device: str = "cpu") -> dict[str, Any]:
-    """Cached ``{"scores", "seconds"}`` for a score key (computed on first use, on the
-    model's device; scores are stored on the CPU)."""
+        device: str = "cpu", timeout: float | None = None) -> dict[str, Any]:
+    """Cached ``{"scores", "seconds", "isolation"}`` for a score key (computed on first use
+    in a scoring process, on the model's device, within ``timeout`` seconds, default
+    ``sandbox.default_score_timeout``; scores are stored on the CPU)."""
+    from . import sandbox
+
     def compute() -> dict[str, Any]:
+        info = plugins.info(key.method)
+        if info.version != key.method_version:
+            raise PluginError(f"{key.method}: the plugin is now version {info.version}, the "
+                              f"cell asks for {key.method_version}")
+        if key.granularity not in info.granularities:
+            raise PluginError(f"{key.method}: granularity {key.granularity!r} is not supported "
+                              f"(declares {', '.join(info.granularities)})")
         batch = reference_batch(dataset, key.reference_per_class, key.baseline.seed)
         if device != "cpu":
             batch = batch.to(devices.of(model))
-        scores, seconds = run_method(plugins.get(key.method).cls, model, key.granularity, batch,
-                                     key.baseline.seed)
-        return {"scores": scores, "seconds": seconds, "key": key.hash}
+        limit = timeout or sandbox.default_score_timeout(key.baseline.backbone)
+        scores, seconds = sandbox.score(info.source, key.method, model, key.granularity, batch,
+                                        key.baseline.seed, limit, device, key.method_version)
+        return {"scores": scores, "seconds": seconds, "key": key.hash,
+                "isolation": sandbox.isolation()}
 
     return cache.get_or_compute(cache_dir / "scores" / devices.cache_name(key.hash, device),
                                 compute)

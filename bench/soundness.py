@@ -35,6 +35,7 @@ import copy
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -174,13 +175,29 @@ def zero_effect_problem(scores: dict[str, Tensor],
     return ""
 
 
-def judge(cls: type[Method], granularity: str, cache_dir: Path | None = None) -> Verdict:
-    """Run both checks for one method and granularity (PluginError if the plugin fails)."""
+def judge(cls: type[Method] | Any, granularity: str, cache_dir: Path | None = None,
+          timeout: float | None = None) -> Verdict:
+    """Run both checks for one method and granularity (PluginError if the plugin fails).
+
+    ``cls`` is a plugin's declarations (``plugins.MethodInfo``: the engine's way, each score
+    computed in a scoring process within ``timeout``) or a class imported in this process
+    (tests)."""
     dataset = data.load(data.SYNTHETIC)
     batch = data.reference_batch(dataset, 10, SEED)
-    key = soundness_model(granularity, getattr(cls, "architectures", None))
+    isolated = not isinstance(cls, type)
+    architectures = cls.architectures if isolated else getattr(cls, "architectures", None)
+    key = soundness_model(granularity, architectures)
     model = trained_model(cache_dir, key)
-    scores, _ = run_method(cls, model, granularity, batch, SEED)
+
+    def scores_of(m: nn.Module) -> dict[str, torch.Tensor]:
+        if not isolated:
+            return run_method(cls, m, granularity, batch, SEED)[0]
+        from . import sandbox
+
+        return sandbox.score(cls.source, cls.name, m, granularity, batch, SEED,
+                             timeout or sandbox.default_score_timeout(key.backbone))[0]
+
+    scores = scores_of(model)
     inert = inert_units(model, granularity, batch)
     worst_site, worst = max(((name, tie_share(s, inert[name])) for name, s in scores.items()),
                             key=lambda item: item[1])
@@ -189,24 +206,30 @@ def judge(cls: type[Method], granularity: str, cache_dir: Path | None = None) ->
         problems.append(f"site {worst_site}: {100 * worst:.1f}% of its units that affect the "
                         f"output tie at the minimum score (limit {100 * TIE_LIMIT:g}%)")
     zero_effect = None
-    if subject_to_zero_effect(cls):
-        modified, _ = run_method(cls, with_zero_effect_units(model), granularity, batch, SEED)
+    if (cls.metadata().get("zero_effect") == "yes" if isolated
+            else subject_to_zero_effect(cls)):
+        modified = scores_of(with_zero_effect_units(model))
         problem = zero_effect_problem(modified, zero_effect_table(model))
         zero_effect = not problem
         problems += [problem] if problem else []
     return Verdict(cls.name, granularity, zero_effect, worst, worst_site, "; ".join(problems))
 
 
-def verdict(method: str, granularity: str, cache_dir: Path) -> str:
-    """``pass`` or ``fail: reason`` for a registered method, cached per method version."""
+def verdict(method: str, granularity: str, cache_dir: Path, timeout: float | None = None) -> str:
+    """``pass`` or ``fail: reason`` for a registered method, cached per method version (its
+    scores computed in scoring processes, each within ``timeout`` seconds)."""
     from .matrix import soundness_path
 
-    cls = plugins.get(method).cls
+    cls = plugins.info(method)  # scored in scoring processes: nothing imported here
     path = soundness_path(method, str(cls.version), granularity, cache_dir)
 
     def compute() -> dict[str, str]:
+        from .sandbox import ScoringTimeout
+
         try:
-            return {"verdict": judge(cls, granularity, cache_dir).summary()}
+            return {"verdict": judge(cls, granularity, cache_dir, timeout).summary()}
+        except ScoringTimeout:
+            raise  # depends on this run's bound: the task fails, nothing is cached
         except PluginError as exc:
             return {"verdict": f"fail: {exc}"}
 

@@ -41,6 +41,7 @@ class JudgeSoundness:
 
     method: str
     granularity: Granularity
+    timeout: float | None = None  # per scoring process; None: the default bound
     kind: ClassVar[str] = "soundness"
     timed: ClassVar[bool] = True  # it runs the plugin: a hang fails the verdict, not the matrix
 
@@ -55,10 +56,12 @@ class JudgeSoundness:
 
 @dataclass(frozen=True)
 class ComputeScores:
-    """Score one baseline with one method (or find the scores cached). Result: the seconds
-    the plugin took."""
+    """Score one baseline with one method (or find the scores cached) in a fresh scoring
+    process bounded by ``timeout`` seconds (None: the backbone's default). Result: the
+    seconds the plugin took."""
 
     key: ScoreKey
+    timeout: float | None = None
     kind: ClassVar[str] = "scores"
     timed: ClassVar[bool] = True
 

@@ -5,6 +5,15 @@ scores recomputed), and every stored metric that does not measure time is compar
 the published one: integers (params, MACs) exactly, other numbers within ``tolerance``.
 Any difference is a mismatch naming the cell, the field, the published and the new value.
 
+The re-run never imports the method plugin: its scores come from a fresh scoring process
+(``bench.sandbox``), so a plugin that patches the engine at import cannot make its own
+re-run agree with an edited record. Timings are compared when the re-run's CPU (or GPU) and thread
+count are the record's (speed-up within a factor of 2, latency in ms within 5: a loaded
+machine slows both models alike but not the clock), and are listed as unverifiable otherwise, with the wall times of the run (``*_seconds``), which are
+always. The record's method block (description, family, reference, version, the plugin
+file's sha256 where recorded) is compared with the plugin's current declarations. A record
+that cannot be read or compared fails as that record.
+
 A record is compared only against a re-run on its own device kind (``provenance.device``;
 records without one were made on the CPU): GPU and CPU kernels reduce in different orders,
 so a CPU re-run of a CUDA record (or the reverse) would not test reproducibility. A CUDA
@@ -49,6 +58,11 @@ SAME = "same baseline"
 HARDWARE = "different baseline (hardware)"
 STAT_FIELDS = ("dense.acc", "dense.auc", "pruned.acc", "recovered.acc", "recovered.auc")
 STAT_LEVEL = 0.99
+DEFAULT_TIMING_TOLERANCE = 1.0  # speed-ups agree within a factor of 2 (shared machines are noisy)
+ABSOLUTE_TIMING_FACTOR = 5.0  # milliseconds, which a loaded machine inflates far more, within 5x
+TIMINGS = ("dense_ms", "pruned_ms", "speedup")
+WALL_TIMES = ("score_seconds", "prune_seconds", "recover_seconds")
+METHOD_FIELDS = ("description", "family", "reference", "version", "source", "source_sha256")
 
 
 class VerifyError(XPruneError):
@@ -82,6 +96,7 @@ class VerifyReport:
     mismatches: list[Mismatch] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     comparisons: dict[str, str] = field(default_factory=dict)  # cell hash -> how it was compared
+    unverifiable: set[str] = field(default_factory=set)  # fields a re-run cannot reproduce
 
     @property
     def ok(self) -> bool:
@@ -98,8 +113,12 @@ class VerifyReport:
                                         f"{len(self.failures)} failure(s)")
         on = (f", each re-run on its own device kind ({', '.join(sorted(self.devices))})"
               if self.devices else "")
+        if self.unverifiable:
+            lines.append("unverifiable (not compared): " + ", ".join(sorted(self.unverifiable)))
         lines.append(f"verified {len(self.checked)} of {self.total} record(s) in {self.reports} "
-                     f"(tolerance {self.tolerance:g}{on}): {verdict}")
+                     f"(tolerance {self.tolerance:g}, speed-up within x"
+                     f"{1 + DEFAULT_TIMING_TOLERANCE:g}, latency within x"
+                     f"{ABSOLUTE_TIMING_FACTOR:g}{on}): {verdict}")
         return "\n".join(lines)
 
 
@@ -126,13 +145,61 @@ def _same(old: Any, new: Any, tolerance: float, exact: bool) -> bool:
     return abs(float(old) - float(new)) <= tolerance
 
 
-def sample_records(reports: Path, sample: int | None, seed: int) -> tuple[list[dict[str, Any]], int]:
-    """A seeded random sample of the ok records under ``reports`` (all if ``sample`` is None)."""
+def compare_timings(published: dict[str, Any], rerun: dict[str, Any],
+                    tolerance: float = DEFAULT_TIMING_TOLERANCE,
+                    ) -> tuple[list[tuple[str, Any, Any]], set[str]]:
+    """(field, published, re-run) for every speed-up outside a factor of ``1 + tolerance``
+    and every latency in ms outside ``ABSOLUTE_TIMING_FACTOR``, and the timing fields that cannot be compared (another CPU or GPU,
+    another thread count, wall times of the run)."""
+    differing, unverifiable = [], set(WALL_TIMES)
+    for where in ("", "gpu"):
+        old, new = published.get("latency") or {}, rerun.get("latency") or {}
+        if where:
+            old, new = old.get(where) or {}, new.get(where) or {}
+            if not old:
+                continue
+        prefix = f"latency.{where + '.' if where else ''}"
+        same_machine = (new and old.get("hardware") == new.get("hardware")
+                        and old.get("threads") == new.get("threads"))
+        for batch in ("b1", "b64"):
+            for name in TIMINGS:
+                key = f"{prefix}{batch}.{name}"
+                a, b = (old.get(batch) or {}).get(name), (new.get(batch) or {}).get(name)
+                if not same_machine or a is None or b is None:
+                    unverifiable.add(f"{prefix}{name} (other hardware)" if not same_machine
+                                     else key)
+                elif not _within_factor(float(a), float(b), 1 + tolerance if name == "speedup"
+                                        else max(1 + tolerance, ABSOLUTE_TIMING_FACTOR)):
+                    differing.append((key, a, b))
+    return differing, unverifiable
+
+
+def _within_factor(old: float, new: float, factor: float) -> bool:
+    if not (math.isfinite(old) and math.isfinite(new)) or old <= 0 or new <= 0:
+        return old == new
+    return max(old / new, new / old) <= factor
+
+
+def compare_method(block: dict[str, Any], current: dict[str, str]) -> list[tuple[str, Any, Any]]:
+    """(field, published, current) for every method declaration the record states that the
+    plugin re-run no longer declares (a record without a digest is not compared on it)."""
+    return [(f"method.{k}", block.get(k), current.get(k)) for k in METHOD_FIELDS
+            if k in block and (k != "source_sha256" or current.get(k))
+            and block.get(k) != current.get(k)]
+
+
+def sample_records(reports: Path, sample: int | None, seed: int,
+                   unreadable: list[str] | None = None) -> tuple[list[dict[str, Any]], int]:
+    """A seeded random sample of the ok records under ``reports`` (all if ``sample`` is None);
+    a record file that cannot be read or validated is appended to ``unreadable`` (with its
+    reason) when given, else raises."""
     if not Path(reports).is_dir():
         raise RecordError(f"reports folder {reports} does not exist")
-    found = sorted((r for r in records.iter_records(Path(reports)) if r["status"] == "ok"),
+    found = sorted((r for r in _readable(Path(reports), unreadable) if r["status"] == "ok"),
                    key=lambda r: r["cell_hash"])
     if not found:
+        if unreadable:
+            return [], 0
         raise RecordError(f"{reports} holds no ok records to verify")
     if sample is None or sample >= len(found):
         return found, len(found)
@@ -140,6 +207,21 @@ def sample_records(reports: Path, sample: int | None, seed: int) -> tuple[list[d
         raise VerifyError(f"--sample must be at least 1, got {sample}")
     chosen = random.Random(seed).sample(found, sample)
     return sorted(chosen, key=lambda r: r["cell_hash"]), len(found)
+
+
+def _readable(reports: Path, unreadable: list[str] | None) -> Iterator[dict[str, Any]]:
+    """The records under ``reports``; one that fails to read is noted in ``unreadable``."""
+    if unreadable is None:
+        yield from records.iter_records(reports)
+        return
+    for path in sorted(reports.rglob("*.json")):
+        if path.name.startswith(".tmp-"):
+            continue
+        try:
+            yield records.read(path)
+        except Exception as exc:  # malformed or hostile: that record fails, not verify
+            message = str(exc) if isinstance(exc, XPruneError) else f"{type(exc).__name__}"
+            unreadable.append(f"{path.name}: unreadable record ({message[:300]})")
 
 
 @contextmanager
@@ -174,7 +256,7 @@ def _rerun(record: dict[str, Any], cache: Path) -> dict[str, Any]:
                           f"(schema {records.SCHEMA_VERSION}); republish it first")
     check_publishable(record, where)
     cell = Cell.from_dict(record["cell"])
-    current = str(plugins.get(cell.method).cls.version)
+    current = plugins.info(cell.method).version
     if current != cell.method_version:
         raise RecordError(f"{where}: method {cell.method} is now version {current}, the record "
                           f"has {cell.method_version}; the cell cannot be re-run as published")
@@ -201,8 +283,10 @@ def verify(reports: Path | str = "reports", sample: int | None = None,
     ``baselines``: an archive (``xprune baselines export``) imported into that cache first, so
     its baselines are used as they are instead of retrained."""
     check_tolerance(tolerance)
-    chosen, total = sample_records(Path(reports), sample, seed)
-    report = VerifyReport(Path(reports), total, tolerance)
+    unreadable: list[str] = []
+    chosen, total = sample_records(Path(reports), sample, seed, unreadable)
+    report = VerifyReport(Path(reports), total + len(unreadable), tolerance)
+    report.failures += unreadable
     seeds = SeedValues(Path(reports))
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
@@ -212,16 +296,34 @@ def verify(reports: Path | str = "reports", sample: int | None = None,
 
             import_archive(Path(baselines), Path(fresh))
         for record in chosen:
-            label = Cell.from_dict(record["cell"]).label()
-            try:
-                metrics = _rerun(record, Path(fresh))
-            except XPruneError as exc:
-                report.failures.append(str(exc))
-                continue
-            report.checked.append(record["cell_hash"])
-            report.devices.add(device_kind(record))
-            judge(record, metrics, label, report, seeds)
+            _verify_one(record, Path(fresh), report, seeds)
     return report
+
+
+def _verify_one(record: dict[str, Any], cache: Path, report: VerifyReport,
+                seeds: "SeedValues") -> None:
+    """Re-run and compare one record into ``report``; a record that cannot be re-run or
+    compared (malformed, hostile, edited) is a failure naming it, never an internal error."""
+    where = str(record.get("cell_hash", "?")) if isinstance(record, dict) else "?"
+    try:
+        label = Cell.from_dict(record["cell"]).label()
+        current = plugins.info(record["cell"]["method"]).metadata()
+        metrics = _rerun(record, cache)
+        timing, unverifiable = compare_timings(record["metrics"], metrics)
+        found = timing + compare_method(record["method"], current)
+        judge(record, metrics, label, report, seeds)  # the task metrics, as the digest decides
+    except XPruneError as exc:
+        report.failures.append(str(exc))
+        return
+    except Exception as exc:  # a hostile record must fail as itself
+        report.failures.append(f"{where}: record cannot be verified "
+                               f"({type(exc).__name__}: {str(exc)[:200]})")
+        return
+    report.checked.append(record["cell_hash"])
+    report.devices.add(device_kind(record))
+    report.unverifiable |= unverifiable
+    report.mismatches += [Mismatch(record["cell_hash"], label, name, old, new)
+                          for name, old, new in found]
 
 
 def comparison(record: dict[str, Any], rerun_digest: str | None) -> str:

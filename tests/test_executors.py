@@ -1,5 +1,6 @@
-"""Worker processes: a hanging plugin is killed at the timeout, a worker killed by the OS is
-recorded with its signal, and the matrix carries on (the real CLI, real worker processes)."""
+"""Worker and scoring processes: a hanging plugin is stopped at the timeout, a plugin that
+kills its scoring process is recorded with its signal, a worker killed by the OS is replaced,
+and the matrix carries on (the real CLI, real worker and scoring processes)."""
 
 import os
 
@@ -27,16 +28,41 @@ def broken_run(tmp_path_factory):
 def test_hang_and_sigkill_fail_only_their_cells(broken_run):
     result, found = broken_run
     assert result.returncode == 1, result.stderr
-    assert found["broken-slow"]["error"] == "scores failed: timed out after 8 s (worker killed)"
-    assert found["broken-sigkill"]["error"] == "scores failed: worker process killed by SIGKILL"
-    assert found["magnitude"]["status"] == "ok"  # the replacement worker carried on
+    assert found["broken-slow"]["error"] == (
+        "scores failed: broken-slow: score() did not finish within 8 s (process killed)")
+    assert found["broken-sigkill"]["error"] == (
+        "scores failed: broken-sigkill: the scoring process ended (killed by SIGKILL) without "
+        "returning scores")
+    assert found["magnitude"]["status"] == "ok"  # the worker itself never ran the plugin
 
 
 def test_the_timeout_bounds_soundness_verdicts_too(broken_run):
-    """A plugin that hangs (or kills its worker) while judged fails its verdict for this run;
+    """A plugin that hangs (or kills its scoring process) while judged fails its verdict;
     the judge never stalls the matrix, and the verdict travels in the records."""
     _, found = broken_run
     assert {m: r["method"]["soundness"] for m, r in found.items()} == {
-        "broken-slow": "fail: timed out after 8 s (worker killed)",
-        "broken-sigkill": "fail: worker process killed by SIGKILL",
+        "broken-slow": "fail: broken-slow: score() did not finish within 8 s (process killed)",
+        "broken-sigkill": "fail: broken-sigkill: the scoring process ended (killed by SIGKILL) "
+                          "without returning scores",
         "magnitude": "pass"}
+
+
+def test_a_worker_killed_mid_task_is_replaced(tmp_path):
+    """The OS killing a worker (not a plugin: plugins never run in workers) fails that task
+    alone with the signal, and a fresh worker runs the next."""
+    import signal
+    import threading
+
+    from bench.executors import LocalExecutor
+    from bench.tasks import JudgeSoundness
+
+    done = []
+    with LocalExecutor(tmp_path, workers=1) as executor:
+        def kill_when_busy():
+            while not (executor._pool and executor._pool[0].task):
+                threading.Event().wait(0.05)
+            os.kill(executor._pool[0].process.pid, signal.SIGKILL)
+        threading.Thread(target=kill_when_busy, daemon=True).start()
+        executor.run([JudgeSoundness("magnitude", "channel")],
+                     lambda task, outcome: done.append(outcome))
+    assert [(o.ok, o.error) for o in done] == [(False, "worker process killed by SIGKILL")]

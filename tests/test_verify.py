@@ -48,8 +48,9 @@ def test_published_records_verify(published: Path, tmp_path: Path) -> None:
     assert report.ok, (f"re-running the same cells from scratch changed their metrics "
                        f"(engine nondeterminism):\n{report}")
     assert (len(report.checked), report.total, report.exit_code) == (2, 2, 0)
-    assert str(report).endswith(f"verified 2 of 2 record(s) in {published} (tolerance 0, each "
-                               "re-run on its own device kind (cpu)): ok")
+    assert str(report).endswith(f"verified 2 of 2 record(s) in {published} (tolerance 0, "
+                               "speed-up within x2, latency within x5, each re-run on its own "
+                               "device kind (cpu)): ok")
     assert list(tmp_path.iterdir()) == []  # the fresh cache is removed afterwards
 
 
