@@ -367,7 +367,7 @@ def verify(
 
     check_tolerance(tolerance)
     report = do_verify(reports, sample, tolerance, seed, cache, baselines)
-    out.print(str(report), markup=False, soft_wrap=True)  # whole lines: scripts read them
+    out.print(str(report), markup=False, soft_wrap=True)  # one line per record, unwrapped
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 

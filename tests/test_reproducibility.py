@@ -233,6 +233,7 @@ def test_same_digest_is_compared_tightly_and_says_so(run: Path, tmp_path: Path) 
     assert lines == sorted(
         f"compared {r['cell_hash']}: {SAME} (digest {r['provenance']['baseline_digest'][:12]}): "
         "every field within 0" for r in _records(run / "reports"))
+    assert done.stdout.strip().endswith("): ok")
 
 
 def test_an_unpinned_rerun_is_a_different_baseline_checked_statistically(
