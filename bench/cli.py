@@ -139,8 +139,7 @@ def run(
         spec = dataclasses.replace(spec, transparency=transparency)
     if device is not None:
         spec = dataclasses.replace(spec, device=device)
-    spec = specs.spec_from_dict({k: list(v) if isinstance(v, tuple) else v
-                                 for k, v in spec.__dict__.items()}, spec.name)
+    spec = specs.spec_from_dict(spec.to_dict(), spec.name)  # the overridden spec, validated whole
     if cell_timeout is not None and not (math.isfinite(cell_timeout) and cell_timeout > 0):
         raise SpecError(f"--cell-timeout must be a positive number of seconds, got {cell_timeout:g}")
     out_dir = _path(out_dir, "--out") or Path("runs") / spec.name

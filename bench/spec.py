@@ -431,6 +431,11 @@ def override(spec: Spec, **axes: Any) -> Spec:
     given = {k: tuple(v) for k, v in axes.items() if v is not None}
     if "sparsities" in given:  # sparsities from the command line apply to every granularity
         given["sparsities_by_granularity"] = {}
+    elif "granularities" in given and spec.sparsities_by_granularity:  # keep the chosen ones'
+        by = {g: v for g, v in spec.sparsities_by_granularity.items()
+              if g in {str(Granularity.parse(x)) for x in given["granularities"]}}
+        given["sparsities_by_granularity"] = by
+        given["sparsities"] = tuple(sorted({v for vs in by.values() for v in vs}))
     return replace(spec, **given)
 
 
