@@ -10,7 +10,7 @@
 # ("check passed: <file>" / "...: ok"); any other ending (a crash, a kill, no output, exit 0
 # without the line) is a failure. Exit 0 only when every step passed (or nothing changed).
 # Environment: XPRUNE (command, default "xprune"), VERIFY_TOLERANCE (default: verify's own).
-# The protocol's pinned kernels (bench/kernels.py) are always used: an XPRUNE_NATIVE_KERNELS
+# The protocol's pinned kernels (bench/compute/kernels.py) are always used: an XPRUNE_NATIVE_KERNELS
 # opt-out in the caller's environment is removed, and the pin is exported for every process.
 set -u -o pipefail
 unset XPRUNE_NATIVE_KERNELS

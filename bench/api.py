@@ -33,7 +33,7 @@ from typing import ClassVar, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .axes import Granularity, TaskType
+from bench.core.axes import Granularity, TaskType
 
 GRANULARITIES: tuple[str, ...] = tuple(g.value for g in Granularity)
 MULTI_LABEL = TaskType.MULTI_LABEL
@@ -148,7 +148,7 @@ class Method:
     version: ClassVar[str] = "1"
     # ``head`` is opt-in: a plugin scores attention heads only if it says so.
     granularities: ClassVar[tuple[str, ...]] = ("channel", "weight")
-    # The backbone architectures (``bench.spec.ARCHITECTURES`` values: "cnn", "transformer")
+    # The backbone architectures (``bench.core.spec.ARCHITECTURES`` values: "cnn", "transformer")
     # the method can score; None = any. Cells of other backbones are never planned, and the
     # leaderboard shows them as "not applicable".
     architectures: ClassVar[tuple[str, ...] | None] = None

@@ -4,10 +4,10 @@ For each declared granularity: the plugin runs, returns one finite tensor of the
 shape per site, gives identical scores twice under the same seed, and finishes within a
 time budget. It runs on the requested backbone where the method applies to it at that
 granularity, else on the built-in ViT (attention heads; transformer-only methods). Each failure has its own message so a contributor knows what to fix. Then the
-soundness stage (:mod:`bench.soundness`) judges the scores on a small trained model.
+soundness stage (:mod:`bench.compute.soundness`) judges the scores on a small trained model.
 
 The plugin never runs in this process: its declarations are read in a metadata process and
-each run of ``score()`` is a fresh scoring process (``bench.sandbox``), its import bounded
+each run of ``score()`` is a fresh scoring process (``bench.compute.sandbox``), its import bounded
 by ``$XPRUNE_PLUGIN_IMPORT_TIMEOUT`` and ``score()`` by twice the budget. A plugin that
 exits (``sys.exit(0)``, ``os._exit(0)``), dies or hangs fails its check with the way its
 process ended; it cannot end ``check`` itself.
@@ -20,10 +20,11 @@ from pathlib import Path
 
 import torch
 
-from . import data, models, plugins, sandbox, soundness
-from .errors import PluginError
-from .plugins import MethodInfo
-from .spec import applicable
+from bench.compute import data, models, sandbox, soundness
+from bench import plugins
+from bench.core.errors import PluginError
+from bench.plugins import MethodInfo
+from bench.core.spec import applicable
 
 SEED = 0
 

@@ -10,9 +10,9 @@ planning, records and verify read :func:`metadata`, each plugin's declarations f
 JSON cache keyed by the plugin file's path, mtime, size and inode (an entry point's
 distribution version) and by the engine's own sources, refreshed for what is stale by
 importing each stale plugin in its own time-bounded metadata process
-(:func:`bench.sandbox.read_metadata`): a plugin whose import loops, exits or fails is listed
+(:func:`bench.compute.sandbox.read_metadata`): a plugin whose import loops, exits or fails is listed
 as broken with that reason, and the others load. Scores are computed in scoring processes
-(:func:`bench.sandbox.score`). :func:`catalogue` imports plugins in this process; only
+(:func:`bench.compute.sandbox.score`). :func:`catalogue` imports plugins in this process; only
 those child processes (and tests) call it.
 """
 
@@ -32,11 +32,11 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from .errors import PluginError, UnknownNameError, one_line
-from .registry import Registry
+from bench.core.errors import PluginError, UnknownNameError, one_line
+from bench.core.registry import Registry
 
 if TYPE_CHECKING:  # bench.api imports torch: plugins are imported only when needed
-    from .api import Method
+    from bench.api import Method
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,8 @@ def _names_declared_by(source: str) -> set[str]:
 
 def metadata_problems(cls: type) -> list[str]:
     """What is missing or wrong in a plugin class's declarations (empty list = fine)."""
-    from .api import GRANULARITIES, Method
-    from .spec import ARCHITECTURE_GRANULARITIES
+    from bench.api import GRANULARITIES, Method
+    from bench.core.spec import ARCHITECTURE_GRANULARITIES
 
     problems = [f"{attr} is empty" for attr in REQUIRED if not str(getattr(cls, attr, "")).strip()]
     grans = getattr(cls, "granularities", ())
@@ -191,7 +191,7 @@ def metadata_problems(cls: type) -> list[str]:
 
 
 def _classes_in(module) -> list[type[Method]]:
-    from .api import Method
+    from bench.api import Method
 
     return [obj for _, obj in inspect.getmembers(module, inspect.isclass)
             if issubclass(obj, Method) and obj is not Method and obj.__module__ == module.__name__
@@ -307,7 +307,7 @@ def metadata() -> Catalogue:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .sandbox import read_metadata
+    from bench.compute.sandbox import read_metadata
 
     cached = _read_meta_cache()
     sources = _sources()

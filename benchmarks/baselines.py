@@ -26,7 +26,7 @@ ACC_MARGIN = {"vgg": 0.03, "resnet18": 0.03, "resnet20": 0.03}
 
 
 def _mean_ci(values: list[float]) -> str:
-    from bench.stats import t_interval
+    from bench.results.stats import t_interval
 
     ci = t_interval(values)
     spread = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
@@ -43,8 +43,8 @@ def main() -> int:
 
     import torch
 
-    from bench import baseline, data
-    from bench.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey
+    from bench.compute import baseline, data
+    from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey
 
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -5,7 +5,7 @@ every method and granularity:
 
 * the largest share of a site's units tied at the site's minimum score, over all units and
   over the units with a first-order effect on the output (dead ReLUs excluded; see
-  ``bench.soundness.inert_units``); a criterion is degenerate when the latter exceeds 1%;
+  ``bench.compute.soundness.inert_units``); a criterion is degenerate when the latter exceeds 1%;
 * on smallcnn, whether units made zero-effect (outgoing weights zeroed, own weights x4, as
   in ``xprune check``) land at the bottom of the ranking of every effect-based method.
 
@@ -31,8 +31,9 @@ def main() -> int:
 
     import torch
 
-    from bench import baseline, data, plugins, scoring, soundness
-    from bench.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey
+    from bench.compute import baseline, data, scoring, soundness
+    from bench import plugins
+    from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey
 
     torch.set_num_threads(args.threads)
     catalogue = plugins.catalogue()

@@ -30,7 +30,7 @@ RANDOM_SEEDS = (0, 1, 2)
 
 def accuracy(model, scores, granularity, scope, sparsity, recovery, dataset, seed) -> float:
     """Test accuracy of one prune (+ recovery) of ``model`` with ``scores``."""
-    from bench import evaluate, prune, recover
+    from bench.compute import evaluate, prune, recover
 
     pruned = prune.prune(model, scores, granularity, scope, sparsity, dataset.test.x[:1], seed)
     pruned.model, _ = recover.recover(pruned.model, recovery, dataset, seed)
@@ -46,8 +46,9 @@ def main() -> int:
 
     import torch
 
-    from bench import baseline, data, plugins, scoring
-    from bench.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey, ScoreKey
+    from bench.compute import baseline, data, scoring
+    from bench import plugins
+    from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey, ScoreKey
 
     torch.set_num_threads(args.threads)
     catalogue = plugins.catalogue()

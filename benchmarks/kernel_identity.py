@@ -7,12 +7,12 @@ baseline of ``--min-steps`` optimizer steps, default 200, instead of 1000: cheap
 shared 2-core machine) three times, each with its own output folder, cache and MLflow store,
 under three environments:
 
-* ``pinned``: the protocol as the engine runs it (``bench.kernels`` pins AVX2);
+* ``pinned``: the protocol as the engine runs it (``bench.compute.kernels`` pins AVX2);
 * ``pinned-ask-native``: the same, with ``ATEN_CPU_CAPABILITY=avx512`` and
   ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_AMX`` asked for by the caller (the pin must win);
 * ``native``: ``XPRUNE_NATIVE_KERNELS=1``, this machine's own kernels (AVX512 here).
 
-It prints each run's baseline weight digests (``bench.baseline.digest``), whether the two
+It prints each run's baseline weight digests (``bench.compute.baseline.digest``), whether the two
 pinned runs are bit-identical (baselines and records, leaving out timings and what names the
 run), how many records of the native run differ from the pinned one, and the baseline
 training time of each run (the pin's speed cost, as a same-machine ratio; noisy on a shared
@@ -75,7 +75,7 @@ def baselines(out: Path) -> dict[str, tuple[str, float]]:
     """Baseline hash -> (weight digest, training seconds) of a run's cache."""
     import torch
 
-    from bench.baseline import digest
+    from bench.compute.baseline import digest
 
     found = {}
     for path in sorted((out / "cache" / "baselines").glob("*.pt")):

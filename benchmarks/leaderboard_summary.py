@@ -4,7 +4,7 @@ Reads the records under ``reports/`` (the leaderboard's only input) and prints, 
 metric (balanced accuracy, the primary one, then AUC and ACC) and per granularity and
 architecture, the Friedman / Nemenyi comparison of curve areas (mean ranks, p-value, critical
 difference, the pairs the post-hoc test separates) with each method's paired Wilcoxon
-signed-rank test against random and magnitude over the same settings (``bench.summary.compare``;
+signed-rank test against random and magnitude over the same settings (``bench.results.summary.compare``;
 Holm-corrected over the methods), then every method's mean explanation preservation
 (Spearman of dense vs pruned reference-LRP maps) and its paired tests against the references.
 
@@ -57,8 +57,8 @@ def main() -> int:
                         help="the metric whose curve areas are compared (default: each in turn)")
     args = parser.parse_args()
 
-    from bench import records
-    from bench.summary import METRIC_NAMES, METRICS, PRIMARY, summarize_all
+    from bench.results import records
+    from bench.results.summary import METRIC_NAMES, METRICS, PRIMARY, summarize_all
 
     recs = list(records.iter_records(args.reports))
     chosen = METRICS if args.metric == "all" else (args.metric,)
@@ -78,7 +78,7 @@ def collapse(recs) -> None:
     """Per granularity, architecture and recovery: each method's share of collapsed cells
     (``metrics.collapsed``: balanced accuracy within 0.02 of chance), where ACC only reads the
     class mix."""
-    from bench.spec import architecture
+    from bench.core.spec import architecture
 
     counts = defaultdict(lambda: [0, 0])
     for r in recs:
@@ -140,7 +140,7 @@ def leaders(settings) -> None:
 
 def preservation(settings) -> None:
     """Each method's mean explanation preservation and its paired tests against the references."""
-    from bench.spec import architecture
+    from bench.core.spec import architecture
 
     by_gran = defaultdict(list)
     for s in settings:

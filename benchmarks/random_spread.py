@@ -3,7 +3,7 @@
 Runs random channel pruning (layer scope, no recovery, and BatchNorm re-calibration) on
 BreastMNIST x smallcnn with 5 seeds (each its own baseline, data order, random scores and
 tie-break) at sparsities 0.3, 0.5 and 0.7, then prints per point the 5 accuracies, their
-spread, and the 95% t-interval that ``bench.summary`` reports from the leaderboard's 3 seeds
+spread, and the 95% t-interval that ``bench.results.summary`` reports from the leaderboard's 3 seeds
 (0, 1, 2), with whether seeds 3 and 4 fall inside it.
 
     XPRUNE_DATA_ROOT=... python benchmarks/random_spread.py [--cache DIR] [--workers 2]
@@ -32,20 +32,21 @@ def main() -> int:
     parser.add_argument("--backbone", default="smallcnn")
     args = parser.parse_args()
 
-    from bench import matrix, records
-    from bench.executors import LocalExecutor
-    from bench.spec import Spec
-    from bench.summary import summarize
-    from bench.tracking import Tracker
+    from bench.run import coordinator
+    from bench.results import records
+    from bench.run.executors import LocalExecutor
+    from bench.core.spec import Spec
+    from bench.results.summary import summarize
+    from bench.run.tracking import Tracker
 
     with tempfile.TemporaryDirectory(prefix="xprune-spread-") as tmp:
         spec = Spec(name="random-spread", datasets=(args.dataset,), backbones=(args.backbone,),
                     methods=("random",), granularities=("channel",), scopes=("layer",),
                     sparsities=(0.3, 0.5, 0.7), recovery=("none", "bnrecal"), seeds=SEEDS,
                     transparency=False)
-        plan = matrix.plan(spec, Path(tmp) / "run", args.cache)
+        plan = coordinator.plan(spec, Path(tmp) / "run", args.cache)
         tracker = Tracker(spec.name, spec.name, {}, uri=f"sqlite:///{tmp}/mlflow.db")
-        matrix.run(plan, LocalExecutor(args.cache, args.workers), tracker, matrix.SilentProgress())
+        coordinator.run(plan, LocalExecutor(args.cache, args.workers), tracker, coordinator.SilentProgress())
         tracker.finish()
         recs = [r for r in records.iter_records(plan.records_dir) if r["status"] == "ok"]
     published = [r for r in recs if r["cell"]["seed"] in PUBLISHED_SEEDS]

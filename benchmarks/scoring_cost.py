@@ -25,8 +25,9 @@ def measure(backbone: str, method: str, granularity: str, threads: int, dataset:
     """Run in a child process: reference time, scoring time, peak memory."""
     import torch
 
-    from bench import data, models, plugins
-    from bench.scoring import run_method
+    from bench.compute import data, models
+    from bench import plugins
+    from bench.compute.scoring import run_method
 
     torch.set_num_threads(threads)
     ds = data.load(dataset)
@@ -55,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench import plugins
-    from bench.spec import applicable
+    from bench.core.spec import applicable
 
     catalogue = plugins.catalogue()
     methods = catalogue.expand(args.methods.split(","))

@@ -6,8 +6,8 @@ For each dataset x backbone (trained baselines, cached in ``--cache``), on the p
 - the ``dense reference`` row: the dense model's maps and deletion curves (once per
   baseline, then cached; timed once, so it includes first-call warm-up);
 - per cell (method ``--method``, each granularity x sparsity, layer scope, bnrecal):
-  ``cell s`` = ``bench.runner.run_cell`` with baseline and scores cached, and
-  ``transparency s`` = ``bench.transparency.measure`` on the same pruned, recovered model
+  ``cell s`` = ``bench.compute.runner.run_cell`` with baseline and scores cached, and
+  ``transparency s`` = ``bench.compute.transparency.measure`` on the same pruned, recovered model
   with the dense reference cached (pruned maps for every explainer + deletion + metrics).
 
 Each time is the median of ``--repeats`` runs. ``--sweep`` also prints the parts (LRP, IG
@@ -38,7 +38,7 @@ def median_seconds(fn, repeats: int) -> float:
 
 def pruned_model(cell, dataset, cache: Path):
     """The cell's pruned, recovered, finalised model, exactly as run_cell builds it."""
-    from bench import baseline, prune, recover, scoring
+    from bench.compute import baseline, prune, recover, scoring
 
     model, _ = baseline.get(cell.baseline, dataset, cache)
     scored = scoring.get(cell.scores, model, dataset, cache)
@@ -50,7 +50,7 @@ def pruned_model(cell, dataset, cache: Path):
 
 def sweep(final, x, target, repeats: int, multi_label: bool) -> str:
     """Seconds of each part on one pruned model, for several IG / deletion step counts."""
-    from bench import explain, transparency
+    from bench.compute import explain, transparency
 
     lrp = partial(explain.explain, "lrp-epf", final, x, target)
     parts = [f"lrp {median_seconds(lrp, repeats):.3f}"]
@@ -66,7 +66,9 @@ def sweep(final, x, target, repeats: int, multi_label: bool) -> str:
 
 def time_baseline(flag: str, backbone: str, args) -> list[tuple]:
     """(granularity, sparsity, cell s, transparency s, parts) per cell of one baseline."""
-    from bench import data, explain, plugins, runner, spec, transparency
+    from bench.compute import data, explain, runner, transparency
+    from bench import plugins
+    from bench.core import spec
 
     ds, cache = data.load(flag), Path(args.cache)
     preset = spec.load_spec("quick")
@@ -109,7 +111,7 @@ def main() -> None:
 
     import torch
 
-    from bench import explain, transparency
+    from bench.compute import explain, transparency
 
     torch.set_num_threads(args.threads)
     print(f"torch threads {torch.get_num_threads()}, {args.images} probe images, IG steps "

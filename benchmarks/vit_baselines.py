@@ -31,8 +31,8 @@ def main() -> int:
 
     import torch
 
-    from bench import baseline, data
-    from bench.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey
+    from bench.compute import baseline, data
+    from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey
 
     torch.set_num_threads(args.threads)
     print("| dataset | seed | epochs (steps) | test AUC | test ACC | balanced ACC | target AUC "

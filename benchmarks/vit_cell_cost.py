@@ -2,8 +2,8 @@
 
 1. Parameters and MACs per image of the ViT (BloodMNIST: 3 channels, 8 classes) before and
    after layer-scope head pruning and MLP-neuron (channel) pruning at each sparsity
-   (``bench.evaluate.cost``: torch-pruning's counter, attention products included).
-2. Wall time of whole cells (``bench.runner.execute``, soundness included, transparency on)
+   (``bench.compute.evaluate.cost``: torch-pruning's counter, attention products included).
+2. Wall time of whole cells (``bench.compute.runner.execute``, soundness included, transparency on)
    on BloodMNIST with the ViT baseline cached (train it first with vit_baselines.py): per
    method and granularity, the cell's seconds, its scoring seconds, and the dense -> pruned
    test AUC at sparsity 0.5 with BatchNorm-free ``bnrecal`` recovery.
@@ -27,8 +27,8 @@ SPARSITIES = (0.3, 0.5, 0.7, 0.9)
 def counts() -> None:
     import torch
 
-    from bench import evaluate, models, prune
-    from bench.units import find_sites
+    from bench.compute import evaluate, models, prune
+    from bench.compute.units import find_sites
 
     torch.manual_seed(0)
     model = models.build("vit", 3, 8).eval()
@@ -51,9 +51,9 @@ def counts() -> None:
 
 def cells(cache: Path) -> None:
     from bench import plugins
-    from bench.runner import execute
-    from bench.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, Cell
-    from bench.tasks import RunCell
+    from bench.compute.runner import execute
+    from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, Cell
+    from bench.core.tasks import RunCell
 
     print("\n| method | granularity | cell s | scoring s | dense AUC | pruned AUC (bnrecal) |")
     print("|---|---|---|---|---|---|")

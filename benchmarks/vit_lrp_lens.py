@@ -33,9 +33,10 @@ def main() -> int:
 
     import torch
 
-    from bench import baseline, data, plugins, prune, scoring, transparency
-    from bench.explain import probe
-    from bench.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey
+    from bench.compute import baseline, data, prune, scoring, transparency
+    from bench import plugins
+    from bench.compute.explain import probe
+    from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey
 
     torch.set_num_threads(args.threads)
     dataset = data.load(args.dataset, 28)

@@ -51,13 +51,13 @@ def cli(capsys, monkeypatch):
 
 
 def run_matrix(plan, executor) -> dict:
-    """``matrix.run`` as a library caller would: real MLflow (a SQLite file beside the run)."""
-    from bench import matrix
-    from bench.tracking import Tracker
+    """``coordinator.run`` as a library caller would: real MLflow (a SQLite file beside the run)."""
+    from bench.run import coordinator
+    from bench.run.tracking import Tracker
 
     uri = f"sqlite:///{plan.out.parent / 'mlflow.db'}"
     tracker = Tracker(plan.spec.name, plan.spec.name, {}, uri=uri)
-    counts = matrix.run(plan, executor, tracker, matrix.SilentProgress())
+    counts = coordinator.run(plan, executor, tracker, coordinator.SilentProgress())
     tracker.finish()
     return counts
 
@@ -75,7 +75,7 @@ def vit():
     """The built-in ViT (1 input channel, 3 classes), seeded initial weights, eval mode."""
     import torch
 
-    from bench import models
+    from bench.compute import models
 
     torch.manual_seed(0)
     return models.build("vit", 1, 3).eval()

@@ -1,7 +1,7 @@
 """Constructed, schema-valid records for tests of publish, summary and render.
 
 These records are built by hand (no model is trained): every one passes
-``bench.records.validate`` and carries the cell hash that ``bench.spec.Cell`` computes,
+``bench.results.records.validate`` and carries the cell hash that ``bench.core.spec.Cell`` computes,
 so they exercise exactly the code paths that real runner output does.
 """
 
@@ -11,8 +11,8 @@ import copy
 import itertools
 from typing import Any
 
-from bench.records import SCHEMA_VERSION, validate
-from bench.spec import Cell
+from bench.results.records import SCHEMA_VERSION, validate
+from bench.core.spec import Cell
 
 METHOD_META = {
     "magnitude": ("magnitude", "L1 norm of each unit's weights.", "https://arxiv.org/abs/1608.08710"),
@@ -54,7 +54,7 @@ def _transparency(spearman: float, maps: bool = False) -> dict[str, Any]:
     if maps:  # three 8x8 images with a blob of relevance, encoded as the runner stores them
         import torch
 
-        from bench.transparency import encode
+        from bench.compute.transparency import encode
 
         gen = torch.Generator().manual_seed(0)
         images = torch.rand(3, 1, 8, 8, generator=gen) * 2 - 1

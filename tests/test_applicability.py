@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from recordfactory import curve, variant
 
-from bench import matrix, plugins, records
-from bench.errors import SpecError
-from bench.render import render
-from bench.spec import Spec, applicable, expand
+from bench.run import coordinator
+from bench import plugins
+from bench.results import records
+from bench.core.errors import SpecError
+from bench.site.render import render
+from bench.core.spec import Spec, applicable, expand
 
 
 def test_heads_exist_only_in_transformers_and_methods_only_where_declared():
@@ -68,7 +70,7 @@ def test_a_bad_architecture_declaration_is_a_metadata_problem():
 def test_the_planner_skips_inapplicable_cells(tmp_path):
     spec = Spec(name="t", datasets=("synthetic",), backbones=("smallcnn", "vit"),
                 methods=("*",), granularities=("channel", "head"))
-    plan = matrix.plan(spec, tmp_path / "out", tmp_path / "cache")
+    plan = coordinator.plan(spec, tmp_path / "out", tmp_path / "cache")
     vit_methods = {c.method for c in plan.cells if c.backbone == "vit"}
     assert not vit_methods & {"lrp-epsilon", "lrp-gamma", "lrp-alphabeta", "backtrace",
                               "backtrace-contrast", "bn-scale"}
@@ -82,7 +84,7 @@ def test_the_vit_is_refused_at_another_size(tmp_path):
     spec = Spec(name="t", datasets=("synthetic",), backbones=("vit",), methods=("random",),
                 size=64)
     with pytest.raises(SpecError, match="backbone vit is built for 28 px images, not size 64"):
-        matrix.plan(spec, tmp_path / "out", tmp_path / "cache")
+        coordinator.plan(spec, tmp_path / "out", tmp_path / "cache")
 
 
 def test_the_leaderboard_shows_inapplicable_methods_as_not_applicable(tmp_path: Path):

@@ -7,10 +7,10 @@ from torch import nn
 
 from bench import plugins
 from bench.api import Batch
-from bench.models import build
+from bench.compute.models import build
 from bench.plugins import metadata_problems
-from bench.spec import applicable
-from bench.units import find_sites, scoring_copy
+from bench.core.spec import applicable
+from bench.compute.units import find_sites, scoring_copy
 
 torch.set_num_threads(1)
 

@@ -8,11 +8,19 @@ import pickle
 import pytest
 import yaml
 
-from bench import data, records
-from bench.axes import (RECOVERY_PATTERN, Granularity, Recovery, RecoveryKind, Scope, TaskType,
-                        plain)
-from bench.errors import SpecError
-from bench.spec import Cell, ScoreKey, load_spec, spec_from_dict, stable_hash
+from bench.compute import data
+from bench.results import records
+from bench.core.axes import (
+    RECOVERY_PATTERN,
+    Granularity,
+    Recovery,
+    RecoveryKind,
+    Scope,
+    TaskType,
+    plain,
+)
+from bench.core.errors import SpecError
+from bench.core.spec import Cell, ScoreKey, load_spec, spec_from_dict, stable_hash
 
 BASE = {"datasets": ["synthetic"], "backbones": ["smallcnn"], "methods": ["magnitude"]}
 CELL = Cell("synthetic", 28, "smallcnn", "magnitude", "1", "weight", "global", 0.5,

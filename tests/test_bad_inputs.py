@@ -19,10 +19,10 @@ import pytest
 from conftest import REPO, xprune
 from recordfactory import curve, make_record, variant
 
-from bench import records
-from bench.errors import RecordError, XPruneError
-from bench.publish import publish
-from bench.render import render
+from bench.results import records
+from bench.core.errors import RecordError, XPruneError
+from bench.results.publish import publish
+from bench.site.render import render
 
 SPEC = "datasets: [synthetic]\nbackbones: [smallcnn]\nmethods: [random]\n"
 BOMB = "".join(f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
@@ -181,7 +181,7 @@ def test_non_finite_numbers_and_oversized_text_are_refused_at_write_and_at_publi
 
 
 def test_a_cells_error_and_a_plugins_description_are_clipped_in_its_record():
-    from bench.textsafe import TEXT_MAX, clip
+    from bench.core.textsafe import TEXT_MAX, clip
 
     text = clip("e" * 50_000)
     assert len(text) == TEXT_MAX and text.endswith("… [clipped: 50000 characters]")
@@ -275,7 +275,7 @@ def test_an_unreachable_tracking_server_fails_in_seconds(workdir, cli, monkeypat
 
 
 def test_a_read_only_mlflow_store_says_read_only(workdir, cli, monkeypatch):
-    from bench.tracking import Tracker
+    from bench.run.tracking import Tracker
 
     store = workdir / "store"
     store.mkdir()
@@ -291,7 +291,7 @@ def test_a_read_only_mlflow_store_says_read_only(workdir, cli, monkeypatch):
 
 def test_two_runs_creating_a_fresh_store_at_once_both_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code = ("import sys; from bench.tracking import Tracker; "
+    code = ("import sys; from bench.run.tracking import Tracker; "
             "Tracker(sys.argv[1], 'r', {}, uri=sys.argv[2]).finish(); print('ok')")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", code, f"exp{i}", uri], env=env,

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from recordfactory import curve, grid
 
-from bench import records
-from bench.render import render
+from bench.results import records
+from bench.site.render import render
 
 CHROMIUM = os.environ.get("XPRUNE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

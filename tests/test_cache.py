@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import cache
+from bench.compute import cache
 
 ENTRY = {"state_dict": {"w": torch.arange(4.0)}, "history": [{"epoch": 1, "loss": 0.5}]}
 
@@ -30,7 +30,7 @@ def test_an_unreadable_entry_is_discarded_and_recomputed(tmp_path: Path, caplog,
         path.write_text("hello")
     else:
         cache.save(path, [1, 2, 3])
-    with caplog.at_level(logging.WARNING, logger="bench.cache"):
+    with caplog.at_level(logging.WARNING, logger="bench.compute.cache"):
         value = cache.get_or_compute(path, _compute)
     assert torch.equal(value["state_dict"]["w"], torch.ones(4))
     assert torch.equal(cache.load(path)["state_dict"]["w"], torch.ones(4))  # replaced on disk

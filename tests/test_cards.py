@@ -4,7 +4,7 @@ import medmnist
 import pytest
 import yaml
 
-from bench import data
+from bench.compute import data
 from conftest import REPO
 
 

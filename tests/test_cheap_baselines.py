@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from bench.api import Batch
-from bench.models import build
+from bench.compute.models import build
 from bench.plugins import BUILTIN_DIR, load_file
-from bench.units import find_sites, scoring_copy
+from bench.compute.units import find_sites, scoring_copy
 
 torch.set_num_threads(1)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench import data
-from bench.errors import DataError, UnknownNameError
+from bench.compute import data
+from bench.core.errors import DataError, UnknownNameError
 from conftest import needs_real_data
 
 

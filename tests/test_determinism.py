@@ -11,8 +11,8 @@ METHODS = ("random", "taylor", "lrp-epsilon", "ig", "backtrace")
 
 def compute(cache_dir: str) -> dict:
     """Everything one cell computes, from scratch (runs in a fresh spawned process)."""
-    from bench import baseline, data, evaluate, prune, recover, scoring
-    from bench.spec import Cell
+    from bench.compute import baseline, data, evaluate, prune, recover, scoring
+    from bench.core.spec import Cell
 
     torch.set_num_threads(1)
     dataset = data.load("synthetic")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench import records
+from bench.results import records
 from conftest import REPO, xprune
 
 EXAMPLE = REPO / "examples" / "xprune-example-plugin"

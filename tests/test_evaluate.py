@@ -6,8 +6,8 @@ import torch
 from medmnist.evaluator import getACC, getAUC
 from torch import nn
 
-from bench import evaluate, prune
-from bench.data import Split
+from bench.compute import evaluate, prune
+from bench.compute.data import Split
 
 
 class Fixed(nn.Module):
@@ -112,7 +112,7 @@ def test_a_constant_predictor_is_collapsed():
 
 
 def test_latency_is_measured_once_per_architecture_pair(tmp_path):
-    from bench import models, units
+    from bench.compute import models, units
 
     torch.manual_seed(0)
     dense = models.build("smallcnn", 1, 3).eval()

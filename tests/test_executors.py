@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from bench import records
+from bench.results import records
 from conftest import BROKEN_PLUGINS, xprune
 
 
@@ -53,8 +53,8 @@ def test_a_worker_killed_mid_task_is_replaced(tmp_path):
     import signal
     import threading
 
-    from bench.executors import LocalExecutor
-    from bench.tasks import JudgeSoundness
+    from bench.run.executors import LocalExecutor
+    from bench.core.tasks import JudgeSoundness
 
     done = []
     with LocalExecutor(tmp_path, workers=1) as executor:

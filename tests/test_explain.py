@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench import explain, models
-from bench.explain import EXPLAINERS, Explainer, probe
+from bench.compute import explain, models
+from bench.compute.explain import EXPLAINERS, Explainer, probe
 
 
 def labels(counts: list[int]) -> torch.Tensor:

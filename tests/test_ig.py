@@ -7,8 +7,8 @@ from torch import nn
 
 from bench.api import Batch
 from bench.attribution.ig import conductance, scaled_weights, weight_ig
-from bench.models import build
-from bench.units import find_sites, scoring_copy
+from bench.compute.models import build
+from bench.compute.units import find_sites, scoring_copy
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,8 @@ import time
 import pytest
 import torch
 
-from bench import records, sandbox
+from bench.results import records
+from bench.compute import sandbox
 from bench.check import check
 from conftest import xprune
 
@@ -38,19 +39,19 @@ def plugin(name: str, at_import: str = "", score: str = MAGNITUDE_SCORE) -> str:
 
 # Inflates its own results: every accuracy the engine measures becomes 1.0.
 INFLATE = plugin("inflate", """
-import bench.evaluate as _e
+import bench.compute.evaluate as _e
 _real = _e.task_scores
 def _fake(*args, **kwargs):
     return {k: (1.0 if isinstance(v, float) else v) for k, v in _real(*args, **kwargs).items()}
-_e.task_scores = _fake  # the runner calls bench.evaluate.task_scores
+_e.task_scores = _fake  # the runner calls bench.compute.evaluate.task_scores
 """)
 # Sabotages everyone else: pruning removes everything it can.
 SABOTAGE = plugin("sabotage", """
-import bench.prune as _p
+import bench.compute.prune as _p
 _real = _p.prune
 def _wreck(model, scores, granularity, scope, sparsity, *rest):
     return _real(model, scores, granularity, scope, 0.99, *rest)
-_p.prune = _wreck  # the runner calls bench.prune.prune
+_p.prune = _wreck  # the runner calls bench.compute.prune.prune
 """)
 # Leaves process state behind at import.
 LEAKY = plugin("leaky", """
@@ -107,9 +108,9 @@ def test_an_inflating_plugin_gets_the_honest_methods_numbers(hostile_run):
 def test_a_sabotaging_plugin_on_the_path_changes_no_other_record(hostile_run):
     """The magnitude record of the run (sabotage on the path) equals the same cell re-run
     here, in a process that never saw the sabotaging plugin."""
-    from bench.runner import execute
-    from bench.spec import Cell
-    from bench.tasks import RunCell
+    from bench.compute.runner import execute
+    from bench.core.spec import Cell
+    from bench.core.tasks import RunCell
 
     _, found, workdir, *_ = hostile_run
     record = found["magnitude"]
@@ -187,7 +188,7 @@ def test_a_plugin_that_loops_at_import_fails_check(tmp_path, monkeypatch):
 @pytest.mark.skipif(sandbox.sandbox_mode() != "bwrap", reason="bubblewrap does not work here")
 def test_the_sandbox_lets_a_plugin_write_only_its_temporary_folder(tmp_path):
     """Under bubblewrap a plugin's write outside its folder fails; the plugin still scores."""
-    from bench import data, models
+    from bench.compute import data, models
 
     target = tmp_path / "planted.txt"
     path = tmp_path / "writer.py"
@@ -209,7 +210,7 @@ def test_the_sandbox_lets_a_plugin_write_only_its_temporary_folder(tmp_path):
 
 
 def test_a_score_that_never_returns_is_stopped_at_its_bound(tmp_path):
-    from bench import data, models
+    from bench.compute import data, models
 
     path = tmp_path / "hangs.py"
     path.write_text(plugin("hangs", score='''
@@ -261,7 +262,7 @@ def test_check_submission_fails_closed(tmp_path):
 def test_verify_compares_method_and_timing_fields():
     """Edited method declarations are mismatches; latency within a factor of 2 on the same
     hardware agrees, beyond it is a mismatch, and on other hardware is unverifiable."""
-    from bench.verify import compare_method, compare_timings
+    from bench.results.verify import compare_method, compare_timings
     from recordfactory import make_record
 
     record = make_record()
@@ -290,7 +291,7 @@ def json_copy(value):
 
 def test_verify_fails_a_malformed_record_as_that_record(tmp_path):
     """A record file that is not a valid record fails as itself; verify does not crash."""
-    from bench.verify import verify
+    from bench.results.verify import verify
 
     folder = tmp_path / "reports" / "synthetic"
     folder.mkdir(parents=True)

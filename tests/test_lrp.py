@@ -11,8 +11,8 @@ from zennit.types import Convolution
 
 from bench.api import Batch, per_channel
 from bench.attribution.lrp import COMPOSITES, REDUCTIONS, composite_for, relevance
-from bench.models import build
-from bench.units import find_sites, scoring_copy
+from bench.compute.models import build
+from bench.compute.units import find_sites, scoring_copy
 
 torch.set_num_threads(1)
 

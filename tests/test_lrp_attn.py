@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import data, plugins
+from bench.compute import data
+from bench import plugins
 from bench.api import Site, capture, per_image
 from bench.attribution.attnlrp import attnlrp_rules, lxt_rules, relevance
-from bench.scoring import run_method
-from bench.units import find_sites, scoring_copy
+from bench.compute.scoring import run_method
+from bench.compute.units import find_sites, scoring_copy
 
 BLOCKS = 4
 

@@ -12,9 +12,9 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bench import records
-from bench.rundir import OutputLock
-from bench.spec import Cell
+from bench.results import records
+from bench.run.folder import OutputLock
+from bench.core.spec import Cell
 from conftest import BROKEN_PLUGINS, xprune
 
 SMALL = ["--preset", "synthetic", "--methods", "magnitude,random", "--sparsities", "0.3,0.6"]
@@ -130,14 +130,14 @@ def test_dry_run_prints_the_plan_table_and_writes_nothing(workdir):
 
 
 def test_an_unreadable_record_is_ignored_and_its_cell_planned_again(workdir, caplog):
-    from bench import matrix
-    from bench.spec import load_spec, override
+    from bench.run import coordinator
+    from bench.core.spec import load_spec, override
 
     spec = override(load_spec("synthetic"), methods=["random"], granularities=["channel"])
     folder = workdir / "runs" / "synthetic" / "records"
     folder.mkdir(parents=True)
     (folder / "0123456789abcdef.json").write_text("{not json")
-    plan = matrix.plan(spec, folder.parent, workdir / "cache")
+    plan = coordinator.plan(spec, folder.parent, workdir / "cache")
     assert len(plan.todo) == len(plan.cells) == 1
     assert "ignoring unreadable record" in caplog.text
 

@@ -62,11 +62,11 @@ def test_an_edited_plugin_file_is_read_again(tmp_path: Path):
 
 
 def test_backbone_names_read_from_source_match_the_registry():
-    from bench import backbones
-    from bench.models import BACKBONES
+    from bench.core import backbones
+    from bench.compute.models import BACKBONES
 
-    module = sys.modules.pop("bench.models")  # force the source-reading path
+    module = sys.modules.pop("bench.compute.models")  # force the source-reading path
     try:
         assert backbones.names() == list(BACKBONES)
     finally:
-        sys.modules["bench.models"] = module
+        sys.modules["bench.compute.models"] = module

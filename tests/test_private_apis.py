@@ -27,7 +27,7 @@ def test_submitit_watcher_has_the_methods_bench_slurm_overrides():
 
 
 def test_torch_pruning_counter_consults_custom_modules_first_and_resets_them():
-    """bench.evaluate.cost registers its attention counter there (before each count)."""
+    """bench.compute.evaluate.cost registers its attention counter there (before each count)."""
     from torch_pruning.utils import op_counter
 
     assert op_counter.CUSTOM_MODULES_MAPPING == {}

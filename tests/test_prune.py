@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench import models, prune, units
+from bench.compute import models, prune, units
 
 
 def test_layer_scope_removes_the_same_fraction_of_each_layer():

@@ -1,7 +1,7 @@
 """publish(): layout, idempotence, conflicts, failed records and provenance checks.
 
 The run directories here hold constructed records (tests/recordfactory.py) written with
-bench.records.write, exactly as the runner writes real ones.
+bench.results.records.write, exactly as the runner writes real ones.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from recordfactory import curve, make_record, variant
 
-from bench import records
-from bench.errors import RecordError
-from bench.publish import publish, record_path
+from bench.results import records
+from bench.core.errors import RecordError
+from bench.results.publish import publish, record_path
 
 
 def _run(tmp_path: Path, recs: list[dict], name: str = "run") -> Path:
@@ -117,7 +117,7 @@ def test_records_subfolder_is_preferred_over_other_run_files(tmp_path: Path) -> 
 
 def _real(record: dict) -> dict:
     """A factory record made consistent with the real BreastMNIST entry of the registry."""
-    from bench import data
+    from bench.compute import data
 
     return variant(record, {"dataset.task": "binary-class", "dataset.n_classes": 2,
                             "dataset.synthetic": False,

@@ -3,9 +3,10 @@ and 50% channel pruning makes it smaller and cheaper (one training epoch, ~2 min
 
 import pytest
 
-from bench import matrix, records
-from bench.executors import LocalExecutor
-from bench.spec import Spec
+from bench.run import coordinator
+from bench.results import records
+from bench.run.executors import LocalExecutor
+from bench.core.spec import Spec
 from conftest import needs_real_data, real_data_available, run_matrix
 
 
@@ -15,7 +16,7 @@ def test_resnet18_pneumonia_baseline_and_half_channel_pruning(tmp_path, capsys):
     spec = Spec(name="resnet18-test", datasets=("pneumoniamnist",), backbones=("resnet18",),
                 methods=("magnitude",), sparsities=(0.5,), recovery=("bnrecal",),
                 epochs={"resnet18": 1}, min_steps=0, transparency=False)
-    plan = matrix.plan(spec, tmp_path / "run", tmp_path / "cache")
+    plan = coordinator.plan(spec, tmp_path / "run", tmp_path / "cache")
     assert run_matrix(plan, LocalExecutor(tmp_path / "cache", workers=0))["ok"] == 1
     record = next(records.iter_records(plan.records_dir))
     m = record["metrics"]
@@ -37,7 +38,7 @@ def test_bnrecal_recovers_a_collapsed_structured_prune(tmp_path):
     spec = Spec(name="bnrecal-test", datasets=("breastmnist",), backbones=("vgg",),
                 methods=("magnitude",), sparsities=(0.7,), recovery=("none", "bnrecal"),
                 epochs={"vgg": 3}, min_steps=0)
-    plan = matrix.plan(spec, tmp_path / "run", tmp_path / "cache")
+    plan = coordinator.plan(spec, tmp_path / "run", tmp_path / "cache")
     assert run_matrix(plan, LocalExecutor(tmp_path / "cache", workers=0))["ok"] == 2
     by_recovery = {r["cell"]["recovery"]: r["metrics"]
                    for r in records.iter_records(plan.records_dir)}

@@ -3,9 +3,11 @@ type and for each kind the engine registers (datasets, presets, backbones, metho
 
 import pytest
 
-from bench import backbones, data, plugins, spec
-from bench.errors import PluginError, SpecError, UnknownNameError
-from bench.registry import Registry, is_pattern
+from bench.core import backbones, spec
+from bench.compute import data
+from bench import plugins
+from bench.core.errors import PluginError, SpecError, UnknownNameError
+from bench.core.registry import Registry, is_pattern
 
 
 def _registry(ordered: bool = False) -> Registry[int]:

@@ -15,11 +15,11 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from recordfactory import curve, make_record
 
-from bench import records
-from bench.errors import RecordError, XPruneError
-from bench.methodpage import reference_parts, source_href
-from bench.render import MARKER, REPOSITORY, render
-from bench.svg import COLORS, MARKER_NAMES, MARKERS, PINNED, axes, nice_ticks, styles
+from bench.results import records
+from bench.core.errors import RecordError, XPruneError
+from bench.site.methodpage import reference_parts, source_href
+from bench.site.render import MARKER, REPOSITORY, render
+from bench.site.svg import COLORS, MARKER_NAMES, MARKERS, PINNED, axes, nice_ticks, styles
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 SLUG = "synthetic-28-smallcnn-channel-layer-bnrecal-e10-r10-m0"
@@ -410,7 +410,7 @@ def test_plot_geometry_bands_and_collapsed_points(tmp_path: Path) -> None:
 
 
 def test_record_page_shows_gpu_timings_when_a_record_has_them() -> None:
-    from bench.recordpage import latency
+    from bench.site.recordpage import latency
 
     m = make_record()["metrics"]
     m["latency"]["gpu"] = {"hardware": "NVIDIA H100", "b1": m["latency"]["b1"], "b64": m["latency"]["b64"]}
@@ -421,8 +421,8 @@ def test_record_page_shows_gpu_timings_when_a_record_has_them() -> None:
 
 
 def test_templates_only_loop_and_print():
-    """Geometry and numbers are computed in Python (bench/svg.py, bench/plots.py,
-    bench/pages.py); a template expression is a name, an attribute or a filter, never
+    """Geometry and numbers are computed in Python (bench/site/svg.py, bench/site/plots.py,
+    bench/site/pages.py); a template expression is a name, an attribute or a filter, never
     arithmetic."""
     import re
 

@@ -22,14 +22,15 @@ import torch
 from conftest import run_matrix, xprune
 from recordfactory import make_record, variant
 
-from bench import kernels, matrix
-from bench.baseline import ArchiveError, digest, export, import_archive
-from bench.errors import RecordError
-from bench.executors import LocalExecutor
-from bench.publish import publish
-from bench.records import validate
-from bench.spec import Spec
-from bench.verify import (
+from bench.compute import kernels
+from bench.run import coordinator
+from bench.compute.baseline import ArchiveError, digest, export, import_archive
+from bench.core.errors import RecordError
+from bench.run.executors import LocalExecutor
+from bench.results.publish import publish
+from bench.results.records import validate
+from bench.core.spec import Spec
+from bench.results.verify import (
     HARDWARE,
     SAME,
     VerifyReport,
@@ -50,7 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished two-seed run (records, cache, published reports) computed on one worker."""
     root = tmp_path_factory.mktemp("repro")
-    plan = matrix.plan(SPEC, root / "run", root / "cache")
+    plan = coordinator.plan(SPEC, root / "run", root / "cache")
     with LocalExecutor(root / "cache", workers=1) as executor:
         counts = run_matrix(plan, executor)
     assert counts["ok"] == 2, counts
@@ -116,7 +117,7 @@ def test_pin_overrides_the_environment_before_the_first_operation() -> None:
 
 
 def test_slurm_jobs_export_the_pin_before_python_starts() -> None:
-    from bench.slurm import SlurmExecutor
+    from bench.run.slurm import SlurmExecutor
 
     params = SlurmExecutor(Path("cache"), Path("slurm")).parameters()
     assert params["setup"] == ["export ATEN_CPU_CAPABILITY=avx2",

@@ -9,11 +9,13 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 from zennit.canonizers import SequentialMergeBatchNorm
 
-from bench import backbones, models, plugins, prune, spec
+from bench.core import backbones, spec
+from bench.compute import models, prune
+from bench import plugins
 from bench.api import Batch
 from bench.attribution.lrp import COMPOSITES, composite_for
-from bench.spec import applicable
-from bench.units import classifier_name, find_sites, scoring_copy
+from bench.core.spec import applicable
+from bench.compute.units import classifier_name, find_sites, scoring_copy
 
 torch.set_num_threads(1)
 

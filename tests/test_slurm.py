@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import matrix, records
-from bench.executors import LocalExecutor
-from bench.slurm import SlurmExecutor
-from bench.spec import BaselineKey
-from bench.tasks import TrainBaseline
-from bench.spec import Spec
+from bench.run import coordinator
+from bench.results import records
+from bench.run.executors import LocalExecutor
+from bench.run.slurm import SlurmExecutor
+from bench.core.spec import BaselineKey
+from bench.core.tasks import TrainBaseline
+from bench.core.spec import Spec
 from conftest import run_matrix
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,10 +61,10 @@ def _metrics(out: Path) -> dict[str, dict]:
 
 def test_matrix_on_slurm_equals_local(slurm_conf: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)  # the Slurm jobs run with cpus=1 thread each
-    local = matrix.plan(SPEC, tmp_path / "local", tmp_path / "local-cache")
+    local = coordinator.plan(SPEC, tmp_path / "local", tmp_path / "local-cache")
     assert run_matrix(local, LocalExecutor(tmp_path / "local-cache", workers=0))["ok"] == 4
     out = tmp_path / "slurm"
-    plan = matrix.plan(SPEC, out, tmp_path / "shared-cache")
+    plan = coordinator.plan(SPEC, out, tmp_path / "shared-cache")
     executor = SlurmExecutor(tmp_path / "shared-cache", out / "slurm", time_min=10, cpus=1,
                              poll=0.5, job_name="xprune-test")
     start = time.monotonic()

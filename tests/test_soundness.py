@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench import plugins, soundness
+from bench import plugins
+from bench.compute import soundness
 from bench.api import Batch
 
 UNSOUND = Path(__file__).parent / "fixtures" / "unsound_plugins"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from bench.errors import SpecError
-from bench.spec import Cell, expand, load_spec, override, spec_from_dict
+from bench.core.errors import SpecError
+from bench.core.spec import Cell, expand, load_spec, override, spec_from_dict
 
 BASE = {"datasets": ["synthetic"], "backbones": ["smallcnn"], "methods": ["magnitude"]}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import spec as specs
-from bench.errors import SpecError
+from bench.core import spec as specs
+from bench.core.errors import SpecError
 
 METHODS = {"magnitude": ("1", ("channel", "weight"))}
 BASE = {"datasets": ["synthetic"], "backbones": ["smallcnn"], "methods": ["magnitude"],

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bench.stats import block_ranks, friedman, nemenyi_cd, t_interval
+from bench.results.stats import block_ranks, friedman, nemenyi_cd, t_interval
 
 
 def test_t_interval_is_mean_plus_minus_t_times_standard_error():
@@ -62,7 +62,7 @@ def test_t_interval_is_clipped_to_the_range_of_the_quantity():
 
 
 def test_holm_matches_the_step_down_procedure() -> None:
-    from bench.stats import holm
+    from bench.results.stats import holm
 
     # sorted 0.01, 0.03, 0.04: 3*0.01, max(0.03, 2*0.03), max(0.06, 1*0.04)
     assert holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
@@ -72,7 +72,7 @@ def test_holm_matches_the_step_down_procedure() -> None:
 def test_paired_tests_against_a_reference() -> None:
     from scipy.stats import wilcoxon
 
-    from bench.stats import paired_tests
+    from bench.results.stats import paired_tests
 
     diffs = [0.01, 0.02, 0.03, 0.04, 0.05, -0.006]
     table = {i: {"random": 0.5, "lrp": 0.5 + d, "flat": 0.5} for i, d in enumerate(diffs)}

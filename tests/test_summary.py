@@ -7,8 +7,8 @@ import math
 import pytest
 from recordfactory import curve, make_record
 
-from bench.stats import block_ranks
-from bench.summary import (
+from bench.results.stats import block_ranks
+from bench.results.summary import (
     compare,
     curve_area,
     pareto_front,
@@ -251,7 +251,7 @@ def test_a_metric_the_records_lack_leaves_rows_unranked() -> None:
 
 
 def test_majority_share_of_a_binary_task_is_solved_from_the_dense_metrics() -> None:
-    from bench.summary import majority_share
+    from bench.results.summary import majority_share
 
     record = make_record(dataset="synthetic")
     # 62.5% positives: ACC = 0.625 * sens + 0.375 * spec

@@ -6,12 +6,12 @@ import pickle
 
 import pytest
 
-from bench import runner
-from bench.axes import Granularity
-from bench.errors import DataError, XPruneError, one_line
-from bench.executors import LocalExecutor
-from bench.spec import BaselineKey, Cell
-from bench.tasks import ComputeScores, JudgeSoundness, Outcome, RunCell, TrainBaseline
+from bench.compute import runner
+from bench.core.axes import Granularity
+from bench.core.errors import DataError, XPruneError, one_line
+from bench.run.executors import LocalExecutor
+from bench.core.spec import BaselineKey, Cell
+from bench.core.tasks import ComputeScores, JudgeSoundness, Outcome, RunCell, TrainBaseline
 
 CELL = Cell("synthetic", 28, "smallcnn", "random", "1", "channel", "layer", 0.5, "bnrecal",
             0, 1, 2, 0, transparency=False)

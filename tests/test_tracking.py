@@ -74,7 +74,7 @@ def tracked(server, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tracked")
     env = {"MLFLOW_TRACKING_URI": server, "XPRUNE_CACHE": str(folder / "cache")}
     dead = subprocess.run(
-        [sys.executable, "-c", "from bench.tracking import Tracker; "
+        [sys.executable, "-c", "from bench.run.tracking import Tracker; "
          "print(Tracker('xprune/synthetic', 'dead', {}).parent_id)"],
         cwd=folder, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
     assert dead.returncode == 0, dead.stderr

@@ -12,8 +12,8 @@ from PIL import Image
 from scipy.stats import spearmanr
 from torch import nn
 
-from bench import models
-from bench import transparency as T
+from bench.compute import models
+from bench.compute import transparency as T
 
 
 def row(*values: float) -> torch.Tensor:
@@ -213,7 +213,7 @@ def test_heatmap_png_is_a_small_grid(tmp_path):
 # ---------------------------------------------------------------- the stage of one cell
 
 def test_maps_survive_the_8_bit_encoding_within_one_step():
-    from bench.transparency import decode, encode
+    from bench.compute.transparency import decode, encode
 
     torch.manual_seed(0)
     m = torch.randn(5, 7)
@@ -224,7 +224,7 @@ def test_maps_survive_the_8_bit_encoding_within_one_step():
 
 
 def test_showcase_cells_are_seed_0_layer_bnrecal_at_30_50_70():
-    from bench.transparency import showcase
+    from bench.compute.transparency import showcase
 
     assert showcase(0, 0.5, "layer", "bnrecal") and showcase(0, 0.3, "layer", "bnrecal")
     assert not showcase(1, 0.5, "layer", "bnrecal")
@@ -233,8 +233,8 @@ def test_showcase_cells_are_seed_0_layer_bnrecal_at_30_50_70():
 
 
 def test_stage_of_an_unpruned_model_preserves_everything_and_caches_the_dense_maps(tmp_path):
-    from bench import data, models
-    from bench.transparency import stage, stored_maps
+    from bench.compute import data, models
+    from bench.compute.transparency import stage, stored_maps
 
     ds = data.load("synthetic")
     torch.manual_seed(0)
@@ -259,9 +259,9 @@ def test_a_transformer_is_explained_with_attnlrp_whose_maps_survive_a_small_prun
     """zennit's EpsilonPlusFlat maps of a ViT are unrelated to themselves after removing 10% of
     the MLP neurons (|Spearman| < 0.2); AttnLRP's (and IG's) stay above 0.9, so a ViT's
     reference LRP lens is AttnLRP and its stage block says so."""
-    from bench import data, prune
-    from bench.explain import probe, reference_explainers
-    from bench.transparency import stage
+    from bench.compute import data, prune
+    from bench.compute.explain import probe, reference_explainers
+    from bench.compute.transparency import stage
 
     ds = data.load("synthetic")
     chosen = probe(ds.test.y, 32, 3, 0, False)

@@ -1,7 +1,7 @@
 """verify(): re-running published cells from scratch reproduces them; a tampered number is caught.
 
 A real two-cell matrix (synthetic data, smallcnn, magnitude and random) is run inline,
-published with bench.publish, then verified: every cell is recomputed in a fresh cache, the
+published with bench.results.publish, then verified: every cell is recomputed in a fresh cache, the
 baseline retrained and the scores recomputed, so the test needs a deterministic engine.
 """
 
@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import matrix
-from bench.errors import RecordError
-from bench.executors import LocalExecutor
-from bench.publish import publish
-from bench.spec import Spec
+from bench.run import coordinator
+from bench.core.errors import RecordError
+from bench.run.executors import LocalExecutor
+from bench.results.publish import publish
+from bench.core.spec import Spec
 from recordfactory import make_metrics
 from conftest import run_matrix
-from bench.verify import VerifyError, compare, sample_records, verify
+from bench.results.verify import VerifyError, compare, sample_records, verify
 
 SPEC = Spec(name="verify-test", datasets=("synthetic",), backbones=("smallcnn",),
             methods=("magnitude", "random"), epochs={"smallcnn": 2}, min_steps=0)
@@ -32,7 +32,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A published reports/ folder holding the two cells' records."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("verify")
-    plan = matrix.plan(SPEC, root / "run", root / "cache")
+    plan = coordinator.plan(SPEC, root / "run", root / "cache")
     counts = run_matrix(plan, LocalExecutor(root / "cache", workers=0))
     assert counts["ok"] == 2, counts
     publish(root / "run", to=root / "reports")

@@ -1,6 +1,6 @@
 """The ViT backbone: its sites, real attention-head and MLP-neuron removal, and a whole cell.
 
-The ViT (bench.models.VIT_CONFIG): 28 px, 4x4 patches -> T = 49 tokens of width D = 96,
+The ViT (bench.compute.models.VIT_CONFIG): 28 px, 4x4 patches -> T = 49 tokens of width D = 96,
 4 blocks of 6 heads (head_dim 16), MLP hidden width 192, no class token.
 """
 
@@ -9,11 +9,11 @@ import copy
 import pytest
 import torch
 
-from bench import evaluate, models, prune
+from bench.compute import evaluate, models, prune
 from bench.api import capture
-from bench.runner import run_cell
-from bench.spec import Cell
-from bench.units import find_sites
+from bench.compute.runner import run_cell
+from bench.core.spec import Cell
+from bench.compute.units import find_sites
 
 T, D, HEADS, HD, HIDDEN, BLOCKS = 49, 96, 6, 16, 192, 4
 # Removing one head takes its q, k, v rows of qkv (3 * HD * (D + 1) parameters) and its
@@ -40,7 +40,7 @@ def test_sites_are_mlp_neurons_heads_and_every_hidden_layer(vit):
 
 
 def test_a_cnn_has_no_head_sites():
-    from bench.errors import SpecError
+    from bench.core.errors import SpecError
 
     with pytest.raises(SpecError, match="has no attention heads"):
         find_sites(models.build("smallcnn", 1, 3), "head")

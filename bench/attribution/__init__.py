@@ -6,12 +6,12 @@ Integrated Gradients) or, for DL-Backtrace, with this project's own vectorised
 implementation. Plugins in ``methods/`` stay small by delegating to them.
 """
 
-from .attnlrp import attnlrp_rules
-from .attnlrp import relevance as attnlrp_relevance
-from .backtrace import scores as backtrace_scores
-from .graph import consuming_batchnorms
-from .ig import conductance, weight_ig
-from .lrp import composite_for, relevance
+from bench.attribution.attnlrp import attnlrp_rules
+from bench.attribution.attnlrp import relevance as attnlrp_relevance
+from bench.attribution.backtrace import scores as backtrace_scores
+from bench.attribution.graph import consuming_batchnorms
+from bench.attribution.ig import conductance, weight_ig
+from bench.attribution.lrp import composite_for, relevance
 
 __all__ = ["attnlrp_relevance", "attnlrp_rules", "backtrace_scores", "composite_for",
            "conductance", "consuming_batchnorms", "relevance", "weight_ig"]

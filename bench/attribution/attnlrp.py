@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.api import Batch, Site, capture, per_image
-from bench.units import is_attention
+from bench.compute.units import is_attention
 
 CHUNK = 64
 

@@ -25,9 +25,16 @@ import torch
 from torch import Tensor, fx, nn
 
 from bench.api import Batch, Site, per_image
-from bench.errors import PluginError, one_line
+from bench.core.errors import PluginError, one_line
 
-from .backtrace_rules import FUNCTION_RULES, METHOD_RULES, MODULE_RULES, Flow, Op, Rule
+from bench.attribution.backtrace_rules import (
+    FUNCTION_RULES,
+    METHOD_RULES,
+    MODULE_RULES,
+    Flow,
+    Op,
+    Rule,
+)
 
 MODES: tuple[str, ...] = ("default", "contrast")
 PIXEL_BUDGET = 64 * 28 * 28  # images per chunk x pixels: 64 MedMNIST images at 28 px

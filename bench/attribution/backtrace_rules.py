@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.modules.utils import _pair
 
-from bench.errors import PluginError
+from bench.core.errors import PluginError
 
 Contraction = Callable[[Tensor, Tensor], Tensor]
 

@@ -27,7 +27,7 @@ from zennit.torchvision import ResNetCanonizer
 from zennit.types import Convolution
 
 from bench.api import Batch, Site, capture, per_channel, per_image
-from bench.models import CifarResNet
+from bench.compute.models import CifarResNet
 
 CHUNK = 64
 

@@ -1,0 +1,3 @@
+"""The coordinator: plan a matrix, hand its tasks to an executor (local workers or Slurm), write
+records, log them to MLflow, keep the output folder's lock and journal.
+"""

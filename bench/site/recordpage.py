@@ -1,0 +1,130 @@
+"""A record's own page: the cell, its task metrics before and after recovery, cost, measured
+latency with its spread and interval, explanation preservation and provenance, in words and
+formatted numbers; the raw JSON (``<hash>.json`` beside it) is one click away.
+
+Schema 1 records have no clinical metrics, collapse flag or interleaved latency; what a
+record lacks is left out, and metric keys this page does not know are listed as they are, so
+a newer record never loses a number here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.site.numbers import g2, g3, pct, si
+from bench.results.summary import preservation_explainer
+
+SCORES = (("acc", "accuracy (%)", pct), ("auc", "AUC (%)", pct), ("bal_acc", "balanced accuracy (%)", pct),
+          ("sens", "sensitivity (%)", pct), ("spec", "specificity (%)", pct),
+          ("ece", "expected calibration error", g3))
+KNOWN = {"dense", "pruned", "recovered", "params_dense", "params", "macs_dense", "macs", "compression",
+         "speedup", "mac_reduction", "achieved_sparsity", "tie_share", "chance", "collapsed",
+         "latency", "latency_ms", "transparency", "score_seconds", "prune_seconds",
+         "recover_seconds"}
+AGREEMENT = (("spearman", "Spearman of dense vs pruned maps", g2),
+             ("iou_top10", "top-10% pixel overlap (IoU)", g2),
+             ("deletion_dense", "deletion area, dense model", g3),
+             ("deletion_pruned", "deletion area, pruned model", g3))
+
+
+def _fmt(value: Any, fmt: Any) -> str:
+    return "—" if value is None else fmt(value)
+
+
+def _ms(value: float | None, iqr: list[float] | None) -> str:
+    """Milliseconds with the interquartile range of the repeats."""
+    if value is None:
+        return "—"
+    return f"{value:.3g}" + (f" [IQR {iqr[0]:.3g}–{iqr[1]:.3g}]" if iqr else "")
+
+
+def _timing(name: str, t: dict[str, Any]) -> dict[str, str]:
+    ci = t.get("speedup_ci")
+    return {"batch": name, "dense": _ms(t["dense_ms"], t.get("dense_iqr_ms")),
+            "pruned": _ms(t["pruned_ms"], t.get("pruned_iqr_ms")),
+            "speedup": f"{t['speedup']:.3g}" + (f" [95% CI {ci[0]:.3g}–{ci[1]:.3g}]" if ci else ""),
+            "noise": "yes: the interval contains 1" if t.get("within_noise") else "no",
+            "repeats": str(t.get("repeats", "—"))}
+
+
+def latency(m: dict[str, Any]) -> dict[str, Any] | None:
+    """Latency blocks (CPU, and GPU when measured) as table rows; schema 1's plain numbers."""
+    if "latency" in m:
+        lat = m["latency"]
+        rows = [_timing(f"CPU batch {b[1:]}", lat[b]) for b in ("b1", "b64")]
+        gpu = lat.get("gpu")
+        if gpu:
+            rows += [_timing(f"GPU batch {b[1:]}", gpu[b]) for b in ("b1", "b64")]
+        hardware = lat["hardware"] + ("" if "thread" in lat["hardware"] else
+                                      f", {lat.get('threads', '?')} thread(s)")
+        hardware += f"; GPU: {gpu['hardware']}" if gpu else ""
+        return {"hardware": hardware, "rows": rows,
+                "note": "Dense and pruned models timed in interleaved repeats; [IQR] is the spread "
+                        "of the repeats, the speed-up's interval its 95% interval."}
+    old = m.get("latency_ms")
+    if not old:
+        return None
+    rows = [{"batch": f"CPU batch {b}", "dense": _ms(old.get(f"dense_b{b}"), None),
+             "pruned": _ms(old.get(f"pruned_b{b}"), None), "speedup": "—", "noise": "—",
+             "repeats": "—"} for b in (1, 64)]
+    return {"hardware": "hardware not recorded (schema 1)", "rows": rows,
+            "note": "Medians only: schema 1 kept no spread and no measured speed-up."}
+
+
+def transparency(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per reference explainer: its description and agreement of dense vs pruned maps."""
+    block = m.get("transparency") or {}
+    out = []
+    reference = preservation_explainer(block)
+    explainers = sorted((block.get("explainers") or {}).items(),
+                        key=lambda kv: (kv[0] != reference, kv[0]))  # the reference first
+    for name, description in explainers:
+        values = block.get(name) or {}
+        out.append({"name": name, "description": description,
+                    "rows": [(label, _fmt(values.get(k), f)) for k, label, f in AGREEMENT]})
+    return out
+
+
+def _provenance(p: dict[str, Any]) -> list[tuple[str, str]]:
+    """Provenance fields as (label, text), versions last."""
+    order = ("xprune_version", "git_commit", "created", "seconds", "baseline_hash", "score_hash",
+             "torch_threads", "machine", "cuda")
+    rows = [(k.replace("_", " "), str(p[k])) for k in order if k in p]
+    rows += [(k.replace("_", " "), json.dumps(v, sort_keys=True)) for k, v in sorted(p.items())
+             if k not in order and k != "versions"]
+    rows.append(("library versions", ", ".join(f"{k} {v}" for k, v in sorted(p.get("versions", {}).items()))))
+    return rows
+
+
+def record_context(r: dict[str, Any], setting_href: str, method_href: str) -> dict[str, Any]:
+    """Everything a record page prints (``setting_href``: its point on the setting page)."""
+    c, m = r["cell"], r["metrics"]
+    title = (f"{c['method']} v{c['method_version']} · {c['dataset']} {c['size']}px · "
+             f"{c['backbone']} · {c['granularity']} {c['sparsity']:g} · seed {c['seed']}")
+    stages = ("dense", "pruned", "recovered")
+    scores = [{"label": label, "cells": [_fmt(m[stage].get(key), f) for stage in stages]}
+              for key, label, f in SCORES if any(key in m[stage] for stage in stages)]
+    reduction = m.get("mac_reduction", m.get("speedup"))
+    cost = [("parameters", (f"{si(m['params_dense'])} → {si(m['params'])} "
+                            f"({m['compression']:.3g}× fewer)")),
+            ("MACs per image", (f"{si(m['macs_dense'])} → {si(m['macs'])} ({reduction:.3g}× fewer, "
+                                "theoretical: not a measured speed)")),
+            ("achieved sparsity", f"{m['achieved_sparsity']:.3g}")]
+    if "tie_share" in m:
+        cost.append(("tied scores", f"{100 * m['tie_share']:.1f}% of units (broken by a seeded permutation)"))
+    collapse = None
+    if "collapsed" in m:
+        collapse = (f"{'yes' if m['collapsed'] else 'no'} (balanced accuracy "
+                    f"{pct(m['recovered'].get('bal_acc'))}% vs chance {pct(m['chance'])}%)")
+    times = [(k.replace("_", " ") + " (s)", f"{m[k]:.3g}") for k in ("score_seconds", "prune_seconds",
+                                                                    "recover_seconds") if k in m]
+    other = [(k, json.dumps(v, sort_keys=True)) for k, v in sorted(m.items()) if k not in KNOWN]
+    block = m.get("transparency") or {}
+    return {"title": title, "root": "../", "hash": r["cell_hash"], "schema": r["schema_version"],
+            "setting_href": setting_href, "method_href": method_href,
+            "cell": [(k.replace("_", " "), str(v)) for k, v in c.items()],
+            "method": r["method"], "scores": scores, "cost": cost, "collapse": collapse,
+            "latency": latency(m), "transparency": transparency(m),
+            "probe": block.get("probe"), "maps": "maps" in block, "times": times, "other": other,
+            "provenance": _provenance(r["provenance"]), "dataset": r["dataset"]}
