@@ -14,6 +14,7 @@ from recordfactory import make_record as factory_record
 from recordfactory import variant
 from submitit.slurm.slurm import _make_sbatch_string
 
+from bench.core import paths
 from bench.compute import device
 from bench.results import records
 from bench.core.errors import SpecError
@@ -76,8 +77,8 @@ def test_slurm_device_follows_the_requested_gpus(tmp_path):
 
 
 def test_cache_files_keep_their_names_on_the_cpu_and_get_the_device_on_a_gpu():
-    assert device.cache_name("33cdb8279ada6de7", "cpu") == "33cdb8279ada6de7.pt"
-    assert device.cache_name("33cdb8279ada6de7", "cuda") == "33cdb8279ada6de7.cuda.pt"
+    assert paths.cache_name("33cdb8279ada6de7", "cpu") == "33cdb8279ada6de7.pt"
+    assert paths.cache_name("33cdb8279ada6de7", "cuda") == "33cdb8279ada6de7.cuda.pt"
 
 
 def test_the_device_is_not_part_of_any_hash():

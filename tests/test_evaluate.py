@@ -120,8 +120,8 @@ def test_latency_is_measured_once_per_architecture_pair(tmp_path):
     pruned = [prune.prune(dense, {s.name: torch.rand(s.shape) for s in units.find_sites(
         dense, "channel")}, "channel", "layer", 0.5, example, seed).model for seed in (0, 1)]
     # layer scope removes the same number of channels per layer: same shapes, other channels
-    assert evaluate.architecture(pruned[0]) == evaluate.architecture(pruned[1])
-    assert evaluate.architecture(pruned[0]) != evaluate.architecture(dense)
+    assert evaluate.shape_signature(pruned[0]) == evaluate.shape_signature(pruned[1])
+    assert evaluate.shape_signature(pruned[0]) != evaluate.shape_signature(dense)
     first = evaluate.cached_latency(dense, pruned[0], example, 4, 3, tmp_path)
     assert len(list((tmp_path / "latency").glob("*.pt"))) == 1
     assert evaluate.cached_latency(dense, pruned[1], example, 4, 3, tmp_path) == first

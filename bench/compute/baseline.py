@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.core import paths
 from bench.compute import cache, models
-from bench.compute import device as devices
 from bench.compute.data import Dataset
 from bench.core.errors import XPruneError, one_line
 from bench.compute.evaluate import task_scores
@@ -39,10 +39,6 @@ def digest(state: dict[str, torch.Tensor]) -> str:
                  f"{','.join(map(str, tensor.shape))}\n".encode())
         h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def path(key: BaselineKey, cache_dir: Path, device: str = "cpu") -> Path:
-    return cache_dir / "baselines" / devices.cache_name(key.hash, device)
 
 
 def train(key: BaselineKey, dataset: Dataset, device: str = "cpu") -> dict[str, Any]:
@@ -72,7 +68,7 @@ def get(key: BaselineKey, dataset: Dataset, cache_dir: Path,
         device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """The trained baseline on ``device`` (trained first if not cached) and its metadata;
     ``digest`` is always that of the weights loaded (an entry from before digests gets one)."""
-    entry = cache.get_or_compute(path(key, cache_dir, device),
+    entry = cache.get_or_compute(paths.baseline(key, cache_dir, device),
                                  lambda: train(key, dataset, device))
     model = models.build(key.backbone, dataset.info.n_channels, dataset.info.n_classes)
     model.load_state_dict(entry["state_dict"])

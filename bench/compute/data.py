@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from bench.core.axes import TaskType
 from bench.core.errors import DataError, one_line
 from bench.core.registry import Registry
+from bench.core.spec import SIZES
 
 if TYPE_CHECKING:  # numpy, torch and medmnist are imported where they are used (fast CLI)
     import numpy as np
@@ -29,7 +30,6 @@ if TYPE_CHECKING:  # numpy, torch and medmnist are imported where they are used 
 
     from bench.api import Batch
 
-SIZES = (28, 64, 128, 224)
 SYNTHETIC = "synthetic"
 
 

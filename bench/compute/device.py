@@ -53,11 +53,6 @@ def resolve(requested: str, executor: str = "local", slurm_gpus: int = 0) -> str
     return "cpu"
 
 
-def cache_name(key_hash: str, device: str) -> str:
-    """A cache file name: ``<hash>.pt`` on the CPU (as always), ``<hash>.cuda.pt`` on a GPU."""
-    return f"{key_hash}.pt" if device == "cpu" else f"{key_hash}.{device}.pt"
-
-
 def configure(device: str) -> dict[str, Any]:
     """Apply this process's determinism settings for ``device``; return them (for records).
 

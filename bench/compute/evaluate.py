@@ -15,6 +15,7 @@ import torch_pruning as tp
 from medmnist.evaluator import getACC, getAUC
 from torch import Tensor, nn
 
+from bench.core import paths
 from bench.compute import device as devices
 from bench.core.axes import TaskType
 from bench.compute.data import Split
@@ -193,7 +194,7 @@ def _quartiles(values: list[float]) -> list[float]:
     return [q1, q3]
 
 
-def architecture(model: nn.Module) -> str:
+def shape_signature(model: nn.Module) -> str:
     """A digest of what a forward pass computes with: module types and parameter shapes.
 
     Two models with the same architecture run the same kernels on the same shapes, so their
@@ -215,9 +216,9 @@ def cached_latency(dense: nn.Module, pruned: nn.Module, example: Tensor, batch: 
     gives every method the same architecture; weight masks keep the dense one)."""
     from bench.compute import cache
 
-    key = "-".join([architecture(dense), architecture(pruned), str(tuple(example.shape[1:])),
+    key = "-".join([shape_signature(dense), shape_signature(pruned), str(tuple(example.shape[1:])),
                     f"b{batch}", f"r{repeats}", hashlib_short(hardware())])
-    return cache.get_or_compute(cache_dir / "latency" / f"{key}.pt",
+    return cache.get_or_compute(paths.latency(key, cache_dir),
                                 lambda: latency(dense, pruned, example, batch, repeats))
 
 

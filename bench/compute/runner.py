@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from bench.core import paths
 from bench.compute import (
     baseline,
     data,
@@ -65,8 +66,7 @@ def run_cell(cell: Cell, cache_dir: Path, device: str = "cpu") -> dict[str, Any]
             for b, reps in LATENCY_REPEATS.items()}}
     explained = (transparency.stage(
         model, final, test.x, test.y, info.n_classes, info.multi_label, cell.seed,
-        cache_dir / "transparency" / devices.cache_name(
-            f"{cell.baseline.hash}-v{transparency.STAGE_VERSION}", device),
+        paths.transparency(cell.baseline.hash, transparency.STAGE_VERSION, cache_dir, device),
         transparency.showcase(cell.seed, cell.sparsity, cell.scope, cell.recovery))
         if cell.transparency else None)
     return {

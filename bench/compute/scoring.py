@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from bench.core import paths
 from bench.compute import cache
 from bench import plugins
 from bench.compute import device as devices
@@ -102,5 +103,5 @@ def get(key: ScoreKey, model: nn.Module, dataset: Dataset, cache_dir: Path,
         return {"scores": scores, "seconds": seconds, "key": key.hash,
                 "isolation": sandbox.isolation()}
 
-    return cache.get_or_compute(cache_dir / "scores" / devices.cache_name(key.hash, device),
+    return cache.get_or_compute(paths.scores(key, cache_dir, device),
                                 compute)

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bench.core import paths
 from bench.compute import baseline, cache, data, models
 from bench import plugins
 from bench.api import Batch, Method, capture
@@ -219,10 +220,8 @@ def judge(cls: type[Method] | Any, granularity: str, cache_dir: Path | None = No
 def verdict(method: str, granularity: str, cache_dir: Path, timeout: float | None = None) -> str:
     """``pass`` or ``fail: reason`` for a registered method, cached per method version (its
     scores computed in scoring processes, each within ``timeout`` seconds)."""
-    from bench.run.coordinator import soundness_path
-
     cls = plugins.info(method)  # scored in scoring processes: nothing imported here
-    path = soundness_path(method, str(cls.version), granularity, cache_dir)
+    path = paths.soundness(method, str(cls.version), granularity, cache_dir)
 
     def compute() -> dict[str, str]:
         from bench.compute.sandbox import ScoringTimeout

@@ -21,7 +21,6 @@ from typing import Any
 import yaml
 
 from bench.core.axes import Granularity, Recovery, Scope, plain
-from bench.compute.data import SIZES
 from bench.core.errors import SpecError
 from bench.core.registry import Registry
 
@@ -55,6 +54,7 @@ BACKBONE_SIZES = {"smallcnn": (28_376, 2_237_576), "vgg": (538_760, 15_671_304),
                   "vit": (309_512, 16_716_416)}
 ARCHITECTURE_GRANULARITIES = {"cnn": (Granularity.CHANNEL, Granularity.WEIGHT),
                               "transformer": tuple(Granularity)}
+SIZES = (28, 64, 128, 224)  # the image sizes MedMNIST publishes
 FIXED_SIZE = {"vit": 28}  # backbones built for one input size (patch grid and positions)
 DEVICES = ("cpu", "cuda", "auto")
 # A spec name becomes a folder (runs/<name>) and part of an MLflow experiment name.

@@ -301,11 +301,6 @@ def iter_records(directory: Path) -> Iterator[dict[str, Any]]:
             yield read(path)
 
 
-def finished_hashes(directory: Path) -> set[str]:
-    """Hashes of cells with a record file (ok or failed): these are never recomputed."""
-    return {p.stem for p in Path(directory).glob("*.json") if not p.name.startswith(".tmp-")}
-
-
 def make_record(cell: Cell, outcome: Outcome, soundness: str | None = None) -> dict[str, Any]:
     """Assemble a schema-valid record from a cell, its task outcome (ok or failed) and its
     method's soundness verdict (None: not checked)."""

@@ -28,9 +28,9 @@ from bench.core import backbones
 from bench.compute import data
 from bench import plugins
 from bench.results import records
-from bench.compute.device import cache_name
+from bench.core import paths
 from bench.core.errors import SpecError, XPruneError
-from bench.core.spec import FIXED_SIZE, PROTOCOL, BaselineKey, Cell, Spec, applicable, expand
+from bench.core.spec import FIXED_SIZE, BaselineKey, Cell, Spec, applicable, expand
 from bench.core.tasks import ComputeScores, JudgeSoundness, Outcome, RunCell, Task, TrainBaseline
 
 log = logging.getLogger(__name__)
@@ -54,20 +54,6 @@ class SilentProgress:
 
     def advance(self, label: str, record: dict | None) -> None:
         pass
-
-
-def baseline_path(key: BaselineKey, cache: Path, device: str = "cpu") -> Path:
-    """Where ``bench.compute.baseline`` caches a baseline (same layout, without importing torch)."""
-    return cache / "baselines" / cache_name(key.hash, device)
-
-
-def score_path(key: Any, cache: Path, device: str = "cpu") -> Path:
-    return cache / "scores" / cache_name(key.hash, device)
-
-
-def soundness_path(method: str, version: str, granularity: str, cache: Path) -> Path:
-    """Where ``bench.compute.soundness.verdict`` caches a method's verdict (without importing torch)."""
-    return cache / "soundness" / f"{method}-v{version}-{granularity}-p{PROTOCOL}.pt"
 
 
 # The small trained models the soundness stage judges criteria on (bench.compute.soundness): the
@@ -102,7 +88,7 @@ class Plan:
 
     def baselines_missing(self) -> list[BaselineKey]:
         keys = dict.fromkeys(c.baseline for c in self.todo)
-        return [k for k in keys if not baseline_path(k, self.cache, self.device).is_file()]
+        return [k for k in keys if not paths.baseline(k, self.cache, self.device).is_file()]
 
     def _verdict_keys(self) -> list[tuple[str, str, str]]:
         """(method, version, granularity) of the cells to run: one soundness verdict each."""
@@ -110,7 +96,7 @@ class Plan:
 
     def soundness_missing(self) -> list[tuple[str, str, str]]:
         """The verdicts of the cells to run that are not cached."""
-        return [k for k in self._verdict_keys() if not soundness_path(*k, self.cache).is_file()]
+        return [k for k in self._verdict_keys() if not paths.soundness(*k, self.cache).is_file()]
 
     def soundness_models_missing(self, verdicts: list[tuple[str, str, str]]) -> list[BaselineKey]:
         """The soundness models the missing ``verdicts`` are judged on that are not trained yet
@@ -119,7 +105,7 @@ class Plan:
             return []
         archs = plugins.metadata()
         keys = dict.fromkeys(soundness_model(g, archs.get(m).architectures) for m, _, g in verdicts)
-        return [k for k in keys if not baseline_path(k, self.cache).is_file()]
+        return [k for k in keys if not paths.baseline(k, self.cache).is_file()]
 
     def cached_verdicts(self) -> dict[tuple[str, str], str]:
         """The cached verdicts of the cells to run (a missing or unreadable one is absent)."""
@@ -128,14 +114,14 @@ class Plan:
         found = {}
         for m, v, g in self._verdict_keys():
             try:
-                found[(m, g)] = cache.load(soundness_path(m, v, g, self.cache))["verdict"]
+                found[(m, g)] = cache.load(paths.soundness(m, v, g, self.cache))["verdict"]
             except (OSError, KeyError, cache.CorruptEntry):
                 pass
         return found
 
     def scores_missing(self) -> list:
         keys = dict.fromkeys(c.scores for c in self.todo)
-        return [k for k in keys if not score_path(k, self.cache, self.device).is_file()]
+        return [k for k in keys if not paths.scores(k, self.cache, self.device).is_file()]
 
     def _train_seconds(self, key: BaselineKey) -> float:
         """Epochs (raised to reach ``min_steps``, as bench.compute.train does) x images x rate."""
@@ -314,7 +300,7 @@ def _log_baselines(p: Plan, tracker, failed: dict[str, str]) -> None:
         if key.hash in logged or key.hash in failed:
             continue
         try:
-            entry = cache.load(baseline_path(key, p.cache, p.device))
+            entry = cache.load(paths.baseline(key, p.cache, p.device))
         except (OSError, cache.CorruptEntry):
             continue  # recomputed by the cell that needs it; logged by a later run
         tracker.log_baseline(key.__dict__ | {"hash": key.hash}, entry)
