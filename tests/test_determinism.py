@@ -1,5 +1,6 @@
 """Determinism: the same cell with the same seed, computed in two separate processes from
-empty caches, gives bit-identical baseline weights, scores, pruned weights and metrics."""
+empty caches by the runner, gives bit-identical baseline weights, scores and metrics (the
+pruned model's parameter counts, MACs and every task metric; timings left out)."""
 
 import multiprocessing as mp
 from pathlib import Path
@@ -9,26 +10,29 @@ import torch
 METHODS = ("random", "taylor", "lrp-epsilon", "ig", "backtrace")
 
 
+TIMINGS = ("latency", "score_seconds", "prune_seconds", "recover_seconds")
+
+
 def compute(cache_dir: str) -> dict:
-    """Everything one cell computes, from scratch (runs in a fresh spawned process)."""
-    from bench.compute import baseline, data, evaluate, prune, recover, scoring
+    """Everything one cell computes, from scratch (runs in a fresh spawned process): the
+    runner's metrics (timings left out) and the baseline and scores it cached."""
+    from bench import plugins
+    from bench.compute import cache, runner
+    from bench.core import paths
     from bench.core.spec import Cell
 
     torch.set_num_threads(1)
-    dataset = data.load("synthetic")
     out: dict = {}
     for method in METHODS:
+        version = str(plugins.get(method).cls.version)
         for granularity in ("channel", "weight"):
-            cell = Cell("synthetic", 28, "smallcnn", method, "1", granularity, "layer", 0.5,
-                        "bnrecal", 0, 2, 5)
-            model, _ = baseline.get(cell.baseline, dataset, Path(cache_dir))
-            scores = scoring.get(cell.scores, model, dataset, Path(cache_dir))["scores"]
-            pruned = prune.prune(model, scores, granularity, "layer", 0.5, dataset.test.x[:1])
-            final, _ = recover.recover(pruned.model, "bnrecal", dataset, 0)
-            final = prune.finalize(prune.Pruned(final, pruned.masks))
+            cell = Cell("synthetic", 28, "smallcnn", method, version, granularity, "layer", 0.5,
+                        "bnrecal", 0, 2, 5, transparency=False)
+            metrics = runner.run_cell(cell, Path(cache_dir))
             out[(method, granularity)] = {
-                "baseline": model.state_dict(), "scores": scores, "pruned": final.state_dict(),
-                "metrics": evaluate.task_scores(final, dataset.test, dataset.info.task)}
+                "baseline": cache.load(paths.baseline(cell.baseline, Path(cache_dir)))["state_dict"],
+                "scores": cache.load(paths.scores(cell.scores, Path(cache_dir)))["scores"],
+                "metrics": {k: v for k, v in metrics.items() if k not in TIMINGS}}
     return out
 
 
