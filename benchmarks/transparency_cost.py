@@ -43,7 +43,7 @@ def pruned_model(cell, dataset, cache: Path):
     model, _ = baseline.get(cell.baseline, dataset, cache)
     scored = scoring.get(cell.scores, model, dataset, cache)
     pruned = prune.prune(model, scored["scores"], cell.granularity, cell.scope, cell.sparsity,
-                         dataset.test.x[:1])
+                         dataset.test.x[:1], cell.seed)
     pruned.model, _ = recover.recover(pruned.model, cell.recovery, dataset, cell.seed)
     return model, prune.finalize(pruned)
 
