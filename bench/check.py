@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from bench.compute import data, models, sandbox, soundness
 from bench import plugins
+from bench.compute import data, models, sandbox, soundness
 from bench.core.errors import PluginError
-from bench.plugins import MethodInfo
 from bench.core.spec import applicable
+from bench.plugins import MethodInfo
 
 SEED = 0
 

@@ -286,7 +286,7 @@ def catalogue() -> Catalogue:
     """Discover every plugin once per process, importing each here (tests only: the
     engine reads :func:`metadata` and scores in scoring processes)."""
     found, broken = [], {}
-    for source, target, key in _sources():
+    for source, target, _key in _sources():
         try:
             classes = _load(target)
         except PluginError as exc:

@@ -53,11 +53,11 @@ def median(repeats: int, *args: str, cwd: Path, env: dict[str, str]) -> float:
 def synthesize_finished_quick(folder: Path) -> int:
     """One schema-valid ok record per quick-preset cell under ``folder/runs/quick``."""
     sys.path.insert(0, str(REPO))
-    from bench.compute import data
-    from bench.run import coordinator
     from bench import plugins
-    from bench.results import records
+    from bench.compute import data
     from bench.core import spec
+    from bench.results import records
+    from bench.run import coordinator
 
     plan = coordinator.plan(spec.load_spec("quick"), folder / "runs" / "quick", folder / "cache")
     catalogue = plugins.metadata()

@@ -31,8 +31,8 @@ def main() -> int:
 
     import torch
 
-    from bench.compute import baseline, data, scoring, soundness
     from bench import plugins
+    from bench.compute import baseline, data, scoring, soundness
     from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey
 
     torch.set_num_threads(args.threads)

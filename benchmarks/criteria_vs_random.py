@@ -46,8 +46,8 @@ def main() -> int:
 
     import torch
 
-    from bench.compute import baseline, data, scoring
     from bench import plugins
+    from bench.compute import baseline, data, scoring
     from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey, ScoreKey
 
     torch.set_num_threads(args.threads)

@@ -153,7 +153,8 @@ def preservation(settings) -> None:
         print("|---|---|---|---|")
         results = {}
         for ref in REFERENCES:
-            value = lambda r: r.preserved and r.preserved.mean
+            def value(r):
+                return r.preserved and r.preserved.mean
             raw = {m: paired(group, m, ref, value) for m in methods if m != ref}
             adjusted = holm({m: r[3] for m, r in raw.items() if r[3] is not None})
             results[ref] = {m: (*r[:3], adjusted.get(m)) for m, r in raw.items()}

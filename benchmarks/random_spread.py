@@ -32,11 +32,11 @@ def main() -> int:
     parser.add_argument("--backbone", default="smallcnn")
     args = parser.parse_args()
 
-    from bench.run import coordinator
-    from bench.results import records
-    from bench.run.executors import LocalExecutor
     from bench.core.spec import Spec
+    from bench.results import records
     from bench.results.summary import summarize
+    from bench.run import coordinator
+    from bench.run.executors import LocalExecutor
     from bench.run.tracking import Tracker
 
     with tempfile.TemporaryDirectory(prefix="xprune-spread-") as tmp:

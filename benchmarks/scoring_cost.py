@@ -25,8 +25,8 @@ def measure(backbone: str, method: str, granularity: str, threads: int, dataset:
     """Run in a child process: reference time, scoring time, peak memory."""
     import torch
 
-    from bench.compute import data, models
     from bench import plugins
+    from bench.compute import data, models
     from bench.compute.scoring import run_method
 
     torch.set_num_threads(threads)

@@ -66,8 +66,8 @@ def sweep(final, x, target, repeats: int, multi_label: bool) -> str:
 
 def time_baseline(flag: str, backbone: str, args) -> list[tuple]:
     """(granularity, sparsity, cell s, transparency s, parts) per cell of one baseline."""
-    from bench.compute import data, explain, runner, transparency
     from bench import plugins
+    from bench.compute import data, explain, runner, transparency
     from bench.core import spec
 
     ds, cache = data.load(flag), Path(args.cache)

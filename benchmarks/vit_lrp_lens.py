@@ -33,8 +33,8 @@ def main() -> int:
 
     import torch
 
-    from bench.compute import baseline, data, prune, scoring, transparency
     from bench import plugins
+    from bench.compute import baseline, data, prune, scoring, transparency
     from bench.compute.explain import probe
     from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey
 

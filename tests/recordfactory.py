@@ -11,8 +11,8 @@ import copy
 import itertools
 from typing import Any
 
-from bench.results.records import SCHEMA_VERSION, validate
 from bench.core.spec import Cell
+from bench.results.records import SCHEMA_VERSION, validate
 
 METHOD_META = {
     "magnitude": ("magnitude", "L1 norm of each unit's weights.", "https://arxiv.org/abs/1608.08710"),

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from recordfactory import curve, variant
 
-from bench.run import coordinator
 from bench import plugins
-from bench.results import records
 from bench.core.errors import SpecError
-from bench.site.render import render
 from bench.core.spec import Spec, applicable, expand
+from bench.results import records
+from bench.run import coordinator
+from bench.site.render import render
 
 
 def test_heads_exist_only_in_transformers_and_methods_only_where_declared():

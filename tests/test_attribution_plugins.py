@@ -8,9 +8,9 @@ from torch import nn
 from bench import plugins
 from bench.api import Batch
 from bench.compute.models import build
-from bench.plugins import metadata_problems
-from bench.core.spec import applicable
 from bench.compute.units import find_sites, scoring_copy
+from bench.core.spec import applicable
+from bench.plugins import metadata_problems
 
 torch.set_num_threads(1)
 

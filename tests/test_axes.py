@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from bench.compute import data
-from bench.results import records
 from bench.core.axes import (
     RECOVERY_PATTERN,
     Granularity,
@@ -21,6 +20,7 @@ from bench.core.axes import (
 )
 from bench.core.errors import SpecError
 from bench.core.spec import Cell, ScoreKey, load_spec, spec_from_dict, stable_hash
+from bench.results import records
 
 BASE = {"datasets": ["synthetic"], "backbones": ["smallcnn"], "methods": ["magnitude"]}
 CELL = Cell("synthetic", 28, "smallcnn", "magnitude", "1", "weight", "global", 0.5,

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from bench.compute import data
 from bench.api import Batch
 from bench.attribution.backtrace import propagate, scores, trace
-from bench.core.errors import PluginError
+from bench.compute import data
 from bench.compute.models import build
 from bench.compute.units import find_sites, scoring_copy
+from bench.core.errors import PluginError
 
 torch.set_num_threads(1)
 

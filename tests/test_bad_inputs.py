@@ -19,8 +19,8 @@ import pytest
 from conftest import REPO, xprune
 from recordfactory import curve, make_record, variant
 
-from bench.results import records
 from bench.core.errors import RecordError, XPruneError
+from bench.results import records
 from bench.results.publish import publish
 from bench.site.render import render
 

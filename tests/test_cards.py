@@ -3,9 +3,9 @@
 import medmnist
 import pytest
 import yaml
+from conftest import REPO
 
 from bench.compute import data
-from conftest import REPO
 
 
 @pytest.mark.parametrize("flag", data.FLAGS_2D)

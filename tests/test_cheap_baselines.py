@@ -8,8 +8,8 @@ from torch import nn
 
 from bench.api import Batch
 from bench.compute.models import build
-from bench.plugins import BUILTIN_DIR, load_file
 from bench.compute.units import find_sites, scoring_copy
+from bench.plugins import BUILTIN_DIR, load_file
 
 torch.set_num_threads(1)
 

@@ -1,10 +1,10 @@
 """`xprune check`: the built-ins pass; five broken fixtures each fail with their own message."""
 
 import pytest
+from conftest import BROKEN_PLUGINS
 
 from bench import plugins
 from bench.check import check
-from conftest import BROKEN_PLUGINS
 
 
 @pytest.mark.parametrize("name", plugins.catalogue().methods.names())

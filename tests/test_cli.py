@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import typer
-
 from conftest import needs_real_data, xprune
 
 QUICK = ["run", "--preset", "quick"]

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from conftest import needs_real_data
 
 from bench.compute import data
 from bench.core.errors import DataError, UnknownNameError
-from conftest import needs_real_data
 
 
 @needs_real_data

@@ -14,16 +14,16 @@ from recordfactory import make_record as factory_record
 from recordfactory import variant
 from submitit.slurm.slurm import _make_sbatch_string
 
-from bench.core import paths
 from bench.compute import device
-from bench.results import records
-from bench.core.errors import SpecError
-from bench.results.records import make_record
 from bench.compute.runner import execute, run_cell
-from bench.run.slurm import SlurmError, SlurmExecutor
+from bench.core import paths
+from bench.core.errors import SpecError
 from bench.core.spec import Cell
 from bench.core.tasks import RunCell
+from bench.results import records
+from bench.results.records import make_record
 from bench.results.verify import verify
+from bench.run.slurm import SlurmError, SlurmExecutor
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 TIMINGS = ("latency", "score_seconds", "prune_seconds", "recover_seconds")

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO, xprune
 
 from bench.results import records
-from conftest import REPO, xprune
 
 EXAMPLE = REPO / "examples" / "xprune-example-plugin"
 
@@ -25,7 +25,7 @@ def installed(tmp_path_factory):
 def test_listed_with_distribution_and_version(workdir, installed):
     result = xprune("list", "methods", cwd=workdir, env={**installed, "COLUMNS": "250"})
     assert result.returncode == 0
-    line = next(l for l in result.stdout.splitlines() if "example-l2" in l)
+    line = next(link for link in result.stdout.splitlines() if "example-l2" in link)
     assert "entry-point:xprune-example-plugin==0.1.0:example-l2" in line
 
 

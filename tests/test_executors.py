@@ -5,9 +5,9 @@ and the matrix carries on (the real CLI, real worker and scoring processes)."""
 import os
 
 import pytest
+from conftest import BROKEN_PLUGINS, xprune
 
 from bench.results import records
-from conftest import BROKEN_PLUGINS, xprune
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,8 @@ def test_a_worker_killed_mid_task_is_replaced(tmp_path):
     import signal
     import threading
 
-    from bench.run.executors import LocalExecutor
     from bench.core.tasks import JudgeSoundness
+    from bench.run.executors import LocalExecutor
 
     done = []
     with LocalExecutor(tmp_path, workers=1) as executor:

@@ -10,11 +10,11 @@ import time
 
 import pytest
 import torch
-
-from bench.results import records
-from bench.compute import sandbox
-from bench.check import check
 from conftest import xprune
+
+from bench.check import check
+from bench.compute import sandbox
+from bench.results import records
 
 MAGNITUDE_SCORE = '''
     granularities = ("channel", "weight")
@@ -262,8 +262,9 @@ def test_check_submission_fails_closed(tmp_path):
 def test_verify_compares_method_and_timing_fields():
     """Edited method declarations are mismatches; latency within a factor of 2 on the same
     hardware agrees, beyond it is a mismatch, and on other hardware is unverifiable."""
-    from bench.results.verify import compare_method, compare_timings
     from recordfactory import make_record
+
+    from bench.results.verify import compare_method, compare_timings
 
     record = make_record()
     block = {**record["method"], "source_sha256": "ab"}

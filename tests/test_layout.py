@@ -6,7 +6,7 @@ import sys
 
 from conftest import REPO
 
-CORE = ("axes", "backbones", "errors", "registry", "spec", "tasks")
+CORE = ("axes", "backbones", "errors", "paths", "registry", "spec", "tasks", "textsafe")
 
 
 def test_importing_bench_core_loads_neither_torch_nor_mlflow():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.compute import data
 from bench import plugins
 from bench.api import Site, capture, per_image
 from bench.attribution.attnlrp import attnlrp_rules, lxt_rules, relevance
+from bench.compute import data
 from bench.compute.scoring import run_method
 from bench.compute.units import find_sites, scoring_copy
 

@@ -10,12 +10,12 @@ import sys
 import time
 
 import pytest
+from conftest import BROKEN_PLUGINS, xprune
 from mlflow.tracking import MlflowClient
 
+from bench.core.spec import Cell
 from bench.results import records
 from bench.run.folder import OutputLock
-from bench.core.spec import Cell
-from conftest import BROKEN_PLUGINS, xprune
 
 SMALL = ["--preset", "synthetic", "--methods", "magnitude,random", "--sparsities", "0.3,0.6"]
 N_CELLS = 2 * 2 * 2  # methods x granularities (channel, weight) x sparsities
@@ -130,8 +130,8 @@ def test_dry_run_prints_the_plan_table_and_writes_nothing(workdir):
 
 
 def test_an_unreadable_record_is_ignored_and_its_cell_planned_again(workdir, caplog):
-    from bench.run import coordinator
     from bench.core.spec import load_spec, override
+    from bench.run import coordinator
 
     spec = override(load_spec("synthetic"), methods=["random"], granularities=["channel"])
     folder = workdir / "runs" / "synthetic" / "records"

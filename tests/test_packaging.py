@@ -10,9 +10,9 @@ import venv
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from bench import plugins
-from conftest import REPO
 
 
 def _wheel_venv(tmp_path: Path) -> Path:

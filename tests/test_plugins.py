@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import plugins
 from conftest import REPO
+
+from bench import plugins
 
 PROBE = ("import sys; from bench import plugins; c = plugins.metadata(); "
          "print('torch' in sys.modules, ' '.join(f'{n}={c.get(n).version}' for n in c.methods))")
@@ -62,8 +63,8 @@ def test_an_edited_plugin_file_is_read_again(tmp_path: Path):
 
 
 def test_backbone_names_read_from_source_match_the_registry():
-    from bench.core import backbones
     from bench.compute.models import BACKBONES
+    from bench.core import backbones
 
     module = sys.modules.pop("bench.compute.models")  # force the source-reading path
     try:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from recordfactory import curve, make_record, variant
 
-from bench.results import records
 from bench.core.errors import RecordError
+from bench.results import records
 from bench.results.publish import publish, record_path
 
 

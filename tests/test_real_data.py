@@ -2,12 +2,12 @@
 and 50% channel pruning makes it smaller and cheaper (one training epoch, ~2 min on 2 cores)."""
 
 import pytest
-
-from bench.run import coordinator
-from bench.results import records
-from bench.run.executors import LocalExecutor
-from bench.core.spec import Spec
 from conftest import needs_real_data, real_data_available, run_matrix
+
+from bench.core.spec import Spec
+from bench.results import records
+from bench.run import coordinator
+from bench.run.executors import LocalExecutor
 
 
 @needs_real_data

@@ -3,9 +3,9 @@ type and for each kind the engine registers (datasets, presets, backbones, metho
 
 import pytest
 
-from bench.core import backbones, spec
-from bench.compute import data
 from bench import plugins
+from bench.compute import data
+from bench.core import backbones, spec
 from bench.core.errors import PluginError, SpecError, UnknownNameError
 from bench.core.registry import Registry, is_pattern
 

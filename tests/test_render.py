@@ -15,8 +15,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from recordfactory import curve, make_record
 
-from bench.results import records
 from bench.core.errors import RecordError, XPruneError
+from bench.results import records
 from bench.site.methodpage import reference_parts, source_href
 from bench.site.render import MARKER, REPOSITORY, render
 from bench.site.svg import COLORS, MARKER_NAMES, MARKERS, PINNED, axes, nice_ticks, styles
@@ -128,8 +128,8 @@ def test_every_link_resolves_and_every_number_reaches_its_records(tmp_path: Path
         if path.parent.name == "records":
             return {path.stem}
         if not fragment or "=" in fragment:  # a filtered view of a table: its rows lead on
-            return {h for row in pages[path].rows for c in row["cells"][:1] for l in c["links"]
-                    for h in reach(path, l)} if "=" in fragment else set()
+            return {h for row in pages[path].rows for c in row["cells"][:1] for link in c["links"]
+                    for h in reach(path, link)} if "=" in fragment else set()
         return {Path(urlsplit(h).path).stem for h in pages[path].ids[fragment] if "records/" in h}
 
     checked = 0
@@ -143,15 +143,15 @@ def test_every_link_resolves_and_every_number_reaches_its_records(tmp_path: Path
                 assert fragment in pages[target].ids, f"{path.name}: no #{fragment} in {target.name}"
             checked += 1
         for row in page.rows:
-            row_records = {h for c in row["cells"] for l in c["links"] if "records/" in l
-                           for h in reach(path, l)}
-            first = {h for l in (row["cells"][0]["links"] if row["cells"] else []) for h in reach(path, l)}
+            row_records = {h for c in row["cells"] for link in c["links"] if "records/" in link
+                           for h in reach(path, link)}
+            first = {h for link in (row["cells"][0]["links"] if row["cells"] else []) for h in reach(path, link)}
             for cell in row["cells"]:
                 if cell["tag"] != "td" or "text" in cell["attrs"].get("class", ""):
                     continue
                 if cell["attrs"].get("data-sort", "") == "":
                     continue
-                own = {h for l in cell["links"] for h in reach(path, l)}
+                own = {h for link in cell["links"] for h in reach(path, link)}
                 assert own or row_records or first, f"{path.name}: a number leads to no record"
                 assert (own or row_records or first) <= published
     assert checked > 300
@@ -172,7 +172,7 @@ def test_setting_page_numbers_and_their_records(tmp_path: Path) -> None:
     seeds = {Path(h).stem for c in row["cells"] for h in c["links"] if "records/" in h}
     assert seeds == {p.stem for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")}
     point = next(r for r in page.rows if r["attrs"].get("id") == "pt-magnitude-0.2")
-    assert [l.split("/")[-1] for l in point["cells"][-1]["links"]] == [
+    assert [link.split("/")[-1] for link in point["cells"][-1]["links"]] == [
         f"{r['cell_hash']}.html" for r in sorted(
             (records.read(p) for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")),
             key=lambda r: r["cell"]["seed"]) if r["cell"]["sparsity"] == 0.2]

@@ -23,13 +23,11 @@ from conftest import run_matrix, xprune
 from recordfactory import make_record, variant
 
 from bench.compute import kernels
-from bench.run import coordinator
 from bench.compute.baseline import ArchiveError, digest, export, import_archive
 from bench.core.errors import RecordError
-from bench.run.executors import LocalExecutor
+from bench.core.spec import Spec
 from bench.results.publish import publish
 from bench.results.records import validate
-from bench.core.spec import Spec
 from bench.results.verify import (
     HARDWARE,
     SAME,
@@ -40,6 +38,8 @@ from bench.results.verify import (
     statistical,
     verify,
 )
+from bench.run import coordinator
+from bench.run.executors import LocalExecutor
 
 SPEC = Spec(name="repro-test", datasets=("synthetic",), backbones=("smallcnn",),
             methods=("magnitude",), sparsities=(0.5,), seeds=(0, 1), epochs={"smallcnn": 2},

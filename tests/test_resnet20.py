@@ -9,13 +9,13 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 from zennit.canonizers import SequentialMergeBatchNorm
 
-from bench.core import backbones, spec
-from bench.compute import models, prune
 from bench import plugins
 from bench.api import Batch
 from bench.attribution.lrp import COMPOSITES, composite_for
-from bench.core.spec import applicable
+from bench.compute import models, prune
 from bench.compute.units import classifier_name, find_sites, scoring_copy
+from bench.core import backbones, spec
+from bench.core.spec import applicable
 
 torch.set_num_threads(1)
 

@@ -15,15 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_matrix
 
-from bench.run import coordinator
+from bench.core.spec import BaselineKey, Spec
+from bench.core.tasks import TrainBaseline
 from bench.results import records
+from bench.run import coordinator
 from bench.run.executors import LocalExecutor
 from bench.run.slurm import SlurmExecutor
-from bench.core.spec import BaselineKey
-from bench.core.tasks import TrainBaseline
-from bench.core.spec import Spec
-from conftest import run_matrix
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = Spec(name="slurm-test", datasets=("synthetic",), backbones=("smallcnn",),

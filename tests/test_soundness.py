@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from bench import plugins
-from bench.compute import soundness
 from bench.api import Batch
+from bench.compute import soundness
 
 UNSOUND = Path(__file__).parent / "fixtures" / "unsound_plugins"
 

@@ -9,9 +9,9 @@ import pytest
 from bench.compute import runner
 from bench.core.axes import Granularity
 from bench.core.errors import DataError, XPruneError, one_line
-from bench.run.executors import LocalExecutor
 from bench.core.spec import BaselineKey, Cell
 from bench.core.tasks import ComputeScores, JudgeSoundness, Outcome, RunCell, TrainBaseline
+from bench.run.executors import LocalExecutor
 
 CELL = Cell("synthetic", 28, "smallcnn", "random", "1", "channel", "layer", 0.5, "bnrecal",
             0, 1, 2, 0, transparency=False)

@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, xprune
 
 EPOCHS = 5  # the synthetic preset's smallcnn baseline

@@ -201,7 +201,8 @@ def test_measure_reuses_a_cached_dense_reference(cell):
 def test_heatmap_png_is_a_small_grid(tmp_path):
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(8, 3, 28, 28, generator=gen) * 2 - 1
-    noise = lambda: torch.randn(8, 28, 28, generator=gen)  # noise: the worst case for PNG
+    def noise():
+        return torch.randn(8, 28, 28, generator=gen)  # noise: the worst case for PNG
     path = T.heatmap_png(images, noise(), {0.7: noise(), 0.3: noise(), 0.5: noise()},
                          tmp_path / "maps.png")
     assert path.stat().st_size < 100_000

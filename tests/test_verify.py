@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from bench.run import coordinator
-from bench.core.errors import RecordError
-from bench.run.executors import LocalExecutor
-from bench.results.publish import publish
-from bench.core.spec import Spec
-from recordfactory import make_metrics
 from conftest import run_matrix
+from recordfactory import make_metrics
+
+from bench.core.errors import RecordError
+from bench.core.spec import Spec
+from bench.results.publish import publish
 from bench.results.verify import VerifyError, compare, sample_records, verify
+from bench.run import coordinator
+from bench.run.executors import LocalExecutor
 
 SPEC = Spec(name="verify-test", datasets=("synthetic",), backbones=("smallcnn",),
             methods=("magnitude", "random"), epochs={"smallcnn": 2}, min_steps=0)

@@ -9,11 +9,11 @@ import copy
 import pytest
 import torch
 
-from bench.compute import evaluate, models, prune
 from bench.api import capture
+from bench.compute import evaluate, models, prune
 from bench.compute.runner import run_cell
-from bench.core.spec import Cell
 from bench.compute.units import find_sites
+from bench.core.spec import Cell
 
 T, D, HEADS, HD, HIDDEN, BLOCKS = 49, 96, 6, 16, 192, 4
 # Removing one head takes its q, k, v rows of qkv (3 * HD * (D + 1) parameters) and its

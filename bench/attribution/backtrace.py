@@ -25,8 +25,6 @@ import torch
 from torch import Tensor, fx, nn
 
 from bench.api import Batch, Site, per_image
-from bench.core.errors import PluginError, one_line
-
 from bench.attribution.backtrace_rules import (
     FUNCTION_RULES,
     METHOD_RULES,
@@ -35,6 +33,7 @@ from bench.attribution.backtrace_rules import (
     Op,
     Rule,
 )
+from bench.core.errors import PluginError, one_line
 
 MODES: tuple[str, ...] = ("default", "contrast")
 PIXEL_BUDGET = 64 * 28 * 28  # images per chunk x pixels: 64 MedMNIST images at 28 px

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from bench.core import backbones, spec as specs
-from bench.compute import data
 from bench import plugins
+from bench.compute import data
+from bench.core import backbones
+from bench.core import spec as specs
 from bench.core.errors import SpecError, XPruneError
 
 NAME_MAX = 255

@@ -98,8 +98,14 @@ class RichProgress:
     printed above it as they happen. The label column takes what is left of the width."""
 
     def __init__(self) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         label = Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=8)
         self.bar = Progress(TextColumn("{task.description}", table_column=label),

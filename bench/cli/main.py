@@ -27,8 +27,6 @@ import typer
 from rich.padding import Padding
 
 from bench import __version__, plugins
-from bench.core import backbones, spec as specs
-from bench.compute import data, kernels
 from bench.cli.args import (
     _check_folder_name,
     _complete_backbones,
@@ -42,6 +40,9 @@ from bench.cli.args import (
     _path,
 )
 from bench.cli.console import err, out, print_next_steps, print_plan, table
+from bench.compute import data, kernels
+from bench.core import backbones
+from bench.core import spec as specs
 from bench.core.errors import SpecError, XPruneError, one_line
 from bench.core.textsafe import terminal
 
@@ -176,8 +177,8 @@ def run(
 def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[float],
                 retry_failed: bool, slurm: tuple) -> None:
     """Hold the output folder's lock while deciding what to do and doing it."""
-    from bench.run import coordinator
     from bench.cli.console import progress as make_progress
+    from bench.run import coordinator
     from bench.run.folder import Journal, OutputLock
     from bench.run.tracking import experiment_name, tracking_uri
 
@@ -373,7 +374,8 @@ def verify(
                                       "of retraining them."),
 ) -> None:
     """Re-run a seeded sample of published cells from scratch and compare (exit 1 on mismatch)."""
-    from bench.results.verify import check_tolerance, verify as do_verify
+    from bench.results.verify import check_tolerance
+    from bench.results.verify import verify as do_verify
 
     check_tolerance(tolerance)
     report = do_verify(reports, sample, tolerance, seed, cache, baselines)

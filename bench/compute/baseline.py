@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.core import paths
 from bench.compute import cache, models
 from bench.compute.data import Dataset
-from bench.core.errors import XPruneError, one_line
 from bench.compute.evaluate import task_scores
-from bench.core.spec import BASELINE_RECIPE, PROTOCOL, BaselineKey
 from bench.compute.train import BASELINE_LR, fit
+from bench.core import paths
+from bench.core.errors import XPruneError, one_line
+from bench.core.spec import BASELINE_RECIPE, PROTOCOL, BaselineKey
 
 
 def digest(state: dict[str, torch.Tensor]) -> str:

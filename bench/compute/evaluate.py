@@ -15,10 +15,10 @@ import torch_pruning as tp
 from medmnist.evaluator import getACC, getAUC
 from torch import Tensor, nn
 
-from bench.core import paths
 from bench.compute import device as devices
-from bench.core.axes import TaskType
 from bench.compute.data import Split
+from bench.core import paths
+from bench.core.axes import TaskType
 
 
 @torch.inference_mode()

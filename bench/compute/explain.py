@@ -22,8 +22,8 @@ from captum.attr import IntegratedGradients
 from torch import Tensor, nn
 
 from bench.attribution.lrp import composite_for
-from bench.core.registry import Registry
 from bench.compute.units import is_attention, scoring_copy
+from bench.core.registry import Registry
 
 CHUNK = 64
 IG_STEPS = 8              # Gauss-Legendre: maps agree with 128 steps at Spearman >= 0.995

@@ -7,9 +7,9 @@ import time
 from torch import nn
 
 from bench.compute import bn
-from bench.core.axes import Recovery, RecoveryKind
 from bench.compute.data import Dataset
 from bench.compute.train import FINETUNE_LR, fit
+from bench.core.axes import Recovery, RecoveryKind
 
 BNRECAL_IMAGES = 512
 

@@ -17,11 +17,9 @@ from typing import Any
 
 import torch
 
-from bench.core import paths
 from bench.compute import (
     baseline,
     data,
-    device as devices,
     evaluate,
     kernels,
     prune,
@@ -30,6 +28,10 @@ from bench.compute import (
     soundness,
     transparency,
 )
+from bench.compute import (
+    device as devices,
+)
+from bench.core import paths
 from bench.core.axes import RecoveryKind
 from bench.core.errors import one_line
 from bench.core.spec import Cell

@@ -333,8 +333,8 @@ def _child_score(source: str, method: str, folder: str) -> None:
     import torch
 
     from bench.compute import device as devices
-    from bench.core.errors import one_line
     from bench.compute.scoring import run_method
+    from bench.core.errors import one_line
 
     where = Path(folder)
     try:

@@ -17,15 +17,15 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from bench.core import paths
-from bench.compute import cache
 from bench import plugins
-from bench.compute import device as devices
 from bench.api import Batch, Method, Site
+from bench.compute import cache
+from bench.compute import device as devices
 from bench.compute.data import Dataset, reference_batch
+from bench.compute.units import find_sites, scoring_copy
+from bench.core import paths
 from bench.core.errors import PluginError, one_line
 from bench.core.spec import ScoreKey
-from bench.compute.units import find_sites, scoring_copy
 
 
 def validate(name: str, raw: Any, sites: Sequence[Site]) -> dict[str, Tensor]:

@@ -40,15 +40,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.core import paths
-from bench.compute import baseline, cache, data, models
 from bench import plugins
 from bench.api import Batch, Method, capture
-from bench.core.errors import PluginError
-from bench.run.coordinator import SOUNDNESS_CNN, soundness_model
+from bench.compute import baseline, cache, data, models
 from bench.compute.scoring import run_method
-from bench.core.spec import BaselineKey
 from bench.compute.units import find_sites, is_attention, scoring_copy
+from bench.core import paths
+from bench.core.errors import PluginError
+from bench.core.spec import BaselineKey
+from bench.run.coordinator import SOUNDNESS_CNN, soundness_model
 
 TIE_LIMIT = 0.01
 SCALE = 4.0

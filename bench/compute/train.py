@@ -25,9 +25,9 @@ from torch import nn
 
 from bench.compute import bn
 from bench.compute import device as devices
-from bench.core.axes import TaskType
 from bench.compute.data import Dataset
 from bench.compute.evaluate import collapsed, task_scores
+from bench.core.axes import TaskType
 from bench.core.spec import BASELINE_RECIPE
 
 log = logging.getLogger(__name__)

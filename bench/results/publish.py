@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.compute import data
-from bench.results import records
 from bench.core.errors import RecordError, XPruneError
 from bench.core.spec import Cell
+from bench.results import records
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _PROVENANCE_STRINGS = ("xprune_version", "git_commit", "baseline_hash", "created")

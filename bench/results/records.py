@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import jsonschema
 
-from bench.compute import data
 from bench import plugins
+from bench.compute import data
 from bench.core.axes import RECOVERY_PATTERN, Granularity, Scope
 from bench.core.errors import RecordError, XPruneError
-from bench.results.provenance import provenance, torch_threads
 from bench.core.textsafe import TEXT_MAX, clip
+from bench.results.provenance import provenance, torch_threads
 
 if TYPE_CHECKING:
     from bench.core.spec import Cell

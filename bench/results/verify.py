@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bench import plugins
-from bench.results import records
 from bench.core.errors import RecordError, XPruneError
-from bench.results.publish import check_publishable
 from bench.core.spec import Cell
+from bench.results import records
+from bench.results.publish import check_publishable
 
 SCORES = ("dense", "pruned", "recovered")
 SCORE_FIELDS = ("acc", "auc", "bal_acc", "sens", "spec", "ece")

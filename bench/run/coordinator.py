@@ -24,14 +24,13 @@ from typing import Any
 
 import yaml
 
-from bench.core import backbones
-from bench.compute import data
 from bench import plugins
-from bench.results import records
-from bench.core import paths
+from bench.compute import data
+from bench.core import backbones, paths
 from bench.core.errors import SpecError, XPruneError
 from bench.core.spec import FIXED_SIZE, BaselineKey, Cell, Spec, applicable, expand
 from bench.core.tasks import ComputeScores, JudgeSoundness, Outcome, RunCell, Task, TrainBaseline
+from bench.results import records
 
 log = logging.getLogger(__name__)
 

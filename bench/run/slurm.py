@@ -30,10 +30,10 @@ from submitit.core.utils import (
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 from bench.compute import kernels
-from bench.core.errors import XPruneError, one_line
-from bench.run.executors import Callback
 from bench.compute.runner import execute
+from bench.core.errors import XPruneError, one_line
 from bench.core.tasks import Outcome, Task
+from bench.run.executors import Callback
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench.site.pages import html, results_table, switcher
 from bench.results.summary import METRIC_NAMES, PRIMARY, Comparison, Setting
+from bench.site.pages import html, results_table, switcher
 from bench.site.tables import Table
 
 _IDS = re.compile(

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bench.site.numbers import anchor, g2, g3, num, pct, plain, si
-from bench.site.plots import setting_plots
 from bench.results.summary import (
     METRIC_NAMES,
     METRIC_SHORT,
@@ -26,6 +24,10 @@ from bench.results.summary import (
     Setting,
     Stat,
 )
+from bench.site.numbers import anchor, g2, g3, num, pct, plain, si
+from bench.site.plots import setting_plots
+from bench.site.svg import Style, legend
+from bench.site.tables import AXES, Column, Table
 
 SUFFIX = {"bal_acc": "", "auc": ".auc", "acc": ".acc"}  # page variants: index.html, index.auc.html
 
@@ -53,8 +55,6 @@ def floor_text(s: Setting) -> str:
     chance = "—" if s.chance is None else pct(s.chance)
     majority = "—" if s.majority is None else pct(s.majority)
     return f"chance (1/K) {chance}%, majority class {majority}%"
-from bench.site.svg import Style, legend
-from bench.site.tables import AXES, Column, Table
 
 
 def setting_href(s: Setting, root: str, label: str = "", sparsity: float | None = None) -> str:

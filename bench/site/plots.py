@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.site.numbers import anchor, pct, si
 from bench.results.summary import METRIC_NAMES, Comparison, Point, Row, Setting, Stat
+from bench.site.numbers import anchor, pct, si
 from bench.site.svg import Mark, Style, axes, series
 
 Value = Callable[[Point], Stat | float | None]
@@ -114,7 +114,8 @@ def setting_plots(setting: Setting, names: dict, styles: dict[str, Style]) -> li
     is drawn hollow, as collapsed."""
     s = setting
     m, name = s.metric, METRIC_NAMES[s.metric]
-    value = lambda p: p.value(m)
+    def value(p):
+        return p.value(m)
     label = f"{name} (%)"
     dense_y = [100 * s.dense.mean] if s.dense else []
     floor_y = [100 * v for _, v in floors(s)]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bench.site.numbers import g2, g3, pct, si
 from bench.results.summary import preservation_explainer
+from bench.site.numbers import g2, g3, pct, si
 
 SCORES = (("acc", "accuracy (%)", pct), ("auc", "AUC (%)", pct), ("bal_acc", "balanced accuracy (%)", pct),
           ("sens", "sensitivity (%)", pct), ("spec", "specificity (%)", pct),

@@ -26,8 +26,12 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from bench.results import records as records_io
 from bench.core.errors import RecordError, XPruneError
+from bench.core.spec import architecture
+from bench.core.textsafe import neutral
+from bench.results import records as records_io
+from bench.results.publish import safe_name
+from bench.results.summary import METRICS, PRIMARY, Comparison, Setting, setting_key, summarize_all
 from bench.site.methodpage import method_context, methods_overview
 from bench.site.numbers import anchor
 from bench.site.pages import (
@@ -39,13 +43,9 @@ from bench.site.pages import (
     setting_context,
 )
 from bench.site.plots import cd_diagram, method_heatmaps
-from bench.results.publish import safe_name
 from bench.site.recordpage import record_context
-from bench.core.spec import architecture
-from bench.results.summary import METRICS, PRIMARY, Comparison, Setting, setting_key, summarize_all
 from bench.site.svg import styles as method_styles
 from bench.site.tables import Table, write_downloads
-from bench.core.textsafe import neutral
 
 # Templates and static files: leaderboard/ in a checkout, bench/site/leaderboard/ in a wheel.
 _PACKAGED = Path(__file__).resolve().parent / "leaderboard"
