@@ -316,8 +316,9 @@ def metadata() -> Catalogue:
     def read(source: str) -> list | str:
         try:
             return read_metadata(source)
-        except PluginError as exc:
-            return f"{Path(source).name if source.startswith('path:') else source}: {exc}"
+        except PluginError as exc:  # named once: an import error already names its file
+            name = Path(source).name if source.startswith("path:") else source
+            return str(exc) if str(exc).startswith(f"{name}: ") else f"{name}: {exc}"
 
     if stale:
         with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:

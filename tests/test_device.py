@@ -59,7 +59,9 @@ def test_slurm_gpus_reach_the_sbatch_script(tmp_path):
                              device="cuda")
     params = executor.parameters()
     assert params == {"time": 60, "cpus_per_task": 4, "array_parallelism": 64,
-                      "job_name": "xprune", "partition": "gpu", "gpus_per_node": 2}
+                      "job_name": "xprune", "partition": "gpu", "gpus_per_node": 2,
+                      "setup": ["export ATEN_CPU_CAPABILITY=avx2", "export ONEDNN_MAX_CPU_ISA=AVX2",
+                                "export MKL_CBWR=AVX2,STRICT"]}  # the pinned kernels (protocol 3)
     script = _make_sbatch_string(command="python task.py", folder=tmp_path, **params)
     assert "#SBATCH --gpus-per-node=2\n" in script and "#SBATCH --cpus-per-task=4\n" in script
     cpu_only = SlurmExecutor(tmp_path, tmp_path / "slurm").parameters()

@@ -13,6 +13,7 @@ import pytest
 from conftest import BROKEN_PLUGINS, xprune
 from mlflow.tracking import MlflowClient
 
+from bench.core import paths
 from bench.core.spec import Cell
 from bench.results import records
 from bench.run.folder import OutputLock
@@ -156,8 +157,10 @@ def test_a_second_run_on_a_busy_output_folder_exits_2_naming_the_holder(workdir)
 
 def test_unreadable_cache_entries_are_discarded_and_recomputed(workdir):
     assert xprune("run", *ONE_CELL, "--workers", "0", cwd=workdir).returncode == 0
-    baseline = next((workdir / "cache" / "baselines").glob("*.pt"))
-    scores = next((workdir / "cache" / "scores").glob("*.pt"))
+    (record,) = load_records(workdir)
+    cell = Cell.from_dict(record["cell"])  # the cell's own entries (the soundness model has one too)
+    baseline = paths.baseline(cell.baseline, workdir / "cache")
+    scores = paths.scores(cell.scores, workdir / "cache")
     baseline.write_bytes(baseline.read_bytes()[: baseline.stat().st_size // 2])  # truncated
     scores.write_bytes(b"")  # zero bytes
     for record in (workdir / "runs/synthetic/records").glob("*.json"):

@@ -108,7 +108,7 @@ def _capability(env: dict[str, str], code: str) -> str:
 
 
 def test_pin_overrides_the_environment_before_the_first_operation() -> None:
-    code = ("from bench import kernels; kernels.pin(); import torch; "
+    code = ("from bench.compute import kernels; kernels.pin(); import torch; "
             "print(torch.backends.cpu.get_cpu_capability(), kernels.settings()['pinned'])")
     assert _capability({"ATEN_CPU_CAPABILITY": "default"}, code) == "AVX2 True"
     own = _capability({}, "import torch; print(torch.backends.cpu.get_cpu_capability())")
