@@ -30,7 +30,7 @@ SEED = 0
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CheckResult:
     """One check of one plugin (at one granularity, where it applies)."""
 
     plugin: str
@@ -45,7 +45,7 @@ class Outcome:
         return not self.ok and self.verdict is None and not self.check.endswith("soundness")
 
 
-def resolve(target: str) -> list[MethodInfo] | list[Outcome]:
+def resolve(target: str) -> list[MethodInfo] | list[CheckResult]:
     """A registered method name or wildcard (``'*'``, ``lrp-*``), or a path to a plugin file
     (every plugin class in it, read in a metadata process): the declarations of each, or
     the outcomes that say why the file cannot be checked."""
@@ -57,10 +57,10 @@ def resolve(target: str) -> list[MethodInfo] | list[Outcome]:
         try:
             metas = sandbox.read_metadata(source)
         except PluginError as exc:
-            return [Outcome(path.name, "import", False, str(exc))]
+            return [CheckResult(path.name, "import", False, str(exc))]
         if not metas:
             raise PluginError(f"{target}: defines no Method subclass with a name")
-        problems = [Outcome(m["name"], "metadata", False, "; ".join(m["problems"]))
+        problems = [CheckResult(m["name"], "metadata", False, "; ".join(m["problems"]))
                     for m in metas if "problems" in m]
         return problems or [MethodInfo({**m["meta"], "source": source}) for m in metas]
     catalogue = plugins.metadata()
@@ -68,10 +68,10 @@ def resolve(target: str) -> list[MethodInfo] | list[Outcome]:
 
 
 def check_class(info: MethodInfo, backbone: str = "smallcnn",
-                budget: float = 30.0) -> list[Outcome]:
+                budget: float = 30.0) -> list[CheckResult]:
     """All checks for one plugin's declarations, on an untrained backbone and the synthetic
     dataset; every run of the plugin is its own scoring process."""
-    results = [Outcome(info.name, "metadata", True)]
+    results = [CheckResult(info.name, "metadata", True)]
     dataset = data.load(data.SYNTHETIC)
     batch = data.reference_batch(dataset, 4, SEED)
     built: dict[str, torch.nn.Module] = {}
@@ -88,20 +88,20 @@ def check_class(info: MethodInfo, backbone: str = "smallcnn",
     return results
 
 
-def _soundness(info: MethodInfo, granularity: str, budget: float) -> Outcome:
+def _soundness(info: MethodInfo, granularity: str, budget: float) -> CheckResult:
     """The soundness stage on the small trained model, as one outcome."""
     try:
         verdict = soundness.judge(info, granularity, timeout=budget * 2)
     except PluginError as exc:
-        return Outcome(info.name, f"{granularity}: soundness", False, str(exc))
+        return CheckResult(info.name, f"{granularity}: soundness", False, str(exc))
     detail = verdict.message or (
         f"zero-effect units ranked last; largest tie at the minimum "
         f"{100 * verdict.worst_tie:.1f}%" if verdict.zero_effect else
         f"not effect-based: tie check only (largest tie {100 * verdict.worst_tie:.1f}%)")
-    return Outcome(info.name, f"{granularity}: soundness", verdict.ok, detail, verdict)
+    return CheckResult(info.name, f"{granularity}: soundness", verdict.ok, detail, verdict)
 
 
-def _check_granularity(info: MethodInfo, model, granularity, batch, budget) -> list[Outcome]:
+def _check_granularity(info: MethodInfo, model, granularity, batch, budget) -> list[CheckResult]:
     name = f"{granularity}"
     runs = []
     for _ in range(2):
@@ -109,26 +109,26 @@ def _check_granularity(info: MethodInfo, model, granularity, batch, budget) -> l
             runs.append(sandbox.score(info.source, info.name, model, granularity, batch, SEED,
                                       budget * 2))
         except sandbox.ScoringTimeout as exc:
-            return [Outcome(info.name, f"{name}: budget", False,
+            return [CheckResult(info.name, f"{name}: budget", False,
                             f"{exc}; still running after {budget * 2:g} s (budget {budget:g} s): "
                             "stopped" if "score()" in str(exc) else str(exc))]
         except PluginError as exc:
-            return [Outcome(info.name, f"{name}: contract", False, str(exc))]
+            return [CheckResult(info.name, f"{name}: contract", False, str(exc))]
     (first, seconds), (second, _) = runs
     differing = [site for site in first if not torch.equal(first[site], second[site])]
     return [
-        Outcome(info.name, f"{name}: contract", True),
-        Outcome(info.name, f"{name}: deterministic", not differing,
+        CheckResult(info.name, f"{name}: contract", True),
+        CheckResult(info.name, f"{name}: deterministic", not differing,
                 f"two runs with seed {SEED} differ at site {differing[0]!r}" if differing else ""),
-        Outcome(info.name, f"{name}: budget", seconds <= budget,
+        CheckResult(info.name, f"{name}: budget", seconds <= budget,
                 f"took {seconds:.1f} s, over the budget of {budget:g} s" if seconds > budget else
                 f"{seconds:.2f} s"),
     ]
 
 
-def check(target: str, backbone: str = "smallcnn", budget: float = 30.0) -> list[Outcome]:
+def check(target: str, backbone: str = "smallcnn", budget: float = 30.0) -> list[CheckResult]:
     """Resolve ``target`` and check every plugin class it names."""
-    out: list[Outcome] = []
+    out: list[CheckResult] = []
     for item in resolve(target):
-        out += [item] if isinstance(item, Outcome) else check_class(item, backbone, budget)
+        out += [item] if isinstance(item, CheckResult) else check_class(item, backbone, budget)
     return out

@@ -196,11 +196,11 @@ def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[f
         if executor is Executor.local:
             from bench.run.executors import LocalExecutor
 
-            runner = LocalExecutor(plan.cache, workers, cell_timeout, plan.device)
+            task_executor = LocalExecutor(plan.cache, workers, cell_timeout, plan.device)
         else:
             from bench.run.slurm import SlurmExecutor
 
-            runner = SlurmExecutor(plan.cache, plan.out / "slurm", *slurm, device=plan.device)
+            task_executor = SlurmExecutor(plan.cache, plan.out / "slurm", *slurm, device=plan.device)
         from bench.run.tracking import Tracker
 
         tracker = Tracker(experiment, plan.spec.name, {
@@ -212,7 +212,7 @@ def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[f
             err.print(f"marked {len(tracker.reaped)} MLflow run(s) of dead coordinators KILLED")
         progress, status, started = make_progress(), "FAILED", time.monotonic()
         try:
-            counts = coordinator.run(plan, runner, tracker, progress)
+            counts = coordinator.run(plan, task_executor, tracker, progress)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Protocol
 
 import yaml
 
@@ -43,6 +43,37 @@ EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0, "resnet20
 CELL_SECONDS = {"smallcnn": 1.5, "vgg": 2.5, "resnet18": 40.0, "resnet20": 6.5}
 TRAIN_BATCH = 128  # bench.compute.train's batch size (imported lazily there: it needs torch)
 SCORE_SECONDS = 2.0
+
+
+class TaskExecutor(Protocol):
+    """Where tasks run (``executors.LocalExecutor``, ``slurm.SlurmExecutor``): ``run`` calls
+    ``done(task, outcome)`` in this process as each task finishes; ``close`` frees workers."""
+
+    def run(self, tasks: Iterable[Task], done: Callable[[Task, Outcome], None]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Progress(Protocol):
+    """What the coordinator reports as tasks finish (``console.progress``, ``SilentProgress``)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, label: str, record: dict | None) -> None: ...
+
+
+class RunTracker(Protocol):
+    """Where runs are logged (``tracking.Tracker``: MLflow)."""
+
+    def log_cell(self, record: dict[str, Any]) -> str: ...
+
+    def log_baseline(self, key: dict[str, Any], entry: dict[str, Any]) -> str: ...
+
+    def logged_cells(self) -> set[str]: ...
+
+    def logged_baselines(self) -> set[str]: ...
+
+    def log_summary(self, summary: dict[str, float], table: str) -> None: ...
 
 
 class SilentProgress:
@@ -219,7 +250,7 @@ def write_spec(p: Plan) -> None:
     (p.out / "spec.yaml").write_text(yaml.safe_dump(p.spec.to_dict(), sort_keys=False))
 
 
-def run(p: Plan, executor, tracker, progress) -> Counter:
+def run(p: Plan, executor: TaskExecutor, tracker: RunTracker, progress: Progress) -> Counter:
     """Run the plan's missing cells; return counts of ``ok`` / ``failed`` records written."""
     started = time.monotonic()
     write_spec(p)
@@ -281,8 +312,7 @@ def run(p: Plan, executor, tracker, progress) -> Counter:
                 runnable.append(RunCell(cell))
         executor.run(runnable, lambda task, outcome: finish_cell(task.cell, outcome))
     finally:
-        if hasattr(executor, "close"):
-            executor.close()  # the local pool is kept across stages; stop it here
+        executor.close()  # the local pool is kept across stages; stop it here
     from bench.run.report import summarize_run
 
     tracker.log_summary(*summarize_run(p.records_dir, len(p.cells), counts,

@@ -151,6 +151,9 @@ class SlurmExecutor:
         # submitit builds array elements as plain SlurmJob (sacct only); watch ours instead
         return [_Job(folder=executor.folder, job_id=job.job_id) for job in jobs]
 
+    def close(self) -> None:
+        """Nothing to free: every stage's jobs have ended when ``run`` returns."""
+
     def run(self, tasks: Iterable[Task], done: Callback) -> None:
         """Run every task; call ``done(task, outcome)`` in this process as each finishes."""
         tasks = list(tasks)
