@@ -303,6 +303,15 @@ def comparison_context(c: Comparison, names_by_label: dict[str, str], figure: st
 
 # ---------------------------------------------------------------- setting page
 
+def _curve_columns(metric: str, sparsities: Iterable[str]) -> list[Column]:
+    """The metric at each sparsity, then the largest sparsity within 1 point of dense."""
+    short = METRIC_SHORT[metric]
+    return [*[Column(f"{metric}_{s}", f"{short}@{s}", f"{METRIC_NAMES[metric]} (%) at sparsity {s}",
+                     interval=True) for s in sparsities],
+            Column("within", "≤1 pt up to", f"largest sparsity within 1 point of the dense "
+                   f"{METRIC_NAMES[metric]}")]
+
+
 def _area_columns(metric: str, what: str = "") -> list[Column]:
     """The curve-area columns: the ranking metric's first, then the other two."""
     cols = [Column("area", "Curve area", f"area under {METRIC_NAMES[metric]} vs sparsity (%): "
@@ -325,7 +334,7 @@ def methods_table(setting: Setting, names: dict, styles: dict[str, Style]) -> Ta
     """One row per method: rank, curve areas, the metric per sparsity, operating figures.
     Numbers of one sparsity link their records per seed; numbers derived from the whole curve
     (areas, preservation) come from exactly the records the row links."""
-    metric, short = setting.metric, METRIC_SHORT[setting.metric]
+    metric = setting.metric
     sp = [f"{s:g}" for s in setting.sparsities]
     last = sp[-1]
     t = Table(f"methods-{metric}", [
@@ -334,10 +343,7 @@ def methods_table(setting: Setting, names: dict, styles: dict[str, Style]) -> Ta
                                                        "measured at every sparsity"),
         Column("version", "Version", text=True),
         *_area_columns(metric),
-        *[Column(f"{metric}_{s}", f"{short}@{s}", f"{METRIC_NAMES[metric]} (%) at sparsity {s}",
-                 interval=True) for s in sp],
-        Column("within", "≤1 pt up to", f"largest sparsity within 1 point of the dense "
-               f"{METRIC_NAMES[metric]}"),
+        *_curve_columns(metric, sp),
         Column("preserved", "Expl. preserved", "explanation preserved: Spearman of dense vs pruned "
                "reference-LRP maps, mean over sparsities [95% interval]", interval=True),
         Column("collapsed", "Collapsed", "collapsed points (sparsity x seed)"),
@@ -446,17 +452,13 @@ def results_table(pairs: list[tuple[Setting, Row]], names: dict, table_id: str, 
     sparsities = sorted({s for setting, _ in pairs for s in setting.sparsities})
     sp = [f"{s:g}" for s in sparsities]
     sizes = _mixed_sizes(s for s, _ in pairs)
-    short = METRIC_SHORT[metric]
     t = Table(f"{table_id}-{metric}", [
         Column("setting", "Setting", "follow it for this row's records, seed by seed", text=True),
         Column("method", "Method", text=True) if with_method else Column("version", "Version", text=True),
         Column("rank", "Rank", f"rank in its setting by curve area of {METRIC_NAMES[metric]}"),
         *_area_columns(metric),
         Column("range", "Area range", "the sparsities the curve areas cover", text=True),
-        *[Column(f"{metric}_{s}", f"{short}@{s}", f"{METRIC_NAMES[metric]} (%) at sparsity {s}",
-                 interval=True) for s in sp],
-        Column("within", "≤1 pt up to", f"largest sparsity within 1 point of the dense "
-               f"{METRIC_NAMES[metric]}"),
+        *_curve_columns(metric, sp),
         Column("preserved", "Expl. preserved", "explanation preserved: Spearman of dense vs pruned "
                "LRP maps, mean over sparsities", interval=True),
         Column("collapsed", "Collapsed", "collapsed points (sparsity x seed)"),
