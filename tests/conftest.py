@@ -9,6 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.compute import kernels
+
+# The tests compute with the product's pinned kernels (bench.compute.kernels), like the CLI,
+# local workers and Slurm jobs do: set before any test module's first tensor operation, and
+# inherited by every worker and scoring process the tests start.
+kernels.pin()
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data" / "medmnist"
 BROKEN_PLUGINS = Path(__file__).parent / "fixtures" / "broken_plugins"
