@@ -226,6 +226,10 @@ def test_a_score_that_never_returns_is_stopped_at_its_bound(tmp_path):
                                                      r"within 2 s \(process killed\)$"):
         sandbox.score(f"path:{path}", "hangs", model, "channel",
                       data.reference_batch(dataset, 2, 0), 0, 2)
+    # the overrun killed the plugin's scoring server; its next request starts another
+    with pytest.raises(sandbox.ScoringTimeout):
+        sandbox.score(f"path:{path}", "hangs", model, "channel",
+                      data.reference_batch(dataset, 2, 0), 0, 2)
 
 
 def test_the_default_score_bound_scales_with_the_backbone():
@@ -301,3 +305,56 @@ def test_verify_fails_a_malformed_record_as_that_record(tmp_path):
     assert not report.ok and report.exit_code == 1
     assert len(report.failures) == 1 and report.failures[0].startswith(
         "hostile.json: unreadable record (")
+
+
+def _synthetic_request():
+    from bench.compute import data, models
+
+    dataset = data.load(data.SYNTHETIC)
+    torch.manual_seed(0)
+    model = models.build("smallcnn", dataset.info.n_channels, dataset.info.n_classes).eval()
+    return model, data.reference_batch(dataset, 2, 0)
+
+
+def test_scoring_requests_of_one_plugin_fork_from_one_server_and_score_as_fresh_processes(
+        monkeypatch):
+    """Two requests of a plugin reuse its server (one start-up); the scores equal those of a
+    scoring process started from scratch, bit for bit."""
+    model, batch = _synthetic_request()
+    sandbox.close_servers()
+    first, _ = sandbox.score("methods/taylor.py", "taylor", model, "channel", batch, 0, 120)
+    pid = sandbox.server("methods/taylor.py", "cpu").proc.pid
+    again, _ = sandbox.score("methods/taylor.py", "taylor", model, "channel", batch, 0, 120)
+    assert sandbox.server("methods/taylor.py", "cpu").proc.pid == pid
+    monkeypatch.setenv(sandbox.SCORING_ENV, "fresh")
+    fresh, _ = sandbox.score("methods/taylor.py", "taylor", model, "channel", batch, 0, 120)
+    assert first.keys() == again.keys() == fresh.keys()
+    assert all(torch.equal(first[k], fresh[k]) and torch.equal(again[k], fresh[k])
+               for k in fresh)
+
+
+def test_a_plugin_that_kills_its_scoring_server_fails_only_its_own_request(tmp_path):
+    path = tmp_path / "killer.py"
+    path.write_text(plugin("killer", at_import="import os, signal", score='''
+    granularities = ("channel",)
+
+    def score(self, model, sites, batch):
+        os.kill(os.getppid(), signal.SIGKILL)  # the server this process was forked from
+        return {}
+'''))
+    model, batch = _synthetic_request()
+    with pytest.raises(sandbox.PluginError, match=r"^killer: the scoring process ended "):
+        sandbox.score(f"path:{path}", "killer", model, "channel", batch, 0, 60)
+    scores, _ = sandbox.score("methods/magnitude.py", "magnitude", model, "channel", batch, 0, 60)
+    assert scores
+
+
+def test_each_plugin_source_has_its_own_scoring_server():
+    model, batch = _synthetic_request()
+    sandbox.close_servers()
+    for source, method in [("methods/magnitude.py", "magnitude"), ("methods/taylor.py", "taylor")]:
+        sandbox.score(source, method, model, "channel", batch, 0, 120)
+    servers = {source: sandbox.server(source, "cpu") for source in
+               ("methods/magnitude.py", "methods/taylor.py")}
+    assert len({s.proc.pid for s in servers.values()}) == 2
+    assert servers["methods/magnitude.py"].folder != servers["methods/taylor.py"].folder

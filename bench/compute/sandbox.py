@@ -9,6 +9,14 @@ process do, each for one plugin source and then exit:
   temporary folder, imports the plugin, calls ``score()`` once and writes the score tensors
   back (:func:`score`); a deadline covers import and score.
 
+Starting Python and importing torch costs seconds per scoring process, so by default scoring
+processes are forked from a **scoring server** (:class:`Server`): a child of the worker,
+inside the same sandbox, that has imported the engine and its libraries but never a plugin,
+and forks one fresh scoring process per request. Each server serves one plugin source only
+(a plugin's leftovers can reach nothing but its own later requests), a deadline overrun kills
+the whole server, and ``$XPRUNE_SCORING=fresh`` starts every scoring process from scratch
+instead (the same numbers; ``benchmarks/scoring_startup.py`` measures the difference).
+
 The coordinator and the long-lived workers (training, pruning, recovery, measurement,
 records, verify, the site) never import a plugin, so nothing a plugin does at import or in
 ``score()`` (patching an engine function, ``torch.set_grad_enabled(False)``,
@@ -24,6 +32,8 @@ PID namespace (every process it spawns dies with it). ``$XPRUNE_SANDBOX``: ``aut
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import json
 import math
@@ -34,12 +44,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.core.errors import PluginError, XPruneError
 
 SANDBOX_ENV = "XPRUNE_SANDBOX"
+SCORING_ENV = "XPRUNE_SCORING"  # "server" (default: forked from a scoring server) or "fresh"
+SERVERS_KEPT = 3  # live scoring servers per worker (one per plugin source, least recent closed)
 IMPORT_TIMEOUT_ENV = "XPRUNE_PLUGIN_IMPORT_TIMEOUT"
 DEFAULT_IMPORT_TIMEOUT = 60.0  # seconds to import one plugin (after the engine is imported)
 STARTUP_TIMEOUT = 300.0  # seconds for a child to import the engine (torch) before any plugin
@@ -105,7 +118,16 @@ def sandbox_mode() -> str:
 def isolation() -> str:
     """What a record's ``provenance.scoring`` says: how its scores were isolated."""
     mode = sandbox_mode()
-    return "process+bwrap" if mode == "bwrap" else f"process ({mode})"
+    kind = "process" if scoring_mode() == "fresh" else "forked process"
+    return f"{kind}+bwrap" if mode == "bwrap" else f"{kind} ({mode})"
+
+
+def scoring_mode() -> str:
+    """``server`` (scoring processes forked from a per-plugin server) or ``fresh``."""
+    wanted = os.environ.get(SCORING_ENV, "server").strip().lower() or "server"
+    if wanted not in ("server", "fresh"):
+        raise XPruneError(f"${SCORING_ENV} must be server or fresh, got {wanted!r}")
+    return wanted
 
 
 def _command(args: list[str], folder: Path, device: str = "cpu") -> list[str]:
@@ -124,58 +146,188 @@ class ScoringTimeout(PluginError):
     """A scoring or metadata process ran past its deadline and was killed."""
 
 
-def _run(args: list[str], folder: Path, import_limit: float, score_limit: float | None = None,
-         device: str = "cpu") -> tuple[int, str, float]:
-    """Run one child in its own session and kill its whole process group when it ends or
-    overruns; return (exit status, last line it printed, seconds since it began scoring).
+class _Deadlines:
+    """The three bounds on one scoring request, read from the markers its child creates:
+    ``folder/ready`` once the engine is imported (STARTUP_TIMEOUT: no plugin code has run
+    yet), ``folder/scoring`` when ``score()`` is about to run (the import before it bounded by
+    ``import_limit``, ``score()`` after it by ``score_limit``)."""
 
-    The child creates ``folder/ready`` once the engine is imported (bounded by
-    STARTUP_TIMEOUT: no plugin code has run yet), then imports the plugin (bounded by
-    ``import_limit``) and creates ``folder/scoring`` when ``score()`` is about to run (from
-    then on bounded by ``score_limit``)."""
-    global _PRCTL
-    _PRCTL = _prctl()
-    log, ready, marker = folder / "child.log", folder / "ready", folder / "scoring"
-    start = time.monotonic()
-    imported: float | None = None
-    began: float | None = None
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen(_command(args, folder, device), stdin=subprocess.DEVNULL,
-                                stdout=sink, stderr=sink, cwd=folder, env=_env(),
-                                start_new_session=True, preexec_fn=_die_with_parent)
-        overrun = ""
-        try:
-            while proc.poll() is None:
-                now = time.monotonic()
-                if imported is None and ready.exists():
-                    imported = now
-                if began is None and score_limit is not None and marker.exists():
-                    began = now
-                if imported is None and now - start > STARTUP_TIMEOUT:
-                    overrun = f"the engine did not start within {STARTUP_TIMEOUT:g} s"
-                elif imported is not None and began is None and now - imported > import_limit:
-                    overrun = f"import did not finish within {import_limit:g} s"
-                elif began is not None and now - began > score_limit:
-                    overrun = f"score() did not finish within {score_limit:g} s"
-                if overrun:
-                    break
-                time.sleep(0.05)
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the child and anything it spawned
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait()
-    if overrun:
-        raise ScoringTimeout(f"{overrun} (process killed)")
-    if began is None and marker.exists():  # scored between two polls
-        began = start
+    def __init__(self, folder: Path, import_limit: float, score_limit: float | None) -> None:
+        self.ready, self.marker = folder / "ready", folder / "scoring"
+        self.import_limit, self.score_limit = import_limit, score_limit
+        self.start = time.monotonic()
+        self.imported: float | None = None
+        self.began: float | None = None
+
+    def overrun(self) -> str:
+        """Why the request must be killed now, or "" while it is within its bounds."""
+        now = time.monotonic()
+        if self.imported is None and self.ready.exists():
+            self.imported = now
+        if self.began is None and self.score_limit is not None and self.marker.exists():
+            self.began = now
+        if self.imported is None and now - self.start > STARTUP_TIMEOUT:
+            return f"the engine did not start within {STARTUP_TIMEOUT:g} s"
+        if self.imported is not None and self.began is None and \
+                now - self.imported > self.import_limit:
+            return f"import did not finish within {self.import_limit:g} s"
+        if self.began is not None and now - self.began > self.score_limit:
+            return f"score() did not finish within {self.score_limit:g} s"
+        return ""
+
+    def scored_seconds(self) -> float:
+        """Seconds since ``score()`` began (0 if it never did)."""
+        if self.began is None and self.marker.exists():  # scored between two polls
+            self.began = self.start
+        return time.monotonic() - self.began if self.began is not None else 0.0
+
+
+def _last_line(log: Path) -> str:
     try:
         lines = log.read_text(errors="replace").strip().splitlines()
     except OSError:
         lines = []
-    return proc.returncode, (lines[-1][:_ERROR_LIMIT] if lines else ""), (
-        time.monotonic() - began if began is not None else 0.0)
+    return lines[-1][:_ERROR_LIMIT] if lines else ""
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a child's whole process group (it and anything it spawned), then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _spawn(args: list[str], folder: Path, device: str, stdin: Any, sink: Any) -> subprocess.Popen:
+    global _PRCTL
+    _PRCTL = _prctl()
+    return subprocess.Popen(_command(args, folder, device), stdin=stdin, stdout=sink, stderr=sink,
+                            cwd=folder, env=_env(), start_new_session=True,
+                            preexec_fn=_die_with_parent)
+
+
+def _run(args: list[str], folder: Path, import_limit: float, score_limit: float | None = None,
+         device: str = "cpu") -> tuple[int, str, float]:
+    """Run one fresh child in its own session and kill its whole process group when it ends
+    or overruns (:class:`_Deadlines`); return (exit status, last line it printed, seconds
+    since it began scoring)."""
+    log = folder / "child.log"
+    deadlines = _Deadlines(folder, import_limit, score_limit)
+    with open(log, "wb") as sink:
+        proc = _spawn(args, folder, device, subprocess.DEVNULL, sink)
+        overrun = ""
+        try:
+            while proc.poll() is None:
+                overrun = deadlines.overrun()
+                if overrun:
+                    break
+                time.sleep(0.05)
+        finally:
+            _kill_group(proc)
+    if overrun:
+        raise ScoringTimeout(f"{overrun} (process killed)")
+    return proc.returncode, _last_line(log), deadlines.scored_seconds()
+
+
+class Server:
+    """A scoring server for one plugin source: a sandboxed child of this process that has
+    imported the engine (never a plugin) and forks one scoring process per request.
+
+    Requests live in folders under the server's own folder (the only place the sandbox can
+    write); the server answers each with ``exit.json`` (the forked child's exit status). A
+    request that overruns a deadline kills the whole server; the next request starts another.
+    """
+
+    def __init__(self, source: str, device: str) -> None:
+        self.source, self.device = source, device
+        self.folder = Path(tempfile.mkdtemp(prefix="xprune-server-"))
+        self._log = open(self.folder / "server.log", "wb")
+        self.proc = _spawn(["serve", str(self.folder)], self.folder, device, subprocess.PIPE,
+                           self._log)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not (self.folder / "ready").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                why = (f"ended ({_status(self.proc.returncode)})" if self.proc.poll() is not None
+                       else f"did not start within {STARTUP_TIMEOUT:g} s")
+                last = _last_line(self.folder / "server.log")
+                self.close()
+                raise PluginError(f"the scoring server {why}{': ' + last if last else ''}")
+            time.sleep(0.02)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def request_folder(self) -> Path:
+        """A fresh folder for one request, inside the server's writable folder."""
+        return Path(tempfile.mkdtemp(prefix="request-", dir=self.folder))
+
+    def run(self, args: list[str], folder: Path, import_limit: float,
+            score_limit: float | None) -> tuple[int, str, float]:
+        """Have the server fork a child for ``args`` (as :func:`_run` takes them, ``folder``
+        one of :meth:`request_folder`); return what :func:`_run` returns."""
+        deadlines = _Deadlines(folder, import_limit, score_limit)
+        answer = folder / "exit.json"
+        try:
+            self.proc.stdin.write((json.dumps(args) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:
+            self.close()
+            raise PluginError("the scoring server had ended before the request") from None
+        overrun = ""
+        while not answer.exists():
+            if not self.alive():
+                self.close()
+                return (self.proc.returncode, _last_line(folder / "child.log"),
+                        deadlines.scored_seconds())
+            overrun = deadlines.overrun()
+            if overrun:
+                self.close()
+                raise ScoringTimeout(f"{overrun} (process killed)")
+            time.sleep(0.02)
+        try:
+            code = int(json.loads(answer.read_text())["code"])
+        except (OSError, ValueError, KeyError, TypeError):
+            self.close()
+            raise PluginError("the scoring server answered unreadably") from None
+        return code, _last_line(folder / "child.log"), deadlines.scored_seconds()
+
+    def close(self) -> None:
+        """Kill the server (and every process in its sandbox) and remove its folder."""
+        _kill_group(self.proc)
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self._log.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        _SERVERS.pop((self.source, self.device), None)
+
+
+_SERVERS: dict[tuple[str, str], Server] = {}  # this process's live servers, oldest first
+
+
+def server(source: str, device: str) -> Server:
+    """This process's live scoring server for ``source`` on ``device``, started if needed;
+    at most ``SERVERS_KEPT`` stay alive (the least recently used is closed)."""
+    key = (source, device)
+    found = _SERVERS.pop(key, None)
+    if found is not None and not found.alive():
+        found.close()
+        found = None
+    if found is None:
+        while len(_SERVERS) >= SERVERS_KEPT:
+            next(iter(_SERVERS.values())).close()
+        found = Server(source, device)
+    _SERVERS[key] = found  # most recently used last
+    return found
+
+
+def close_servers() -> None:
+    """Close every scoring server of this process (also done at exit)."""
+    for found in list(_SERVERS.values()):
+        found.close()
+
+
+atexit.register(close_servers)
 
 
 @functools.lru_cache(maxsize=1)
@@ -252,7 +404,8 @@ def score(source: str, method: str, model, granularity: str, batch, seed: int,
           timeout: float, device: str = "cpu", version: str | None = None,
           ) -> tuple[dict[str, Any], float]:
     """Score ``model``'s sites with plugin ``method`` from ``source`` in a fresh scoring
-    process; return the scores (validated here) and the seconds ``score()`` took.
+    process (forked from the source's scoring server, or started from scratch: see
+    :func:`scoring_mode`); return the scores (validated here) and the seconds ``score()`` took.
 
     The import is bounded by :func:`import_timeout`, ``score()`` by ``timeout`` seconds
     (ScoringTimeout); a plugin that exits, dies or breaks the contract is a PluginError, and
@@ -263,15 +416,14 @@ def score(source: str, method: str, model, granularity: str, batch, seed: int,
     from bench.compute.units import find_sites, scoring_copy
 
     sites = find_sites(scoring_copy(model), granularity)  # what the scores must cover
-    with tempfile.TemporaryDirectory(prefix="xprune-score-") as tmp:
-        folder = Path(tmp)
+    with _request(source, device) as (folder, run):
         torch.save({"model": scoring_copy(model), "granularity": granularity, "batch": batch,
                     "seed": seed, "threads": torch.get_num_threads(), "device": device,
                     "version": version},
                    folder / "request.pt")
         try:
-            code, last, wall = _run(["score", source, method, str(folder)], folder,
-                                    import_timeout(), timeout, device)
+            code, last, wall = run(["score", source, method, str(folder)], folder,
+                                   import_timeout(), timeout)
         except ScoringTimeout as exc:
             raise ScoringTimeout(f"{method}: {exc}") from None
         error = folder / "error.json"
@@ -292,6 +444,23 @@ def score(source: str, method: str, model, granularity: str, batch, seed: int,
     scores = validate(method, raw, sites)
     # score() is timed in the child; a child cannot claim more time than its process took
     return scores, min(max(seconds, 0.0), wall) if math.isfinite(seconds) else wall
+
+
+@contextlib.contextmanager
+def _request(source: str, device: str) -> Iterator[tuple[Path, Callable[..., tuple[int, str,
+                                                                                   float]]]]:
+    """A private folder for one scoring request and the function that runs it: through the
+    source's scoring server, or as a fresh process (``$XPRUNE_SCORING=fresh``)."""
+    if scoring_mode() == "fresh":
+        with tempfile.TemporaryDirectory(prefix="xprune-score-") as tmp:
+            yield Path(tmp), functools.partial(_run, device=device)
+        return
+    found = server(source, device)
+    folder = found.request_folder()
+    try:
+        yield folder, found.run
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- the children -----------------------------------------------------------------------------
@@ -363,15 +532,67 @@ def _child_score(source: str, method: str, folder: str) -> None:
     torch.save({"scores": scores, "seconds": seconds}, where / "result.pt")
 
 
-def main(argv: list[str]) -> int:
-    """``python -m bench.compute.sandbox meta SOURCE OUT`` or ``score SOURCE METHOD FOLDER``."""
+PRELOADED = ("torch", "bench.api", "bench.plugins", "bench.compute.scoring",
+             "bench.compute.device", "bench.attribution", "captum.attr", "zennit.composites",
+             "torch_pruning")  # the engine and the libraries plugins use; never a plugin
+
+
+def _serve(folder: str) -> None:
+    """The scoring server's loop: import the engine, then for each request line on stdin
+    (the JSON arguments of a child) fork a scoring process and answer with its exit status.
+
+    No tensor operation runs here (a fork after one could inherit busy thread pools); each
+    child sets its threads, device and seed from its request as a fresh process does."""
+    import importlib
+
+    for name in PRELOADED:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional library; the child imports what it needs
+            pass
+    (Path(folder) / "ready").touch()
+    for line in sys.stdin:
+        args = json.loads(line)
+        where = Path(args[-1])
+        pid = os.fork()
+        if pid == 0:  # the scoring process
+            code = 1
+            try:
+                sink = os.open(where / "child.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(sink, 1)
+                os.dup2(sink, 2)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                _child(args)
+                code = 0
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        answer = where / "exit.json"
+        (where / "exit.tmp").write_text(json.dumps({"code": os.waitstatus_to_exitcode(status)}))
+        os.replace(where / "exit.tmp", answer)
+
+
+def _child(argv: list[str]) -> bool:
+    """Run one child's work (``meta SOURCE OUT`` or ``score SOURCE METHOD FOLDER``)."""
     if argv[:1] == ["meta"] and len(argv) == 3:
         _child_meta(argv[1], argv[2])
     elif argv[:1] == ["score"] and len(argv) == 4:
         _child_score(*argv[1:])
     else:
-        print("usage: python -m bench.compute.sandbox meta SOURCE OUT | score SOURCE METHOD FOLDER",
-              file=sys.stderr)
+        return False
+    return True
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench.compute.sandbox meta SOURCE OUT``, ``score SOURCE METHOD FOLDER`` or
+    ``serve FOLDER`` (a scoring server)."""
+    if argv[:1] == ["serve"] and len(argv) == 2:
+        _serve(argv[1])
+    elif not _child(argv):
+        print("usage: python -m bench.compute.sandbox meta SOURCE OUT | score SOURCE METHOD "
+              "FOLDER | serve FOLDER", file=sys.stderr)
         return 2
     return 0
 

@@ -287,7 +287,9 @@ def run(p: Plan, executor: TaskExecutor, tracker: RunTracker, progress: Progress
         if not outcome.ok:
             verdicts[(task.method, task.granularity)] = f"fail: {outcome.error}"
 
-    score_keys = p.scores_missing()
+    # grouped by method: a worker's consecutive scoring tasks then fork from one scoring
+    # server (bench.compute.sandbox.Server) instead of each starting Python and torch
+    score_keys = sorted(p.scores_missing(), key=lambda key: key.method)
     progress.start(len(base_tasks) + len(sound_tasks) + len(score_keys) + len(cells))
     try:
         executor.run(base_tasks, prerequisite_done)
