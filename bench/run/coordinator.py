@@ -65,15 +65,17 @@ class Progress(Protocol):
 class RunTracker(Protocol):
     """Where runs are logged (``tracking.Tracker``: MLflow)."""
 
-    def log_cell(self, record: dict[str, Any]) -> str: ...
+    def log_cell(self, record: dict[str, Any]) -> None: ...
 
-    def log_baseline(self, key: dict[str, Any], entry: dict[str, Any]) -> str: ...
+    def log_baseline(self, key: dict[str, Any], entry: dict[str, Any],
+                     written: float | None = None) -> str: ...
 
     def logged_cells(self) -> set[str]: ...
 
     def logged_baselines(self) -> set[str]: ...
 
-    def log_summary(self, summary: dict[str, float], table: str) -> None: ...
+    def log_summary(self, summary: dict[str, float], table: str,
+                    curves: list[dict[str, Any]] | None = None) -> None: ...
 
 
 class SilentProgress:
@@ -328,11 +330,12 @@ def _log_baselines(p: Plan, tracker, failed: dict[str, str]) -> None:
     for key in dict.fromkeys(c.baseline for c in p.todo):
         if key.hash in logged or key.hash in failed:
             continue
+        path = paths.baseline(key, p.cache, p.device)
         try:
-            entry = cache.load(paths.baseline(key, p.cache, p.device))
+            entry, written = cache.load(path), path.stat().st_mtime  # written: training's end
         except (OSError, cache.CorruptEntry):
             continue  # recomputed by the cell that needs it; logged by a later run
-        tracker.log_baseline(key.__dict__ | {"hash": key.hash}, entry)
+        tracker.log_baseline(key.__dict__ | {"hash": key.hash}, entry, written)
 
 
 def _sync_tracking(p: Plan, tracker) -> None:
