@@ -154,6 +154,7 @@ class Tracker:
                                   "store with MLFLOW_TRACKING_URI") from None
             raise XPruneError(f"MLflow tracking at {self.uri} is unusable: {reason}") from None
         self.parent_id = parent.info.run_id
+        self.source = _source_tags(prov["git_commit"])  # for the runs the coordinator derives
         if journal is not None:
             journal.add("parent-open", self.parent_id)
         self.client.log_batch(self.parent_id, params=[_param(k, v) for k, v in params.items()])
@@ -305,7 +306,8 @@ class Tracker:
         start = end - float(entry.get("seconds") or 0.0)
         name = f"baseline {key['dataset']}/{key['backbone']}/seed{key['seed']}"
         run_id = self._child(name, {BASELINE_TAG: key["hash"], "xprune.status": "ok",
-                                    NOTE_TAG: baseline_note(key, entry)}, _ms(start))
+                                    NOTE_TAG: baseline_note(key, entry), **self.source},
+                             _ms(start))
         metrics, clock = [], start
         for i, epoch in enumerate(entry.get("history") or []):
             if not isinstance(epoch, dict):
@@ -350,7 +352,8 @@ class Tracker:
                                       "images")]),
             outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, info.n_classes), "logits")]))
         versions = provenance()["versions"]
-        mlflow.set_tracking_uri(self.uri)  # Model.log resolves the store from the global URI
+        mlflow.set_tracking_uri(self.uri)  # Model.log resolves the store, and the experiment
+        mlflow.set_experiment(experiment_id=self.experiment_id)  # the model belongs to, globally
         quiet = logging.getLogger("mlflow.pytorch")
         level, quiet.level = quiet.level, logging.ERROR  # its pickle-format caution, per model
         try:
@@ -389,7 +392,7 @@ class Tracker:
         params = [_param(name, k[name]) for name in sorted(k)]
         setting_id = self._child(f"setting {title}", {
             "xprune.kind": "setting", "xprune.setting": setting["slug"],
-            NOTE_TAG: setting_note(setting)}, setting["start_ms"] or end)
+            NOTE_TAG: setting_note(setting), **self.source}, setting["start_ms"] or end)
         dense = [Metric(f"dense.{m}", v, end, 0) for m, v in setting["dense"].items()
                  if v is not None]
         refs = [Metric(name, setting[name], end, 0) for name in ("chance", "majority")
@@ -403,7 +406,7 @@ class Tracker:
             if row["rank"] is not None:
                 metrics.append(Metric("rank", float(row["rank"]), end, 0))
             run_id = self._child(f"{row['method']} on {title}", {
-                "xprune.kind": "curve", "xprune.setting": setting["slug"]},
+                "xprune.kind": "curve", "xprune.setting": setting["slug"], **self.source},
                 setting["start_ms"] or end, parent=setting_id)
             self.client.log_batch(
                 run_id, metrics=metrics,
@@ -535,6 +538,8 @@ CONNECT_SECONDS = 5.0
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+# the CLI says where to look; MLflow would print two lines per finished run on a server
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def _sqlite_path(uri: str) -> Path | None:
