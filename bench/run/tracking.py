@@ -9,10 +9,11 @@ was written and ends then; a baseline's spans its training (ending when its cach
 written). Every run has a description (``mlflow.note.content``).
 
 Only the coordinating process writes (SQLite tolerates one writer), and in it one thread: a
-cell's run is queued to a writer thread (logging one costs about 0.1-0.3 s, measured by
-``benchmarks/tracking_cost.py``, which the coordinator would otherwise spend between cells);
-every other call waits for the queue to drain first, and ``finish`` drains it. The default store is
-``sqlite:///mlflow.db`` in the working directory; ``MLFLOW_TRACKING_URI`` overrides it.
+cell's run is queued to a writer thread (logging one costs 60-200 ms on a busy two-core
+machine, measured by ``benchmarks/tracking_cost.py``, which the coordinator would otherwise
+spend between cells); every other call waits for the queue to drain first, and ``finish``
+drains it. The default store is ``sqlite:///mlflow.db`` in the working directory;
+``MLFLOW_TRACKING_URI`` overrides it.
 Every child run carries the cell hash as the tag ``xprune.cell_hash`` (a baseline run:
 ``xprune.baseline_hash``); before logging, the tracker asks which cells already have a run,
 so a resumed matrix never logs a cell twice. The parent records who runs it (pid, host,
