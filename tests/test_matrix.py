@@ -80,7 +80,8 @@ def test_the_end_of_a_run_says_where_to_go_next(small_run):
     lines = result.stdout.splitlines()
     assert lines[lines.index("next:"):] == [
         "next:", "  xprune publish runs/synthetic", "  xprune leaderboard",
-        "  mlflow ui --backend-store-uri sqlite:///mlflow.db"]
+        "  mlflow ui --backend-store-uri sqlite:///mlflow.db",
+        "  open http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning"]
     assert max(len(x) for x in lines) <= 80
 
 

@@ -171,10 +171,17 @@ def print_plan(plan: Any) -> None:
               f"estimate {_minutes(plan.estimate_seconds())} min (rough, one worker)")
 
 
-def print_next_steps(out_dir: Path, uri: str | None) -> None:
-    """Where to go after a run: publish, render, browse MLflow."""
+def print_next_steps(out_dir: Path, uri: str | None, experiment_id: str | None = None) -> None:
+    """Where to go after a run: publish, render, browse MLflow (the experiment's runs, when
+    its id is known: MLflow 3's UI opens anything else on its GenAI pages)."""
     out.print("next:", style="bold")
     out.print(f"  xprune publish {out_dir}", markup=False)
     out.print("  xprune leaderboard")
     if uri:
         out.print(f"  mlflow ui --backend-store-uri {uri}", markup=False)
+        if experiment_id is not None:
+            from bench.run.tracking import ui_url
+
+            server = uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+            out.print(f"  open {ui_url(experiment_id, *([server] if server else []))}",
+                      markup=False, soft_wrap=True)

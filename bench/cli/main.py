@@ -226,7 +226,7 @@ def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[f
     out.print(f"records: {plan.records_dir} ({len(plan.cells)} cells)")
     if counts["failed"]:
         out.print("failed cells keep their reason in their record; --retry-failed reruns them")
-    print_next_steps(plan.out, uri)
+    print_next_steps(plan.out, uri, tracker.experiment_id)
     if counts["failed"]:
         raise typer.Exit(1)
 

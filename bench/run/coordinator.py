@@ -43,6 +43,9 @@ EPOCH_SECONDS_PER_1K = {"smallcnn": 0.6, "vgg": 1.5, "resnet18": 15.0, "resnet20
 CELL_SECONDS = {"smallcnn": 1.5, "vgg": 2.5, "resnet18": 40.0, "resnet20": 6.5}
 TRAIN_BATCH = 128  # bench.compute.train's batch size (imported lazily there: it needs torch)
 SCORE_SECONDS = 2.0
+# one soundness verdict (a sandboxed process judging a method on the small synthetic-set
+# models): the synthetic preset's 19 verdicts took a third of its 172 CPU-seconds
+SOUNDNESS_SECONDS = 3.0
 
 
 class TaskExecutor(Protocol):
@@ -65,15 +68,17 @@ class Progress(Protocol):
 class RunTracker(Protocol):
     """Where runs are logged (``tracking.Tracker``: MLflow)."""
 
-    def log_cell(self, record: dict[str, Any]) -> str: ...
+    def log_cell(self, record: dict[str, Any]) -> None: ...
 
-    def log_baseline(self, key: dict[str, Any], entry: dict[str, Any]) -> str: ...
+    def log_baseline(self, key: dict[str, Any], entry: dict[str, Any],
+                     written: float | None = None) -> str: ...
 
     def logged_cells(self) -> set[str]: ...
 
     def logged_baselines(self) -> set[str]: ...
 
-    def log_summary(self, summary: dict[str, float], table: str) -> None: ...
+    def log_summary(self, summary: dict[str, float], table: str,
+                    curves: list[dict[str, Any]] | None = None) -> None: ...
 
 
 class SilentProgress:
@@ -164,8 +169,11 @@ class Plan:
         return self.learned.get(cell.backbone, CELL_SECONDS.get(cell.backbone, 5.0))
 
     def estimate_seconds(self) -> float:
-        """A rough wall-time estimate for one worker (learned from records when present)."""
-        return sum(r["seconds"] for r in self.rows())
+        """A rough wall-time estimate for one worker (learned from records when present):
+        every row's work, plus the soundness verdicts to judge and the models they need."""
+        verdicts = self.soundness_missing()
+        return (sum(r["seconds"] for r in self.rows()) + SOUNDNESS_SECONDS * len(verdicts)
+                + sum(self._train_seconds(k) for k in self.soundness_models_missing(verdicts)))
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per dataset and backbone: what is finished, cached and new, and how long."""
@@ -330,11 +338,12 @@ def _log_baselines(p: Plan, tracker, failed: dict[str, str]) -> None:
     for key in dict.fromkeys(c.baseline for c in p.todo):
         if key.hash in logged or key.hash in failed:
             continue
+        path = paths.baseline(key, p.cache, p.device)
         try:
-            entry = cache.load(paths.baseline(key, p.cache, p.device))
+            entry, written = cache.load(path), path.stat().st_mtime  # written: training's end
         except (OSError, cache.CorruptEntry):
             continue  # recomputed by the cell that needs it; logged by a later run
-        tracker.log_baseline(key.__dict__ | {"hash": key.hash}, entry)
+        tracker.log_baseline(key.__dict__ | {"hash": key.hash}, entry, written)
 
 
 def _sync_tracking(p: Plan, tracker) -> None:
