@@ -29,6 +29,7 @@ class Column:
     tip: str = ""
     text: bool = False
     interval: bool = False  # the download adds <key>_lo and <key>_hi
+    more: bool = False  # behind the column chooser: shown on request (key columns always)
 
 
 @dataclass
@@ -87,8 +88,10 @@ class Table:
 
     def context(self, root: str) -> dict[str, Any]:
         """What the ``table`` macro prints."""
+        more = sum(c.more for c in self.columns)
         return {"id": self.id, "columns": self.columns, "rows": self.rows, "caption": self.caption,
-                "filters": self.filter_options(),
+                "filters": self.filter_options(), "more": more, "all": len(self.columns),
+                "legend": [{"header": c.header, "tip": c.tip} for c in self.columns if c.tip],
                 "csv": f"{root}{self.download}.csv" if self.download else "",
                 "json": f"{root}{self.download}.json" if self.download else ""}
 
@@ -107,6 +110,7 @@ def write_downloads(table: Table, site: Path) -> list[Path]:
     base.parent.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = base.with_name(base.name + ".csv"), base.with_name(base.name + ".json")
     csv_path.write_text(buf.getvalue())
-    json_path.write_text(json.dumps({"columns": table.header(), "rows": rows},
+    header = table.header()
+    json_path.write_text(json.dumps({"columns": header, "rows": [[row[k] for k in header] for row in rows]},
                                     separators=(",", ":")) + "\n")
     return [csv_path, json_path]
