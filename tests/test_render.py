@@ -481,14 +481,14 @@ def test_plot_geometry_bands_and_collapsed_points(tmp_path: Path) -> None:
     render(_reports(tmp_path, recs), tmp_path / "site")
     html = (tmp_path / "site" / "settings" / f"{SLUG}.acc.html").read_text()
     acc = html[html.index('id="plot-metric"'):html.index("</svg>", html.index('id="plot-metric"'))]
-    # the main plot is the wide one: x 0.2..0.8 on 66..570; y ticks 20..100 on 310..12:
-    # 89% -> 52.975, 30% -> 272.75
-    assert 'points="66,52.97 570,272.75"' in acc
-    assert 'class="ref dense" x1="66" x2="570" y1="12.0"' in acc  # the dense model at 100%
-    assert '<text class="reflabel" x="574" y="16.0"' in acc  # labelled right of the frame
+    # the main plot is the wide one: x 0.2..0.8 on 76..556; y ticks 20..100 on 302..12
+    def y(v: float) -> str:
+        return f"{round(302 - (v - 20) * 290 / 80, 2):g}"
+    assert f'points="76,{y(89)} 556,{y(30)}"' in acc  # 89% -> 51.88, 30% -> 265.75
+    assert 'class="ref dense" x1="76" x2="556" y1="12.0"' in acc  # the dense model at 100%
+    assert '<text class="reflabel" x="560" y="16.0"' in acc  # labelled right of the frame
     half = 100 * T1 * 0.01  # seeds 90% and 88%: sd 1.414 points, t * sd / sqrt(2)
-    upper, lower = 310 - (min(89 + half, 100) - 20) * 298 / 80, 310 - (89 - half - 20) * 298 / 80
-    assert f'points="66,{round(upper, 2):g} 570,272.75 570,272.75 66,{round(lower, 2):g}"' in acc
+    assert f'points="76,{y(min(89 + half, 100))} 556,{y(30)} 556,{y(30)} 76,{y(89 - half)}"' in acc
     assert acc.count('class="pt collapsed"') == 2 and 'fill="#fff" stroke="#4b87ff"' in acc
     assert acc.count(MARKERS["circle"]) == 2  # magnitude's marker
     assert '<g class="series hl" data-series="magnitude">' in acc  # the best: highlighted

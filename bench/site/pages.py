@@ -423,7 +423,7 @@ POINT_COLUMNS = [
 def points_table(setting: Setting, names: dict, styles: dict[str, Style]) -> Table:
     """Every measured point (the same under every metric, so only the primary metric's page
     and download carry it); a row's numbers all come from the records its Records cell links."""
-    t = Table("points", POINT_COLUMNS, download=f"data/settings/{setting.key.slug}-points")
+    t = Table("point-table", POINT_COLUMNS, download=f"data/settings/{setting.key.slug}-points")
     for r in setting.rows:
         label = names[r.method, r.version]
         for p in r.points:
@@ -466,8 +466,9 @@ def setting_context(setting: Setting, names: dict, styles: dict[str, Style],
             "switch": switcher(setting.key.slug, setting.metric),
             "denses": [{"name": METRIC_NAMES[m], "cell": num(setting.denses.get(m), root="../")}
                        for m in METRICS],
-            "chance": "—" if setting.chance is None else pct(setting.chance),
-            "majority": "—" if setting.majority is None else pct(setting.majority),
+            "chance": "not known" if setting.chance is None else f"{pct(setting.chance)}%",
+            "majority": ("not known (no dataset file for it)" if setting.majority is None
+                         else f"{pct(setting.majority)}% of the test set"),
             "macs_dense": si(setting.macs_dense),
             "dense_ms": None if setting.dense_latency_b64 is None else f2(setting.dense_latency_b64),
             "methods": tables[0].context("../"),

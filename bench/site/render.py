@@ -162,15 +162,9 @@ class _Writer:
             self.summary.downloads += len(write_downloads(table, self.out))
 
 
-REPRODUCE = (
-    "pip install -e .",
-    "xprune run benchmarks/leaderboard.yaml --workers 2",
-    "xprune run benchmarks/leaderboard-finetune.yaml --workers 2",
-    "xprune run benchmarks/leaderboard-vit.yaml --workers 2",
-    "xprune publish runs/leaderboard && xprune publish runs/leaderboard-finetune",
-    "xprune publish runs/leaderboard-vit",
-    "xprune leaderboard --reports reports --out leaderboard/site",
-)
+REPRODUCE = ("pip install -e . && for s in leaderboard leaderboard-finetune leaderboard-vit; do "
+             "xprune run benchmarks/$s.yaml --workers 2 && xprune publish runs/$s; done && "
+             "xprune leaderboard --reports reports --out leaderboard/site")
 
 
 def footer_context(ok: list[dict[str, Any]], final: Path, repo: Path = REPOSITORY) -> dict[str, Any]:
@@ -183,15 +177,11 @@ def footer_context(ok: list[dict[str, Any]], final: Path, repo: Path = REPOSITOR
     inside = final.resolve().is_relative_to(repo.resolve())
     rel = Path(os.path.relpath(repo.resolve(), final.resolve())).as_posix() + "/" if inside else ""
     year = newest[:4] or "2026"
-    bibtex = ("@software{xprune_bench,\n"
-              "  title   = {XPrune Bench: a benchmark of attribution-guided pruning\n"
-              "             of medical image classifiers},\n"
-              "  author  = {{XPrune Bench contributors}},\n"
-              f"  year    = {{{year}}},\n"
-              f"  version = {{{__version__}}},\n"
-              "  note    = {Leaderboard rendered from the published records in reports/}\n}")
+    bibtex = ("@software{xprune_bench, title = {XPrune Bench: a benchmark of attribution-guided "
+              "pruning of medical image classifiers}, author = {{XPrune Bench contributors}}, "
+              f"year = {{{year}}}, version = {{{__version__}}}}}")
     return {"records": len(ok), "newest": newest or "none", "repo": rel, "version": __version__,
-            "reproduce": list(REPRODUCE), "bibtex": bibtex}
+            "reproduce": REPRODUCE, "bibtex": bibtex}
 
 
 def _absent(settings: list[Setting], names: dict,

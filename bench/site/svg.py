@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 W, H, LEFT, RIGHT, TOP, BOTTOM = 440, 300, 58, 14, 12, 50
-WIDE = (640, 360, 66, 70)  # the main plot: width, height, left and right margins (labels
-# of the reference lines sit right of the frame)
+WIDE = (640, 360, 76, 84, 58)  # the main plot: width, height, left, right and bottom margins
+# (the reference lines' labels sit right of the frame; phones get larger text, style.css)
 FONT = 14  # tick and axis-label size in view-box units
 
 # 13 colours chosen (a search over the sRGB cube, lightness 25-74, chroma > 35) so that every
@@ -151,9 +151,9 @@ def axes(xs: list[float], ys: list[float], x_label: str, y_label: str,
          wide: bool = False) -> dict[str, Any]:
     """Scales, ticks and frame for a plot of these values (at most 5 x ticks: they must fit
     side by side at 14 units); ``wide`` is the larger main plot of a setting page."""
-    w, h, left, right = WIDE if wide else (W, H, LEFT, RIGHT)
+    w, h, left, right, bottom = WIDE if wide else (W, H, LEFT, RIGHT, BOTTOM)
     xt, yt = nice_ticks(min(xs), max(xs), 4), nice_ticks(min(ys), max(ys))
-    x0, x1, y0, y1 = left, w - right, h - BOTTOM, TOP
+    x0, x1, y0, y1 = left, w - right, h - bottom, TOP
 
     def sx(v: float) -> float:
         return round(x0 + (v - xt[0]) / (xt[-1] - xt[0]) * (x1 - x0), 2)
