@@ -256,7 +256,7 @@ def test_downloads_match_their_tables(tmp_path: Path) -> None:
     # per-seed areas: seed0 (0.925+0.85)/2 = 0.8875, seed1 (0.92+0.85)/2 = 0.885;
     # sd 0.0025/sqrt(2), half-width t * sd / sqrt(2) = t * 0.00125
     assert float(mag["area"]) == pytest.approx(0.88625)
-    assert float(mag["area_lo"]) == pytest.approx(0.88625 - T1 * 0.00125, abs=1e-9)
+    assert float(mag["area_lo"]) == pytest.approx(0.88625 - T1 * 0.00125, rel=1e-7)  # 7 digits
     data = json.loads((site / "data" / "settings.acc.json").read_text())
     assert data["columns"][:13] == ["slug", "dataset", "size", "backbone", "granularity", "scope",
                                     "recovery", "seeds", "metric", "tied", "area_bal_acc",
@@ -324,7 +324,7 @@ def test_record_pages_put_a_methods_records_side_by_side_in_words(tmp_path: Path
                  "<dt>hardware</dt><dd>test CPU (x86_64), 1 thread</dd>",  # shared: printed once
                  "<dt>device</dt><dd>CPU</dd>", "determinism</dt><dd>cudnn deterministic no, device cpu</dd>",
                  "50k → 12.5k (4× fewer)",
-                 f"reports/synthetic/magnitude/{recs[0]['cell_hash']}.json"):
+                 "<code>reports/synthetic/magnitude/</code>", f"{recs[0]['cell_hash']}.json"):
         assert text in html, text
     for raw in ("True", "False", "{", "13.2", "cuda"):  # no raw dicts, Python booleans, or CUDA
         assert raw not in html.split("<main>")[1].split("</main>")[0], raw
@@ -342,6 +342,27 @@ def test_raw_record_links_only_inside_the_repository(tmp_path: Path) -> None:
         "href": "../../../../reports/a/b/c/0123.json", "text": "reports/a/b/c/0123.json"}
     assert raw_link(tmp_path / "reports" / "a" / "b" / "0123.json", tmp_path / "reports",
                     tmp_path / "site") == {"href": "", "text": "reports/a/b/0123.json"}
+
+
+def test_dataset_page_has_its_card_and_a_plot(tmp_path: Path) -> None:
+    recs = (curve({0.3: 0.9, 0.6: 0.8}, method="magnitude", dataset="bloodmnist")
+            + curve({0.3: 0.85, 0.6: 0.6}, method="random", dataset="bloodmnist"))
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "datasets" / "bloodmnist.html").read_text()
+    for text in ("<dt>test images</dt><dd>3,421</dd>", "<dt>licence</dt><dd>CC BY 4.0</dd>",
+                 "<dt>train / validation images</dt><dd>11,959 / 1,712</dd>",
+                 "<dt>task</dt><dd>multi-class, 8 classes</dd>", 'id="plot-metric"'):
+        assert text in html, text
+    assert html.count('<g class="series hl"') == 2  # random and magnitude, in colour
+
+
+def test_every_page_has_the_footer(tmp_path: Path) -> None:
+    render(_standard(tmp_path), tmp_path / "site")
+    for page in (tmp_path / "site").rglob("*.html"):
+        footer = page.read_text().split("<footer>")[1]
+        for text in ("<b>Repository</b>", "xprune leaderboard --reports reports", "@software{xprune_bench",
+                     "<b>Submit a method</b>", "xprune check methods/&lt;name&gt;.py", "CONTRIBUTING.md"):
+            assert text in footer, (page.name, text)
 
 
 def test_not_applicable_methods_are_named(tmp_path: Path) -> None:

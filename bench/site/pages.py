@@ -467,7 +467,7 @@ def setting_context(setting: Setting, names: dict, styles: dict[str, Style],
             "denses": [{"name": METRIC_NAMES[m], "cell": num(setting.denses.get(m), root="../")}
                        for m in METRICS],
             "chance": "not known" if setting.chance is None else f"{pct(setting.chance)}%",
-            "majority": ("not known (no dataset file for it)" if setting.majority is None
+            "majority": ("not known" if setting.majority is None
                          else f"{pct(setting.majority)}% of the test set"),
             "macs_dense": si(setting.macs_dense),
             "dense_ms": None if setting.dense_latency_b64 is None else f2(setting.dense_latency_b64),
@@ -530,17 +530,54 @@ def results_table(pairs: list[tuple[Setting, Row]], names: dict, table_id: str, 
     return t
 
 
-def dataset_context(dataset: str, settings: list[Setting],
-                    names: dict) -> tuple[dict[str, Any], list[Table]]:
-    """A dataset's page: every method in every setting of it, filterable."""
+def headline(settings: list[Setting]) -> Setting | None:
+    """The setting a dataset page plots: the one with the most methods, then the most seeds
+    (ties: the first in sorted order of slugs)."""
+    return min(settings, key=lambda s: (-len(s.rows), -max((r.area.n if r.area else 0 for r in s.rows), default=0),
+                                        s.key.slug), default=None)
+
+
+def card_rows(card: dict[str, Any] | None, settings: list[Setting]) -> list[tuple[str, str]]:
+    """A dataset's card as the page prints it: task and classes, split sizes (test size first),
+    the test set's majority-class share, licence, source and citation; "" fields left out."""
+    if not card:
+        return [("card", "not available (datasets/<name>.yaml is in the repository)")]
+    splits = card.get("splits") or {}
+    majority = sorted({pct(s.majority) for s in settings if s.majority is not None})
+    rows = [("task", f"{card.get('task', '—')}, {len(card.get('labels') or {})} classes"),
+            ("test images", f"{splits['test']:,}" if "test" in splits else "—"),
+            ("train / validation images", f"{splits.get('train', 0):,} / {splits.get('val', 0):,}"),
+            ("majority-class share of the test set",
+             ", ".join(f"{m}%" for m in majority) if majority else "not known"),
+            ("licence", str(card.get("licence", "—"))),
+            ("source", str(card.get("source", "—"))),
+            ("citation", str(card.get("citation", "—")))]
+    return rows
+
+
+def dataset_context(dataset: str, settings: list[Setting], names: dict,
+                    styles: dict[str, Style] | None = None,
+                    card: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[Table]]:
+    """A dataset's page: its card, the plot of its headline setting, and every method in every
+    setting of it, filterable."""
     mine = [s for s in settings if s.key.dataset == dataset]
     metric = mine[0].metric if mine else PRIMARY
     pairs = [(s, r) for s in mine for r in s.rows]
     table = results_table(pairs, names, "results", f"data/datasets/{dataset}", with_dataset=False,
                           with_method=True, metric=metric)
+    top = headline(mine)
+    plot = None
+    if top is not None and styles is not None:
+        rows = [names[r.method, r.version] for r in top.rows]
+        figure = setting_plots(top, names, styles, f"../{html(f'settings/{top.key.slug}', PRIMARY)}")[:1]
+        plot = {"figures": figure, "title": setting_title(top), "href": setting_href(top, "../"),
+                "legend_entries": legend(rows, styles, highlighted(top, names))}
     return {"title": f"dataset {dataset}", "root": "../", "dataset": dataset,
             "metric": METRIC_NAMES[metric], "switch": switcher(dataset, metric),
             "synthetic": any(s.synthetic for s in mine), "settings": len(mine),
+            "card": card_rows(card, mine), "overview": plot,
+            "symbols": symbols({n: styles[n] for n in {names[r.method, r.version] for r in top.rows}})
+            if plot else [],
             "results": table.context("../")}, [table]
 
 

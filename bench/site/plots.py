@@ -123,10 +123,10 @@ def _dense_point(ax: dict[str, Any] | None, x: float, setting: Setting, what: st
 
 
 def highlighted(setting: Setting, names: dict) -> list[str]:
-    """The methods a setting's plots show in colour at first: the first by curve area (and
-    those tied with it, at most three), random and magnitude (the floor and the cheap
-    baseline); the reader highlights others from the legend."""
-    lead = [names[r.method, r.version] for r in (setting.leaders or setting.best)[:3]]
+    """The methods a setting's plots show in colour at first: the first by curve area, random
+    and magnitude (the floor and the cheap baseline); the reader highlights others from the
+    legend."""
+    lead = [names[r.method, r.version] for r in setting.best[:1]]
     refs = [names[r.method, r.version] for r in setting.rows if r.method in ("random", "magnitude")]
     return list(dict.fromkeys(lead + refs))
 

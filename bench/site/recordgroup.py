@@ -74,6 +74,8 @@ def group_context(title: str, contexts: list[dict[str, Any]], links: dict[str, s
         sections[-1]["rows"].append(row)
     columns = [{"id": c["hash"], "label": f"sparsity {c['sparsity']} · seed {c['seed']}",
                 "raw": raw_file} for c, raw_file in zip(contexts, raw)]
+    folders = sorted({r["text"].rsplit("/", 1)[0] + "/" for r in raw})
     return {"title": title, "root": "../../", "records": len(contexts), "columns": columns,
+            "folder": ", ".join(folders),
             "shared": [{"name": s, "rows": rows} for s, rows in shared.items()],
             "sections": sections, "span": len(columns) + 1, **links}

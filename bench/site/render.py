@@ -243,6 +243,7 @@ def _render_site(out: Path, assets: Path, recs: list, paths: dict, metas: dict, 
     w.page("metrics.html", "metrics.j2", metrics_context())
     captions = {m: method_heatmaps(ok, m, out / f"figures/heatmaps-{m}.png")
                 for m in sorted({m for m, _ in metas})}  # the same picture on every variant
+    cards = dataset_cards({r["cell"]["dataset"] for r in ok})
     summaries = summarize_all(recs, names, METRICS)
     views = {metric: summaries[metric][:2] for metric in METRICS}
     summary.skipped_failed = summaries[PRIMARY][2]
@@ -265,7 +266,7 @@ def _render_site(out: Path, assets: Path, recs: list, paths: dict, metas: dict, 
                    *setting_context(s, names, styles, absent[s.key.slug]))
         for dataset in sorted({s.key.dataset for s in settings}):
             w.page(html(f"datasets/{dataset}", metric), "dataset.j2",
-                   *dataset_context(dataset, settings, names))
+                   *dataset_context(dataset, settings, names, styles, cards.get(dataset)))
         for method in sorted({m for m, _ in metas}):
             versions = [metas[k] for k in sorted(metas) if k[0] == method]
             picture = f"figures/heatmaps-{method}.png"
@@ -276,6 +277,18 @@ def _render_site(out: Path, assets: Path, recs: list, paths: dict, metas: dict, 
     _record_pages(w, groups, paths, names, final, reports)
     summary.pages.append(out / "leaderboard.json")
     return summary
+
+
+def dataset_cards(names: set[str], folder: Path = REPOSITORY / "datasets") -> dict[str, dict]:
+    """The dataset cards (``datasets/<name>.yaml``) of the rendered datasets that have one."""
+    import yaml
+
+    cards = {}
+    for name in sorted(names):
+        path = folder / f"{name}.yaml"
+        if path.is_file():
+            cards[name] = yaml.safe_load(path.read_text()) or {}
+    return cards
 
 
 def record_groups(ok: list[dict[str, Any]], names: dict) -> dict[str, list[dict[str, Any]]]:
