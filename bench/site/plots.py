@@ -37,10 +37,10 @@ def _interval(v: Stat, fmt: Callable[[float], str]) -> str:
 
 
 def _tip(name: str, p: Point, y_name: str, y: Stat, extra: str = "") -> str:
-    """A point's tooltip: method, sparsity, the plotted value with its interval, seeds."""
-    collapsed = f"; collapsed in {p.collapsed} of {p.acc.n} seed(s)" if p.collapsed else ""
-    return (f"{name} at sparsity {p.sparsity:g}: {y_name} {_interval(y, pct)}% "
-            f"({y.n} seed(s)){extra}{collapsed}")
+    """A point's tooltip: method, sparsity, the plotted value with its 95% interval, seeds."""
+    collapsed = f"; collapsed in {p.collapsed} of {p.acc.n}" if p.collapsed else ""
+    ci = f" [{pct(y.ci[0])}–{pct(y.ci[1])}]" if y.ci is not None else ""
+    return f"{name}, sparsity {p.sparsity:g}: {y_name} {pct(y.mean)}%{ci}, {y.n} seeds{extra}{collapsed}"
 
 
 def _plot(setting: Setting, names: dict, styles: dict[str, Style], x: Value, y: Value,

@@ -1,7 +1,9 @@
 """Record pages grouped: one page per method in a setting (its sparsities x seeds), instead of
 one near-identical page per record. What every record of the group shares is printed once;
 what differs is a table with one column per record, whose header carries the record's anchor
-(``records/<method>/<setting>.html#<cell hash>``).
+(``records/<method>/<setting>.html#<cell hash>``); fields that vary with the seed only (the
+dense model, the baseline) or with the sparsity only (the pruned architecture's size and
+latency) get a smaller table with a column per seed or per sparsity.
 
 Each record's fields come from :func:`bench.site.recordpage.record_context` (the words and
 formatted numbers of one record); this module only lays them out side by side.
@@ -22,7 +24,8 @@ def fields(ctx: dict[str, Any]) -> list[tuple[str, str, str]]:
         for stage, v in zip(("dense", "pruned, before recovery", "after recovery"), s["cells"]):
             out.append(("Task metrics", f"{s['label']}, {stage}", v))
     if ctx["collapse"]:
-        out.append(("Task metrics", "collapsed", ctx["collapse"]))
+        out.append(("Task metrics", "collapsed (balanced accuracy within 0.02 of chance)",
+                    ctx["collapse"]))
     out += [("Cost", k, v) for k, v in ctx["cost"]]
     lat = ctx["latency"]
     if lat:
@@ -60,22 +63,47 @@ def group_context(title: str, contexts: list[dict[str, Any]], links: dict[str, s
             if (s, k) not in order:
                 order.append((s, k))
     shared: dict[str, list[tuple[str, str]]] = {}
-    differ: list[dict[str, Any]] = []
+    by: dict[str, list[dict[str, Any]]] = {"seed": [], "sparsity": [], "record": []}
+    seeds = list(dict.fromkeys(c["seed"] for c in contexts))
+    sparsities = list(dict.fromkeys(c["sparsity"] for c in contexts))
     for s, k in order:
         values = [p.get((s, k), "—") for p in per]
         if len(set(values)) == 1:
             shared.setdefault(s, []).append((k, values[0]))
+            continue
+        for axis, keys in (("seed", seeds), ("sparsity", sparsities)):
+            groups = {key: {v for c, v in zip(contexts, values) if c[axis] == key} for key in keys}
+            if len(keys) < len(contexts) and all(len(g) == 1 for g in groups.values()):
+                by[axis].append({"section": s, "label": k, "cells": [next(iter(groups[key])) for key in keys]})
+                break
         else:
-            differ.append({"section": s, "label": k, "cells": values})
-    sections = []
-    for row in differ:  # a section heading row where the section changes
-        if not sections or sections[-1]["name"] != row["section"]:
-            sections.append({"name": row["section"], "rows": []})
-        sections[-1]["rows"].append(row)
+            by["record"].append({"section": s, "label": k, "cells": values})
     columns = [{"id": c["hash"], "label": f"sparsity {c['sparsity']} · seed {c['seed']}",
                 "raw": raw_file} for c, raw_file in zip(contexts, raw)]
     folders = sorted({r["text"].rsplit("/", 1)[0] + "/" for r in raw})
-    return {"title": title, "root": "../../", "records": len(contexts), "columns": columns,
+    tables = [{"title": "What differs between the records", "what": "one column per record",
+               "columns": columns, "sections": _sections(by["record"])}]
+    if by["sparsity"]:
+        tables.append({"title": "What depends on the sparsity only", "what": "the same for every seed",
+                       "columns": [{"id": "", "label": f"sparsity {x}", "raw": None} for x in sparsities],
+                       "sections": _sections(by["sparsity"])})
+    if by["seed"]:
+        tables.append({"title": "What depends on the seed only", "what": "the seed's baseline and "
+                       "scores, the same at every sparsity",
+                       "columns": [{"id": "", "label": f"seed {x}", "raw": None} for x in seeds],
+                       "sections": _sections(by["seed"])})
+    for t in tables:
+        t["span"] = len(t["columns"]) + 1
+    return {"title": title, "root": "../../", "records": len(contexts), "tables": tables,
             "folder": ", ".join(folders),
-            "shared": [{"name": s, "rows": rows} for s, rows in shared.items()],
-            "sections": sections, "span": len(columns) + 1, **links}
+            "shared": [{"name": s, "rows": rows} for s, rows in shared.items()], **links}
+
+
+def _sections(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows grouped under their section headings, in order."""
+    sections: list[dict[str, Any]] = []
+    for row in rows:
+        if not sections or sections[-1]["name"] != row["section"]:
+            sections.append({"name": row["section"], "rows": []})
+        sections[-1]["rows"].append(row)
+    return sections

@@ -135,15 +135,15 @@ def record_context(r: dict[str, Any], setting_href: str, method_href: str) -> di
     reduction = m.get("mac_reduction", m.get("speedup"))
     cost = [("parameters", (f"{si(m['params_dense'])} → {si(m['params'])} "
                             f"({m['compression']:.3g}× fewer)")),
-            ("MACs per image", (f"{si(m['macs_dense'])} → {si(m['macs'])} ({reduction:.3g}× fewer, "
-                                "theoretical: not a measured speed)")),
+            ("MACs per image (theoretical: not a measured speed)",
+             f"{si(m['macs_dense'])} → {si(m['macs'])} ({reduction:.3g}× fewer)"),
             ("achieved sparsity", f"{m['achieved_sparsity']:.3g}")]
     if "tie_share" in m:
-        cost.append(("tied scores", f"{100 * m['tie_share']:.1f}% of units (broken by a seeded permutation)"))
+        cost.append(("tied scores (% of units; broken by a seeded permutation)",
+                     f"{100 * m['tie_share']:.1f}%"))
     collapse = None
     if "collapsed" in m:
-        collapse = (f"{'yes' if m['collapsed'] else 'no'} (balanced accuracy "
-                    f"{pct(m['recovered'].get('bal_acc'))}% vs chance {pct(m['chance'])}%)")
+        collapse = (f"{'yes' if m['collapsed'] else 'no'} (chance {pct(m['chance'])}%)")
     times = [(k.replace("_", " ") + " (s)", f"{m[k]:.3g}") for k in ("score_seconds", "prune_seconds",
                                                                     "recover_seconds") if k in m]
     other = [(k.replace("_", " "), readable(v)) for k, v in sorted(m.items()) if k not in KNOWN]
