@@ -1,6 +1,7 @@
 """A record's own page: the cell, its task metrics before and after recovery, cost, measured
 latency with its spread and interval, explanation preservation and provenance, in words and
-formatted numbers; the raw JSON (``<hash>.json`` beside it) is one click away.
+formatted numbers (:mod:`bench.site.recordgroup` lays the records of a method in a setting side
+by side on one page; the published JSON stays in ``reports/``, linked from there).
 
 Schema 1 records have no clinical metrics, collapse flag or interleaved latency; what a
 record lacks is left out, and metric keys this page does not know are listed as they are, so

@@ -8,7 +8,7 @@ is static and self-contained: no network, no CDN, no inline script or style (the
 strict Content-Security-Policy). Layout::
 
     index.html  metrics.html  leaderboard.json  static/  figures/
-    settings/<slug>.html   datasets/<dataset>.html   methods/<method>.html
+    settings/<slug>.html   datasets/<dataset>.html   methods/<method>.html (and .auc/.acc variants)
     records/<method>/<setting>.html (one column per record)     data/*.csv + *.json (downloads)
 """
 

@@ -3,11 +3,13 @@ method, and series with interval bands, whiskers and marked points.
 
 Python computes every coordinate and path here; the templates only print them
 (``macros.j2``'s ``plot``). The view box is small (440 x 300) and the text large (14 units), so
-that a plot shrunk to a 400 px phone screen still has ~12 px text.
+that a plot shrunk to a 390 px phone screen still has ~12 px text; the main plot of a setting
+is wider (640 x 360) and gets larger text on phones from the stylesheet.
 
-Method styles are stable by name: the built-in methods have pinned (colour, marker) pairs, all
-twelve colours and all twelve markers different; any other method takes the first unused pair,
-in sorted order of names, so a plugin never changes the built-ins' look.
+Method styles are stable by name: the 13 built-in methods have pinned (colour, marker) pairs,
+all thirteen colours and all thirteen markers different; any other method takes the first
+unused pair, in sorted order of names, so a plugin never changes the built-ins' look. A series
+is highlighted (its colour, band and whiskers) or muted (grey, thin: ``static/style.css``).
 """
 
 from __future__ import annotations
