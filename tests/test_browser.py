@@ -201,7 +201,7 @@ def test_setting_page_sorts_plots_and_highlights_methods(site: Path, page: Any) 
     assert ids == ["plot-metric", "plot-latency", "plot-preserved", "plot-macs"]
     for i in range(plots.count()):
         plot = plots.nth(i)
-        assert plot.locator("g.series").count() == 3 and plot.locator("path.pt").count() == 9
+        assert plot.locator("g.series").count() == 3 and plot.locator("use.pt").count() == 9
         assert plot.locator("text.xtick").count() >= 3 and plot.locator("text.ytick").count() >= 3
     main = page.locator("#plot-metric")
     assert main.evaluate("p => p.getBoundingClientRect().width") > 700  # the large panel
@@ -211,9 +211,9 @@ def test_setting_page_sorts_plots_and_highlights_methods(site: Path, page: Any) 
         "ref dense", "ref chance"]
     assert main.locator("text.reflabel").all_text_contents() == ["dense", "chance"]
     markers = main.locator("g.series").evaluate_all(
-        "gs => gs.map(g => g.querySelector('path.pt').getAttribute('d').replace(/^M[^a-z]*/, ''))")
+        "gs => gs.map(g => g.querySelector('use.pt').getAttribute('href'))")
     assert len(set(markers)) == 3  # a different marker per method
-    collapsed = main.locator("g.series[data-series=random] path.pt.collapsed")
+    collapsed = main.locator("g.series[data-series=random] use.pt.collapsed")
     assert collapsed.count() == 3 and collapsed.first.get_attribute("fill") == "#fff"
     assert page.locator("#plot-macs circle.on-front").count() >= 1
     assert page.locator("svg.plot[role=img]").count() == 0  # groups of links, not images
@@ -336,7 +336,7 @@ def test_transparency_is_shown_as_column_plot_and_heatmap_pictures(site: Path, p
     column = headers.index(next(h for h in headers if "preserv" in h.lower()))
     values = dict(zip(_column(page, "methods-bal_acc", 0), _column(page, "methods-bal_acc", column)))
     assert float(values["magnitude"]) > float(values["random"])  # 0.895 vs 0.495, as recorded
-    assert page.locator("#plot-preserved path.pt").count() == 9  # 3 methods x 3 sparsities
+    assert page.locator("#plot-preserved use.pt").count() == 9  # 3 methods x 3 sparsities
     page.goto((site / "methods" / "magnitude.html").as_uri())
     picture = page.locator("img.heatmaps")
     assert picture.count() == 1

@@ -511,7 +511,8 @@ def test_plot_geometry_bands_and_collapsed_points(tmp_path: Path) -> None:
     half = 100 * T1 * 0.01  # seeds 90% and 88%: sd 1.414 points, t * sd / sqrt(2)
     assert f'points="76,{y(min(89 + half, 100))} 556,{y(30)} 556,{y(30)} 76,{y(89 - half)}"' in acc
     assert acc.count('class="pt collapsed"') == 2 and 'fill="#fff" stroke="#4b87ff"' in acc
-    assert acc.count(MARKERS["circle"]) == 2  # magnitude's marker
+    assert acc.count('href="#plot-metric-circle"') == 2  # magnitude's marker, defined once:
+    assert acc.count(MARKERS["circle"]) == 1 and 'id="plot-metric-circle"' in acc
     assert '<g class="series hl" data-series="magnitude">' in acc  # the best: highlighted
 
 

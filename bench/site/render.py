@@ -273,7 +273,7 @@ def _render_site(out: Path, assets: Path, recs: list, paths: dict, metas: dict, 
             caption = captions[method]
             w.page(html(f"methods/{method}", metric), "method.j2", *method_context(
                 method, versions, settings, names, comparisons,
-                None if caption is None else (f"../{picture}", caption), out, REPOSITORY))
+                None if caption is None else (f"../{picture}", caption), out, REPOSITORY, styles))
     _record_pages(w, groups, paths, names, final, reports)
     summary.pages.append(out / "leaderboard.json")
     return summary

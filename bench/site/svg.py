@@ -173,7 +173,7 @@ def axes(xs: list[float], ys: list[float], x_label: str, y_label: str,
             "y_ticks": [{"y": sy(t), "label_y": sy(t) + 5, "label": _label(t, yt)} for t in yt],
             "x_label": x_label, "y_label": y_label, "x_mid": (x0 + x1) / 2, "y_mid": (y0 + y1) / 2,
             "x_label_y": h - 8, "ref_label_x": x1 + 4,
-            "refs": [], "front": "", "dense": None, "series": []}
+            "refs": [], "front": "", "dense": None, "series": [], "markers": {}}
 
 
 @dataclass(frozen=True)
@@ -221,8 +221,9 @@ def series(ax: dict[str, Any], name: str, style: Style, marks: list[Mark],
         out["whiskers"] = "".join(bars)
     for m in marks:
         x, y = sx(m.x), sy(m.y)
+        ax["markers"][style.marker] = f"M0,0{MARKERS[style.marker]}"
         out["points"].append({
-            "d": style.at(x, y), "title": m.title, "front": m.front, "cx": x, "cy": y, "href": m.href,
+            "marker": style.marker, "title": m.title, "front": m.front, "cx": x, "cy": y, "href": m.href,
             "fill": "#fff" if m.hollow else style.color,
             "stroke": style.color if m.hollow else "#fff", "cls": "pt collapsed" if m.hollow else "pt"})
     return out
