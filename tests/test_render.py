@@ -212,7 +212,7 @@ def test_intervals_that_print_as_the_mean_are_left_out_and_settings_without_a_be
     row = html[html.index('id="pt-magnitude-0.2"'):]
     row = row[:row.index("</tr>")]
     assert '<td data-sort="0.9">90.0 <a class="rec"' not in row  # points table: no seed links
-    assert ">90.0</td>" in row and ">640k</td>" in row and "[" not in row.replace("[IQR", "")
+    assert ">90.0</td>" in row and ">0.64M</td>" in row and "[" not in row.replace("[IQR", "")
     index = Page(tmp_path / "site" / "index.acc.html")
     (glance,) = [r for r in index.rows if r["table"] == "settings-acc" and r["cells"][0]["tag"] == "td"]
     assert glance["cells"][1]["attrs"]["data-sort"] == "—" and glance["cells"][2]["attrs"]["data-sort"] == ""
@@ -342,6 +342,31 @@ def test_raw_record_links_only_inside_the_repository(tmp_path: Path) -> None:
         "href": "../../../../reports/a/b/c/0123.json", "text": "reports/a/b/c/0123.json"}
     assert raw_link(tmp_path / "reports" / "a" / "b" / "0123.json", tmp_path / "reports",
                     tmp_path / "site") == {"href": "", "text": "reports/a/b/0123.json"}
+
+
+def test_every_numeric_column_prints_one_format(tmp_path: Path) -> None:
+    """Within a column every number has the same decimals (and unit), so a column reads down."""
+    recs = []
+    for seed in (0, 1):  # MACs from 1.28M down to 20k: two units in one column unless fixed
+        recs += curve({0.2: 0.95, 0.5: 0.9, 0.9: 0.5}, method="magnitude", seed=seed,
+                      macs_dense=2_000_000)
+        recs += curve({0.2: 0.9, 0.5: 0.6, 0.9: 0.3}, method="random", seed=seed,
+                      macs_dense=2_000_000)
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "settings" / f"{SLUG}.html").read_text()
+    checked = 0
+    for table in ("methods-bal_acc", "point-table"):
+        body = html[html.index(f'id="{table}"'):]
+        body = body[body.index("<tbody>"):body.index("</tbody>")]
+        rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr[^>]*>(.*?)</tr>", body)]
+        for column in zip(*rows):
+            shown = [re.sub(r"<[^>]+>", " ", c).split()[0] for c in column if c]
+            numbers = [t for t in shown if re.fullmatch(r"[0-9.]+[kMG]?", t)]
+            if len(numbers) == len(shown) and len(set(shown)) > 1:
+                shapes = {(len(t.split(".")[1]) if "." in t else 0, t[-1].isalpha() and t[-1]) for t in numbers}
+                assert len(shapes) == 1, (table, numbers)
+                checked += 1
+    assert checked >= 8
 
 
 def test_dataset_page_has_its_card_and_a_plot(tmp_path: Path) -> None:

@@ -28,6 +28,17 @@ def si(x: float) -> str:
     return f"{x:.3g}"
 
 
+def si_fixed(reference: float) -> Any:
+    """A count formatter for one column: the k/M/G unit of ``reference`` (its largest value)
+    and two decimals for every row, so the column's numbers line up."""
+    div, suffix = next(((d, u) for d, u in ((1e9, "G"), (1e6, "M"), (1e3, "k")) if abs(reference) >= d),
+                       (1.0, ""))
+
+    def fmt(x: float) -> str:
+        return f"{x / div:.2f}{suffix}"
+    return fmt
+
+
 def g3(x: float) -> str:
     """Three significant digits (ratios, milliseconds, seconds)."""
     return f"{x:.3g}"

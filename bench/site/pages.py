@@ -24,7 +24,7 @@ from bench.results.summary import (
     Setting,
     Stat,
 )
-from bench.site.numbers import anchor, f2, g2, num, pct, plain, record_group, si
+from bench.site.numbers import anchor, f2, g2, num, pct, plain, record_group, si, si_fixed
 from bench.site.plots import highlighted, setting_plots
 from bench.site.svg import Style, legend, symbols
 from bench.site.tables import AXES, Column, Table
@@ -387,7 +387,7 @@ def methods_table(setting: Setting, names: dict, styles: dict[str, Style]) -> Ta
                  for s in setting.sparsities],
                _within(r), plain(r.version, r.version), *areas[1:],
                num(r.preserved, g2, links=False), _collapsed(r),
-               num(r.points[-1].macs, si, "../", href=last_point),
+               num(r.points[-1].macs, si_fixed(setting.macs_dense), "../", href=last_point),
                _speedup(r.points[-1], "../", last_point),
                num(r.points[-1].score_seconds, f2, "../", href=last_point)],
               anchor=f"row-{anchor(label)}")
@@ -424,6 +424,8 @@ def points_table(setting: Setting, names: dict, styles: dict[str, Style]) -> Tab
     """Every measured point (the same under every metric, so only the primary metric's page
     and download carry it); a row's numbers all come from the records its Records cell links."""
     t = Table("point-table", POINT_COLUMNS, download=f"data/settings/{setting.key.slug}-points")
+    macs = si_fixed(setting.macs_dense)  # one unit and two decimals per column
+    params = si_fixed(max((p.params.mean for r in setting.rows for p in r.points), default=0.0))
     for r in setting.rows:
         label = names[r.method, r.version]
         for p in r.points:
@@ -435,7 +437,7 @@ def points_table(setting: Setting, names: dict, styles: dict[str, Style]) -> Tab
                    plain(f"{p.sparsity:g}", p.sparsity),
                    n(p.bal_acc), n(p.acc), n(p.auc), n(p.mac_reduction, f2),
                    _speedup(p, "../", links=False), n(p.preserved, g2), records_cell(p.acc, "../"),
-                   plain(collapsed, p.collapsed), n(p.macs, si), n(p.params, si),
+                   plain(collapsed, p.collapsed), n(p.macs, macs), n(p.params, params),
                    n(p.iou, g2), n(p.latency_b1, f2), n(p.latency_b64, f2),
                    n(p.score_seconds, f2), plain("yes" if front else "", "yes" if front else None)],
                   anchor=f"pt-{anchor(label)}-{p.sparsity:g}")
