@@ -202,7 +202,7 @@ def test_a_failed_render_keeps_the_previous_site_intact(tmp_path):
     before = {p: p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file()}
     assets = tmp_path / "assets"
     shutil.copytree(REPO / "leaderboard", assets, ignore=shutil.ignore_patterns("site"))
-    (assets / "templates" / "record.j2").write_text("{{ no_such_variable }}")  # fails late
+    (assets / "templates" / "records.j2").write_text("{{ no_such_variable }}")  # fails late
     with pytest.raises(Exception, match="no_such_variable"):
         render(reports, tmp_path / "site", assets)
     assert {p: p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file()} == before

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -19,7 +20,7 @@ from bench.core.errors import RecordError, XPruneError
 from bench.results import records
 from bench.site.methodpage import reference_parts, source_href
 from bench.site.render import MARKER, REPOSITORY, render
-from bench.site.svg import COLORS, MARKER_NAMES, MARKERS, PINNED, axes, nice_ticks, styles
+from bench.site.svg import COLORS, MARKER_NAMES, MARKERS, MUTED, PINNED, axes, nice_ticks, styles
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 SLUG = "synthetic-28-smallcnn-channel-layer-bnrecal-e10-r10-m0"
@@ -102,17 +103,19 @@ def test_render_writes_every_page(tmp_path: Path) -> None:
     assert names == sorted(["leaderboard.json", "metrics.html"] + [
         f"{page}{v}.html" for v in variants for page in (
             "datasets/synthetic", "index", "methods/magnitude", "methods/random", f"settings/{SLUG}")])
-    assert (summary.records, summary.skipped_failed, summary.record_pages) == (12, 1, 12)
+    # one record page per method in a setting (its 6 records side by side); no copied JSON
+    assert (summary.records, summary.skipped_failed, summary.record_pages) == (12, 1, 2)
     assert str(summary).startswith(f"rendered 17 page(s) from 12 record(s) into {site}")
     for asset in ("style.css", "sort.js", "filter.js", "legend.js"):
         assert (site / "static" / asset).is_file()
-    assert len(list((site / "records").glob("*.json"))) == 12
-    assert len(list((site / "records").glob("*.html"))) == 12
+    assert sorted(str(p.relative_to(site)) for p in (site / "records").rglob("*")
+                  if p.is_file()) == [f"records/magnitude/{SLUG}.html", f"records/random/{SLUG}.html"]
     downloads = sorted(str(p.relative_to(site)) for p in (site / "data").rglob("*.csv"))
-    assert downloads == sorted(f"data/{name}{v}.csv" for v in variants for name in (
-        "datasets/synthetic", "methods/magnitude", "methods/random", "ranks-channel-cnn", "settings",
-        f"settings/{SLUG}-methods", f"settings/{SLUG}-points"))
-    assert summary.downloads == 42  # 7 tables per metric, each with its JSON twin
+    assert downloads == sorted([f"data/settings/{SLUG}-points.csv"] + [
+        f"data/{name}{v}.csv" for v in variants for name in (
+            "datasets/synthetic", "methods/magnitude", "methods/random", "ranks-channel-cnn",
+            "settings", f"settings/{SLUG}-methods")])
+    assert summary.downloads == 38  # 6 tables per metric and the metric-free points, each with JSON
 
 
 def test_every_link_resolves_and_every_number_reaches_its_records(tmp_path: Path) -> None:
@@ -125,12 +128,15 @@ def test_every_link_resolves_and_every_number_reaches_its_records(tmp_path: Path
     def reach(page: Path, href: str) -> set[str]:
         """Records reached from a link: a record page, or an anchor whose element links them."""
         path, fragment = _target(page, href)
-        if path.parent.name == "records":
-            return {path.stem}
+        if path.parent.parent.name == "records":  # records/<method>/<setting>.html#<hash>
+            if not fragment:  # the page itself: every record of a method in a setting
+                return {i for i in pages[path].ids if re.fullmatch("[0-9a-f]{16}", i)}
+            assert fragment in pages[path].ids, f"{href}: no record column #{fragment}"
+            return {fragment}
         if not fragment or "=" in fragment:  # a filtered view of a table: its rows lead on
             return {h for row in pages[path].rows for c in row["cells"][:1] for link in c["links"]
                     for h in reach(path, link)} if "=" in fragment else set()
-        return {Path(urlsplit(h).path).stem for h in pages[path].ids[fragment] if "records/" in h}
+        return {x for h in pages[path].ids[fragment] if "records/" in h for x in reach(path, h)}
 
     checked = 0
     for path, page in pages.items():
@@ -155,8 +161,9 @@ def test_every_link_resolves_and_every_number_reaches_its_records(tmp_path: Path
                 assert own or row_records or first, f"{path.name}: a number leads to no record"
                 assert (own or row_records or first) <= published
     assert checked > 300
-    cited = {Path(urlsplit(h).path).stem for p, page in pages.items() if p.parent.name == "settings"
-             for row in page.rows for c in row["cells"] for h in c["links"] if "records/" in h}
+    cited = {r for p, page in pages.items() if p.parent.name == "settings"
+             for row in page.rows for c in row["cells"] for h in c["links"] if "records/" in h
+             for r in reach(p, h)}
     assert cited == published
 
 
@@ -169,23 +176,29 @@ def test_setting_page_numbers_and_their_records(tmp_path: Path) -> None:
     assert f'94.5 <span class="ci">[{low:.1f}–{high:.1f}]</span>' in html
     page = Page(site / "settings" / f"{SLUG}.acc.html")
     row = next(r for r in page.rows if r["attrs"].get("id") == "row-magnitude")
-    seeds = {Path(h).stem for c in row["cells"] for h in c["links"] if "records/" in h}
-    assert seeds == {p.stem for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")}
+    # the area links one page: the method's records in this setting, one column each
+    assert {h for c in row["cells"] for h in c["links"] if "records/" in h} == {
+        f"../records/magnitude/{SLUG}.html"}
+    group = Page(site / "records" / "magnitude" / f"{SLUG}.html")
+    assert {i for i in group.ids if re.fullmatch("[0-9a-f]{16}", i)} == {
+        p.stem for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")}
+    page = Page(site / "settings" / f"{SLUG}.html")  # the table of points: the primary page's
     point = next(r for r in page.rows if r["attrs"].get("id") == "pt-magnitude-0.2")
-    assert [link.split("/")[-1] for link in point["cells"][-1]["links"]] == [
-        f"{r['cell_hash']}.html" for r in sorted(
+    records_cell = next(c for c in point["cells"] if any("records/" in h for h in c["links"]))
+    assert [urlsplit(link).fragment for link in records_cell["links"]] == [
+        r['cell_hash'] for r in sorted(
             (records.read(p) for p in (tmp_path / "reports" / "synthetic" / "magnitude").glob("*.json")),
             key=lambda r: r["cell"]["seed"]) if r["cell"]["sparsity"] == 0.2]
     index = Page(site / "index.acc.html")
     (glance,) = [r for r in index.rows if r["table"] == "settings-acc" and r["cells"][0]["tag"] == "td"]
     cells = {c: glance["cells"][i] for i, c in enumerate(
-        ["setting", "dense", "chance", "majority", "best", "area", "range", "within", "red",
+        ["setting", "best", "area", "within", "dense", "chance", "majority", "range", "red",
          "speedup", "preserved", "collapsed"])}
     assert cells["area"]["links"] == [f"settings/{SLUG}.acc.html#row-magnitude"]
     assert cells["range"]["attrs"]["data-sort"] == "0.2–0.8"
     # dense 95%, magnitude 94.5% at 0.2 (within 1 point), 90% at 0.5: operating point 0.2
     assert cells["within"]["attrs"]["data-sort"] == "0.2"
-    assert cells["red"]["links"] == cells["preserved"]["links"] == [f"settings/{SLUG}.acc.html#pt-magnitude-0.2"]
+    assert cells["red"]["links"] == cells["preserved"]["links"] == [f"settings/{SLUG}.html#pt-magnitude-0.2"]
     assert cells["red"]["attrs"]["data-sort"] == "1.5625"  # 1M / (1M * 0.8^2) MACs
     assert cells["preserved"]["attrs"]["data-sort"] == "0.85"  # seeds 0.9 and 0.8
 
@@ -195,14 +208,14 @@ def test_intervals_that_print_as_the_mean_are_left_out_and_settings_without_a_be
     recs = (curve({0.2: 0.9}, method="magnitude", seed=0) + curve({0.2: 0.9}, method="magnitude", seed=1)
             + curve({0.8: 0.7}, method="random"))  # neither row is complete: nobody ranks first
     render(_reports(tmp_path, recs), tmp_path / "site")
-    html = (tmp_path / "site" / "settings" / f"{SLUG}.acc.html").read_text()
+    html = (tmp_path / "site" / "settings" / f"{SLUG}.html").read_text()
     row = html[html.index('id="pt-magnitude-0.2"'):]
     row = row[:row.index("</tr>")]
     assert '<td data-sort="0.9">90.0 <a class="rec"' not in row  # points table: no seed links
-    assert ">90.0</td>" in row and ">640k</td>" in row and "[" not in row.replace("[IQR", "")
+    assert ">90.0</td>" in row and ">0.64M</td>" in row and "[" not in row.replace("[IQR", "")
     index = Page(tmp_path / "site" / "index.acc.html")
     (glance,) = [r for r in index.rows if r["table"] == "settings-acc" and r["cells"][0]["tag"] == "td"]
-    assert glance["cells"][4]["attrs"]["data-sort"] == "—" and glance["cells"][5]["attrs"]["data-sort"] == ""
+    assert glance["cells"][1]["attrs"]["data-sort"] == "—" and glance["cells"][2]["attrs"]["data-sort"] == ""
 
 
 def test_a_best_method_is_named_alone_only_when_its_interval_separates_it(tmp_path: Path) -> None:
@@ -214,7 +227,7 @@ def test_a_best_method_is_named_alone_only_when_its_interval_separates_it(tmp_pa
     render(_reports(tmp_path, recs), tmp_path / "site")
     index = Page(tmp_path / "site" / "index.html")
     (glance,) = [r for r in index.rows if r["table"] == "settings-bal_acc" and r["cells"][0]["tag"] == "td"]
-    assert glance["cells"][4]["attrs"]["data-sort"] == "tied: magnitude, taylor"
+    assert glance["cells"][1]["attrs"]["data-sort"] == "tied: magnitude, taylor"
     rows = list(csv.DictReader((tmp_path / "site" / "data" / "settings.csv").open()))
     assert (rows[0]["best"], rows[0]["tied"]) == ("tied: magnitude, taylor", "magnitude, taylor")
 
@@ -226,10 +239,12 @@ def test_downloads_match_their_tables(tmp_path: Path) -> None:
     rows = list(csv.DictReader((site / "data" / "settings" / f"{SLUG}-methods.acc.csv").open()))
     table = [r for r in page.rows if r["table"] == "methods-acc"]
     keys = [c["attrs"]["data-key"] for c in table[0]["cells"]]
-    assert keys[:6] == ["method", "rank", "version", "area", "area_bal_acc", "area_auc"]
+    # key columns first (the rest behind the column chooser)
+    assert keys[:7] == ["method", "rank", "area", "acc_0.2", "acc_0.5", "acc_0.8", "within"]
+    assert keys[7:10] == ["version", "area_bal_acc", "area_auc"]
     header = list(rows[0])
     assert [k for k in header if not k.endswith(("_lo", "_hi"))] == keys
-    assert header[3:6] == ["area", "area_lo", "area_hi"]
+    assert header[2:5] == ["area", "area_lo", "area_hi"]
     for csv_row, html_row in zip(rows, table[1:]):
         for key, cell in zip(keys, html_row["cells"]):
             shown = cell["attrs"]["data-sort"]
@@ -241,15 +256,16 @@ def test_downloads_match_their_tables(tmp_path: Path) -> None:
     # per-seed areas: seed0 (0.925+0.85)/2 = 0.8875, seed1 (0.92+0.85)/2 = 0.885;
     # sd 0.0025/sqrt(2), half-width t * sd / sqrt(2) = t * 0.00125
     assert float(mag["area"]) == pytest.approx(0.88625)
-    assert float(mag["area_lo"]) == pytest.approx(0.88625 - T1 * 0.00125, abs=1e-9)
+    assert float(mag["area_lo"]) == pytest.approx(0.88625 - T1 * 0.00125, rel=1e-7)  # 7 digits
     data = json.loads((site / "data" / "settings.acc.json").read_text())
     assert data["columns"][:13] == ["slug", "dataset", "size", "backbone", "granularity", "scope",
                                     "recovery", "seeds", "metric", "tied", "area_bal_acc",
                                     "area_auc", "area_acc"]
-    assert data["rows"][0]["best"] == "magnitude" and data["rows"][0]["area"] == pytest.approx(0.88625)
-    assert data["rows"][0]["within"] == 0.2 and data["rows"][0]["collapsed"] == 0
-    assert data["rows"][0]["preserved"] == pytest.approx(0.85)
-    points = list(csv.DictReader((site / "data" / "settings" / f"{SLUG}-points.acc.csv").open()))
+    first = dict(zip(data["columns"], data["rows"][0]))  # rows are lists in column order
+    assert first["best"] == "magnitude" and first["area"] == pytest.approx(0.88625)
+    assert first["within"] == 0.2 and first["collapsed"] == 0
+    assert first["preserved"] == pytest.approx(0.85)
+    points = list(csv.DictReader((site / "data" / "settings" / f"{SLUG}-points.csv").open()))
     assert len(points) == 6 and len(points[0]["records"].split()) == 2
 
 
@@ -257,7 +273,7 @@ def test_hostile_description_is_escaped_and_javascript_urls_not_linked(tmp_path:
     recs = curve({0.5: 0.9}, method="random", description=EVIL)
     recs[0]["method"]["reference"] = 'javascript:alert(3) https://ok.example/"><b>x</b>'
     render(_reports(tmp_path, recs), tmp_path / "site")
-    for page in ("methods/random.html", f"records/{recs[0]['cell_hash']}.html", "index.html"):
+    for page in ("methods/random.html", f"records/random/{SLUG}.html", "index.html"):
         html = (tmp_path / "site" / page).read_text()
         assert "<script>alert" not in html and "<img" not in html and "<b>x" not in html
         assert 'href="javascript:' not in html
@@ -291,20 +307,87 @@ def test_method_page_source_soundness_and_comparison(tmp_path: Path) -> None:
     assert source_href("../etc/passwd", REPOSITORY / "leaderboard" / "site", REPOSITORY) == ""
 
 
-def test_record_page_is_human_readable(tmp_path: Path) -> None:
-    recs = curve({0.5: 0.9}, method="magnitude", preserved=0.8) + curve({0.5: 0.8}, schema=1,
-                                                                          method="random")
+def test_record_pages_put_a_methods_records_side_by_side_in_words(tmp_path: Path) -> None:
+    recs = (curve({0.5: 0.9}, method="magnitude", preserved=0.8)
+            + curve({0.5: 0.85}, method="magnitude", preserved=0.8, seed=1)
+            + curve({0.5: 0.8}, schema=1, method="random"))
+    for r in recs[:2]:  # what a CPU run records: torch's CUDA build, nested dicts, booleans
+        r["provenance"] |= {"cuda": "13.2", "device": {"gpu": None, "kind": "cpu"},
+                            "determinism": {"cudnn_deterministic": False, "device": "cpu"}}
     render(_reports(tmp_path, recs), tmp_path / "site")
     site = tmp_path / "site"
-    html = (site / "records" / f"{recs[0]['cell_hash']}.html").read_text()
-    for text in (f'<a href="{recs[0]["cell_hash"]}.json">raw JSON</a>', "test CPU (x86_64), 1 thread",
-                 "<td>90.0</td>", "<td>21 [IQR 19.9–22.1]</td><td>1.9 [95% CI 1.71–2.1]</td>",
-                 "<dt>Spearman of dense vs pruned maps</dt><dd>0.80</dd>", "50k → 12.5k (4× fewer)",
-                 "#pt-magnitude-0.5"):
+    html = (site / "records" / "magnitude" / f"{SLUG}.html").read_text()
+    page = Page(site / "records" / "magnitude" / f"{SLUG}.html")
+    assert {recs[0]["cell_hash"], recs[1]["cell_hash"]} <= set(page.ids)  # one column each
+    for text in ("sparsity 0.5 · seed 0", "sparsity 0.5 · seed 1",
+                 "<td>90.0</td><td>85.0</td>",  # accuracy after recovery differs: a table row
+                 "<dt>hardware</dt><dd>test CPU (x86_64), 1 thread</dd>",  # shared: printed once
+                 "<dt>device</dt><dd>CPU</dd>", "determinism</dt><dd>cudnn deterministic no, device cpu</dd>",
+                 "50k → 12.5k (4× fewer)",
+                 "<code>reports/synthetic/magnitude/</code>", f"{recs[0]['cell_hash']}.json"):
         assert text in html, text
-    assert json.loads((site / "records" / f"{recs[0]['cell_hash']}.json").read_text()) == recs[0]
-    old = (site / "records" / f"{recs[1]['cell_hash']}.html").read_text()
-    assert "hardware not recorded (schema 1)" in old and "<td>80.0</td>" in old
+    for raw in ("True", "False", "{", "13.2", "cuda"):  # no raw dicts, Python booleans, or CUDA
+        assert raw not in html.split("<main>")[1].split("</main>")[0], raw
+    assert not list((site / "records").rglob("*.json"))  # the published files are not copied
+    old = (site / "records" / "random" / f"{SLUG}.html").read_text()
+    assert "hardware not recorded (schema 1)" in old and "<dd>80.0</dd>" in old
+
+
+def test_raw_record_links_only_inside_the_repository(tmp_path: Path) -> None:
+    from bench.site.render import raw_link
+
+    record = REPOSITORY / "reports" / "a" / "b" / "c" / "0123.json"
+    assert raw_link(record, REPOSITORY / "reports",
+                    REPOSITORY / "leaderboard" / "site" / "records" / "m") == {
+        "href": "../../../../reports/a/b/c/0123.json", "text": "reports/a/b/c/0123.json"}
+    assert raw_link(tmp_path / "reports" / "a" / "b" / "0123.json", tmp_path / "reports",
+                    tmp_path / "site") == {"href": "", "text": "reports/a/b/0123.json"}
+
+
+def test_every_numeric_column_prints_one_format(tmp_path: Path) -> None:
+    """Within a column every number has the same decimals (and unit), so a column reads down."""
+    recs = []
+    for seed in (0, 1):  # MACs from 1.28M down to 20k: two units in one column unless fixed
+        recs += curve({0.2: 0.95, 0.5: 0.9, 0.9: 0.5}, method="magnitude", seed=seed,
+                      macs_dense=2_000_000)
+        recs += curve({0.2: 0.9, 0.5: 0.6, 0.9: 0.3}, method="random", seed=seed,
+                      macs_dense=2_000_000)
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "settings" / f"{SLUG}.html").read_text()
+    checked = 0
+    for table in ("methods-bal_acc", "point-table"):
+        body = html[html.index(f'id="{table}"'):]
+        body = body[body.index("<tbody>"):body.index("</tbody>")]
+        rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr[^>]*>(.*?)</tr>", body)]
+        for column in zip(*rows):
+            shown = [re.sub(r"<[^>]+>", " ", c).split()[0] for c in column if c]
+            numbers = [t for t in shown if re.fullmatch(r"[0-9.]+[kMG]?", t)]
+            if len(numbers) == len(shown) and len(set(shown)) > 1:
+                shapes = {(len(t.split(".")[1]) if "." in t else 0, t[-1].isalpha() and t[-1]) for t in numbers}
+                assert len(shapes) == 1, (table, numbers)
+                checked += 1
+    assert checked >= 8
+
+
+def test_dataset_page_has_its_card_and_a_plot(tmp_path: Path) -> None:
+    recs = (curve({0.3: 0.9, 0.6: 0.8}, method="magnitude", dataset="bloodmnist")
+            + curve({0.3: 0.85, 0.6: 0.6}, method="random", dataset="bloodmnist"))
+    render(_reports(tmp_path, recs), tmp_path / "site")
+    html = (tmp_path / "site" / "datasets" / "bloodmnist.html").read_text()
+    for text in ("<dt>test images</dt><dd>3,421</dd>", "<dt>licence</dt><dd>CC BY 4.0</dd>",
+                 "<dt>train / validation images</dt><dd>11,959 / 1,712</dd>",
+                 "<dt>task</dt><dd>multi-class, 8 classes</dd>", 'id="plot-metric"'):
+        assert text in html, text
+    assert html.count('<g class="series hl"') == 2  # random and magnitude, in colour
+
+
+def test_every_page_has_the_footer(tmp_path: Path) -> None:
+    render(_standard(tmp_path), tmp_path / "site")
+    for page in (tmp_path / "site").rglob("*.html"):
+        footer = page.read_text().split("<footer>")[1]
+        for text in ("<b>Repository</b>", "xprune leaderboard --reports reports", "@software{xprune_bench",
+                     "<b>Submit a method</b>", "xprune check methods/&lt;name&gt;.py", "CONTRIBUTING.md"):
+            assert text in footer, (page.name, text)
 
 
 def test_not_applicable_methods_are_named(tmp_path: Path) -> None:
@@ -320,15 +403,21 @@ def test_leaderboard_json_holds_the_numbers_and_their_cells(tmp_path: Path) -> N
     render(_standard(tmp_path), tmp_path / "site")
     data = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
     assert data["primary"] == "bal_acc" and sorted(data["metrics"]) == ["acc", "auc", "bal_acc"]
-    (setting,) = data["metrics"]["acc"]["settings"]
-    assert setting["best"] == [["magnitude", "1"]] and data["skipped_failed"] == 1
+    (setting,) = data["settings"]  # what no metric changes: once
+    (ranked,) = data["metrics"]["acc"]["settings"]  # what ACC ranks
+    assert ranked["slug"] == setting["slug"] == SLUG
+    assert ranked["best"] == [["magnitude", "1"]] and data["skipped_failed"] == 1
+    assert ranked["rows"][0]["method"] == "magnitude" and ranked["rows"][0]["rank"] == 1
+    assert ranked["rows"][0]["within_one_point"] == 0.2
     mag = setting["rows"][0]
     # mean curve 0.945, 0.9, 0.8 -> (0.3*0.9225 + 0.3*0.85) / 0.6 = 0.88625
-    assert mag["area"]["mean"] == pytest.approx(0.88625) and mag["area"]["seeds"] == [0, 1]
-    assert mag["auc_area"]["mean"] == pytest.approx(0.9) and setting["dense_auc"]["mean"] == 0.97
-    assert mag["points"][0]["acc"]["mean"] == pytest.approx(0.945)
-    assert mag["points"][0]["acc"]["ci"] == pytest.approx([0.945 - 0.0635310, 1.0],
-                                                          abs=1e-6)  # t(0.975, 1) = 12.7062
+    assert mag["areas"]["acc"]["mean"] == pytest.approx(0.88625) and mag["seeds"] == [0, 1]
+    assert len(mag["cells"]) == 6 and "cells" not in mag["areas"]["acc"]  # named once per row
+    assert mag["areas"]["auc"]["mean"] == pytest.approx(0.9) and setting["dense"]["auc"]["mean"] == 0.97
+    point = setting["rows"][0]["points"][0]
+    assert point["acc"]["mean"] == pytest.approx(0.945) and point["seeds"] == [0, 1]
+    assert len(point["cells"]) == 2 and "cells" not in point["acc"]  # the point's cells, once
+    assert point["acc"]["ci"] == pytest.approx([0.945 - 0.0635310, 1.0], abs=1e-6)  # t(0.975, 1)
     assert setting["dense_latency_b64"] == 40.0
     (channel,) = data["metrics"]["acc"]["comparisons"]
     assert channel["significance"]["p_value"] is None  # two methods: no Friedman test
@@ -366,18 +455,57 @@ def test_bad_reports_are_refused(tmp_path: Path) -> None:
 
 
 def test_method_styles_are_distinct_and_stable() -> None:
+    from bench.plugins import metadata
+
+    assert set(metadata().builtins()) == set(PINNED)  # every built-in method has pinned looks
     builtin = styles(PINNED)
-    assert len({s.color for s in builtin.values()}) == len({s.marker for s in builtin.values()}) == 12
+    assert len({s.color for s in builtin.values()}) == len({s.marker for s in builtin.values()}) == 13
     assert set(COLORS) == {s.color for s in builtin.values()} and set(MARKER_NAMES) == {
         s.marker for s in builtin.values()}
-    many = styles(list(PINNED) + [f"plugin-{i:03d}" for i in range(120)])
+    many = styles(list(PINNED) + [f"plugin-{i:03d}" for i in range(150)])
     assert all(many[k] == builtin[k] for k in PINNED)  # plugins never restyle the built-ins
-    assert len({(s.color, s.marker) for s in many.values()}) == 132  # every method distinct
+    assert len({(s.color, s.marker) for s in many.values()}) == 163  # no two share colour and marker
     few = styles(["b-plugin", "a-plugin", "random"])
     assert few["random"] == builtin["random"] and few["a-plugin"] != few["b-plugin"]
     assert few["a-plugin"].color != few["b-plugin"].color  # the first plugins differ in colour
     assert styles(["a-plugin"]) == {"a-plugin": few["a-plugin"]}  # by name, whatever else exists
     assert builtin["magnitude"].at(10, 20) == "M10,20" + MARKERS["circle"]
+
+
+# Machado, Oliveira & Fernandes 2009, severity 1.0, on linear RGB
+DEUTERANOPIA = ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413),
+                (-0.011820, 0.042940, 0.968881))
+PROTANOPIA = ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216),
+              (-0.003882, -0.048116, 1.051998))
+
+
+def _lab(hex_color: str, matrix: tuple | None = None) -> tuple[float, float, float]:
+    """CIELAB (D65) of an sRGB colour, optionally as a colour-vision deficiency sees it."""
+    srgb = [int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in srgb]
+    if matrix:
+        lin = [min(max(sum(m * c for m, c in zip(row, lin)), 0.0), 1.0) for row in matrix]
+    xyz = [sum(m * c for m, c in zip(row, lin)) / white for row, white in zip(
+        ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750),
+         (0.0193339, 0.1191920, 0.9503041)), (0.95047, 1.0, 1.08883))]
+    f = [v ** (1 / 3) if v > 216 / 24389 else (24389 / 27 * v + 16) / 116 for v in xyz]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def test_method_colours_stay_apart_under_colour_vision_deficiency() -> None:
+    """Every pair of the 13 colours differs by CIE76 ΔE >= 28 in normal vision and as
+    deuteranopes and protanopes see them (the palette's documented minimum, 28.1); the old
+    palette's ig and lrp-epsilon were 5.2 apart under deuteranopia."""
+    import itertools
+    import math
+
+    worst = min(math.dist(_lab(a, m), _lab(b, m)) for a, b in itertools.combinations(COLORS, 2)
+                for m in (None, DEUTERANOPIA, PROTANOPIA))
+    assert len(set(COLORS)) == 13 and worst == pytest.approx(28.08, abs=0.01)
+    assert math.dist(_lab("#2ca02c", DEUTERANOPIA), _lab("#d62728", DEUTERANOPIA)) < 10  # it bites
+    muted = min(math.dist(_lab(c, m), _lab(MUTED, m)) for c in COLORS
+                for m in (None, DEUTERANOPIA, PROTANOPIA))
+    assert muted > 10  # a highlighted method never looks like the muted grey
 
 
 def test_nice_ticks_and_scales_are_exact() -> None:
@@ -399,14 +527,29 @@ def test_plot_geometry_bands_and_collapsed_points(tmp_path: Path) -> None:
     render(_reports(tmp_path, recs), tmp_path / "site")
     html = (tmp_path / "site" / "settings" / f"{SLUG}.acc.html").read_text()
     acc = html[html.index('id="plot-metric"'):html.index("</svg>", html.index('id="plot-metric"'))]
-    # x 0.2..0.8 on 58..426; y ticks 20..100 on 250..12: 89% -> 44.725, 30% -> 220.25
-    assert 'points="58,44.72 426,220.25"' in acc
-    assert 'class="ref dense" x1="58" x2="426" y1="12.0"' in acc  # the dense model at 100%
+    # the main plot is the wide one: x 0.2..0.8 on 76..556; y ticks 20..100 on 302..12
+    def y(v: float) -> str:
+        return f"{round(302 - (v - 20) * 290 / 80, 2):g}"
+    assert f'points="76,{y(89)} 556,{y(30)}"' in acc  # 89% -> 51.88, 30% -> 265.75
+    assert 'class="ref dense" x1="76" x2="556" y1="12.0"' in acc  # the dense model at 100%
+    assert '<text class="reflabel" x="560" y="16.0"' in acc  # labelled right of the frame
     half = 100 * T1 * 0.01  # seeds 90% and 88%: sd 1.414 points, t * sd / sqrt(2)
-    upper, lower = 250 - (min(89 + half, 100) - 20) * 238 / 80, 250 - (89 - half - 20) * 238 / 80
-    assert f'points="58,{round(upper, 2):g} 426,220.25 426,220.25 58,{round(lower, 2):g}"' in acc
-    assert acc.count('class="pt collapsed"') == 2 and 'fill="#fff" stroke="#1f77b4"' in acc
-    assert acc.count(MARKERS["circle"]) == 2  # magnitude's marker
+    assert f'points="76,{y(min(89 + half, 100))} 556,{y(30)} 556,{y(30)} 76,{y(89 - half)}"' in acc
+    assert acc.count('class="pt collapsed"') == 2 and 'fill="#fff" stroke="#4b87ff"' in acc
+    assert acc.count('href="#plot-metric-circle"') == 2  # magnitude's marker, defined once:
+    assert acc.count(MARKERS["circle"]) == 1 and 'id="plot-metric-circle"' in acc
+    assert '<g class="series hl" data-series="magnitude">' in acc  # the best: highlighted
+
+
+def test_whiskers_stay_inside_the_axes() -> None:
+    from bench.site.svg import Mark, series
+
+    ax = axes([0.0, 10.0], [50.0, 90.0], "x", "y")  # x ticks 0..10 on 58..426, y 50..90
+    out = series(ax, "m", styles(["magnitude"])["magnitude"],
+                 [Mark(5.0, 70.0, "t", y_ci=(-20.0, 130.0), x_ci=(-4.0, 14.0))])
+    assert out["whiskers"] == f"M242,{ax['sy'](50):g}V{ax['sy'](90):g}M58,{ax['sy'](70):g}H426"
+    assert series(ax, "m", styles(["magnitude"])["magnitude"], [], highlight=False)["cls"] == \
+        "series muted"
 
 
 def test_record_page_shows_gpu_timings_when_a_record_has_them() -> None:

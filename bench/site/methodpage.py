@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.results.summary import METRIC_NAMES, PRIMARY, Comparison, Setting
 from bench.site.pages import html, results_table, switcher
+from bench.site.svg import Style, symbols
 from bench.site.tables import Table
 
 _IDS = re.compile(
@@ -88,8 +89,10 @@ def comparisons_of(label: str, comparisons: list[Comparison]) -> list[dict[str, 
 
 def method_context(method: str, metas: list[dict], settings: list[Setting], names: dict,
                    comparisons: list[Comparison], heatmaps: tuple[str, str] | None,
-                   site: Path, repo: Path) -> tuple[dict[str, Any], list[Table]]:
-    """A method's metadata (per version), comparisons, heatmaps and results table."""
+                   site: Path, repo: Path,
+                   styles: dict[str, Style] | None = None) -> tuple[dict[str, Any], list[Table]]:
+    """A method's metadata (per version, with the colour and marker it has in every plot),
+    comparisons, heatmaps and results table."""
     pairs = [(s, r) for s in settings for r in s.rows if r.method == method]
     metric = settings[0].metric if settings else PRIMARY
     table = results_table(pairs, names, "results", f"data/methods/{method}", with_dataset=True,
@@ -97,7 +100,9 @@ def method_context(method: str, metas: list[dict], settings: list[Setting], name
     versions = []
     for m in metas:
         label = names[method, m["version"]]
+        style = (styles or {}).get(label)
         versions.append({**m, "label": label, "reference_parts": reference_parts(m["reference"]),
+                         "swatch": {"symbol": style.symbol} if style else None,
                          "source_href": source_href(m.get("source", ""), site, repo),
                          "soundness": soundness(m),
                          "applies_to": ("every backbone" if m.get("architectures", "any") == "any"
@@ -106,7 +111,9 @@ def method_context(method: str, metas: list[dict], settings: list[Setting], name
                          "granularities": ", ".join(sorted({s.key.granularity for s, r in pairs
                                                             if r.version == m["version"]})),
                          "compared": comparisons_of(label, comparisons)})
+    mine = {v["label"]: styles[v["label"]] for v in versions if styles and v["label"] in styles}
     return {"title": f"method {method}", "root": "../", "method": method, "versions": versions,
+            "symbols": symbols(mine),
             "metric": METRIC_NAMES[metric], "switch": switcher(method, metric),
             "results": table.context("../"),
             "heatmaps": None if heatmaps is None else {"src": heatmaps[0], "caption": heatmaps[1]}}, [table]

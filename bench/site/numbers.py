@@ -28,9 +28,25 @@ def si(x: float) -> str:
     return f"{x:.3g}"
 
 
+def si_fixed(reference: float) -> Any:
+    """A count formatter for one column: the k/M/G unit of ``reference`` (its largest value)
+    and two decimals for every row, so the column's numbers line up."""
+    div, suffix = next(((d, u) for d, u in ((1e9, "G"), (1e6, "M"), (1e3, "k")) if abs(reference) >= d),
+                       (1.0, ""))
+
+    def fmt(x: float) -> str:
+        return f"{x / div:.2f}{suffix}"
+    return fmt
+
+
 def g3(x: float) -> str:
     """Three significant digits (ratios, milliseconds, seconds)."""
     return f"{x:.3g}"
+
+
+def f2(x: float) -> str:
+    """Two decimals (ratios, milliseconds, seconds in tables: one format per column)."""
+    return f"{x:.2f}"
 
 
 def g2(x: float) -> str:
@@ -48,9 +64,24 @@ def anchor(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "-", label)
 
 
+RECORD_PAGES: dict[str, str] = {}  # cell hash -> its group's record page, site-relative (render sets it)
+
+
+def record_pages(pages: dict[str, str]) -> None:
+    """Where each record is listed: ``records/<method>/<setting>.html`` per cell hash."""
+    RECORD_PAGES.clear()
+    RECORD_PAGES.update(pages)
+
+
+def record_group(label: str, slug: str) -> str:
+    """The site-relative page listing a method's records in a setting."""
+    return f"records/{anchor(label)}/{slug}.html"
+
+
 def record_href(root: str, cell_hash: str) -> str:
-    """Where a record's human-readable page is, from a page at ``root``."""
-    return f"{root}records/{cell_hash}.html"
+    """Where a record's human-readable column is, from a page at ``root``: its anchor on the
+    page of its method in its setting."""
+    return f"{root}{RECORD_PAGES[cell_hash]}#{cell_hash}"
 
 
 _BLANK = {"text": "", "sort": "", "title": "", "links": [], "href": "", "value": None, "lo": None,

@@ -24,9 +24,9 @@ from bench.results.summary import (
     Setting,
     Stat,
 )
-from bench.site.numbers import anchor, g2, g3, num, pct, plain, si
-from bench.site.plots import setting_plots
-from bench.site.svg import Style, legend
+from bench.site.numbers import anchor, f2, g2, num, pct, plain, record_group, si, si_fixed
+from bench.site.plots import highlighted, setting_plots
+from bench.site.svg import Style, legend, symbols
 from bench.site.tables import AXES, Column, Table
 
 SUFFIX = {"bal_acc": "", "auc": ".auc", "acc": ".acc"}  # page variants: index.html, index.auc.html
@@ -62,7 +62,9 @@ def setting_href(s: Setting, root: str, label: str = "", sparsity: float | None 
     page = f"{root}{html(f'settings/{s.key.slug}', s.metric)}"
     if not label:
         return page
-    return page + (f"#row-{anchor(label)}" if sparsity is None else f"#pt-{anchor(label)}-{sparsity:g}")
+    if sparsity is not None:  # the table of points is on the primary metric's page only
+        return f"{root}{html(f'settings/{s.key.slug}', PRIMARY)}#pt-{anchor(label)}-{sparsity:g}"
+    return page + f"#row-{anchor(label)}"
 
 
 def setting_title(setting: Setting) -> str:
@@ -99,7 +101,7 @@ def operating_point(row: Row) -> Point | None:
 
 def _speedup(p: Point | None, root: str, href: str = "", links: bool = True) -> dict[str, Any]:
     """Measured batch-64 speed-up, marked when its interval contains 1 in most cells."""
-    cell = num(p.speedup_b64 if p else None, g3, root, href=href, links=links)
+    cell = num(p.speedup_b64 if p else None, f2, root, href=href, links=links)
     if p is not None and p.within_noise is not None and p.within_noise >= 0.5:
         cell = {**cell, "ci": (cell["ci"] + " noise").strip(),
                 "title": "within noise: the speed-up's interval contains 1 in most of its cells"}
@@ -118,7 +120,7 @@ def _collapsed(row: Row, href: str = "") -> dict[str, Any]:
 def _method_cell(label: str, root: str, style: Style | None = None,
                  metric: str = PRIMARY) -> dict[str, Any]:
     cell = plain(label, label, "", f"{root}{html('methods/' + label.split(' v')[0], metric)}")
-    return {**cell, "swatch": None if style is None else {"d": style.at(11, 8), "color": style.color}}
+    return {**cell, "swatch": None if style is None else {"symbol": style.symbol}}
 
 
 # ---------------------------------------------------------------- index
@@ -152,28 +154,29 @@ def settings_table(settings: list[Setting], names: dict) -> Table:
     short = METRIC_SHORT[metric]
     t = Table(f"settings-{metric}", [
         Column("setting", "Setting", "dataset, backbone; granularity · scope · recovery", text=True),
-        Column("dense", f"Dense {short}", f"the unpruned model's test {METRIC_NAMES[metric]} (%), "
-               "mean over seeds", interval=True),
-        Column("chance", "Chance", "1/K: the balanced accuracy of any constant model (%)"),
-        Column("majority", "Majority", "the test set's majority-class share: the ACC of a model "
-               "that always answers that class (%)"),
         Column("best", "Best method", "the method with the largest curve area when no other "
                "method's 95% interval overlaps it; else 'tied:' and every method not separated "
                "from the first", text=True),
         Column("area", "Curve area", f"the first method's mean {METRIC_NAMES[metric]} over the "
                "setting's sparsity range (trapezoid / span, %), mean over seeds [95% interval]",
                interval=True),
-        Column("range", "Area range", "the sparsities the curve area covers", text=True),
         Column("within", "≤1 pt up to", f"largest sparsity at which the first method's "
                f"{METRIC_NAMES[metric]} is within 1 point of the dense model (its operating point)"),
+        Column("dense", f"Dense {short}", f"the unpruned model's test {METRIC_NAMES[metric]} (%), "
+               "mean over seeds", interval=True),
+        Column("chance", "Chance", "1/K: the balanced accuracy of any constant model (%)", more=True),
+        Column("majority", "Majority", "the test set's majority-class share: the ACC of a model "
+               "that always answers that class (%)", more=True),
+        Column("range", "Area range", "the sparsities the curve area covers", text=True, more=True),
         Column("mac_reduction", "MAC reduction", "dense / pruned MACs (×) at the operating point "
-               "(theoretical)", interval=True),
+               "(theoretical)", interval=True, more=True),
         Column("speedup", "Speed-up", "measured speed-up (×): CPU latency ratio at batch 64 at the "
-               "operating point [95% interval]", interval=True),
+               "operating point [95% interval]", interval=True, more=True),
         Column("preserved", "Expl. preserved", "explanation preserved: Spearman of dense vs pruned "
                "LRP maps at the operating point [95% interval]; 1 = same pixel ranking",
-               interval=True),
-        Column("collapsed", "Collapsed", "collapsed points (sparsity x seed) of the first method"),
+               interval=True, more=True),
+        Column("collapsed", "Collapsed", "collapsed points (sparsity x seed) of the first method",
+               more=True),
     ], download=f"data/settings{SUFFIX[metric]}", filters=list(AXES),
         export=("slug", "dataset", "size", "backbone", "granularity", "scope", "recovery", "seeds",
                 "metric", "tied", "area_bal_acc", "area_auc", "area_acc"))
@@ -196,14 +199,15 @@ def settings_table(settings: list[Setting], names: dict) -> Table:
                     "title": f"at or below a constant model ({floor_text(s)}): collapsed, not a result"}
         t.add([{**label_cell(s, setting_href(s, ""), size=_mixed_sizes(settings)),
                 "sub": f"{s.key.granularity} · {s.key.scope} · {s.key.recovery} · {seeds} seed(s)"},
+               {**plain(shown, text, why, html(f"methods/{best.method}", s.metric)
+                        if best and not tied else ""), "sub": ""},
+               area,
+               _within(best, setting_href(s, "", label)) if best else plain("—"),
                num(s.dense, root="", href=setting_href(s, "") + "#dense"),
                _floor_cell(s.chance, setting_href(s, "") + "#dense"),
                _floor_cell(s.majority, setting_href(s, "") + "#dense"),
-               {**plain(shown, text, why, html(f"methods/{best.method}", s.metric)
-                        if best and not tied else ""), "sub": ""},
-               area, plain(span_text(s), span_text(s)),
-               _within(best, setting_href(s, "", label)) if best else plain("—"),
-               num(op.mac_reduction, g3, "", href=at) if op else none,
+               plain(span_text(s), span_text(s)),
+               num(op.mac_reduction, f2, "", href=at) if op else none,
                _speedup(op, "", at) if op else none,
                num(op.preserved, g2, "", href=at) if op else none,
                _collapsed(best, setting_href(s, "", label)) if best else plain("—")],
@@ -235,24 +239,27 @@ def ranks_table(c: Comparison, names_by_label: dict[str, str],
     datasets = sorted({d for per in c.per_dataset.values() for d in per})
     t = Table(f"ranks-{c.slug}-{c.metric}", [
         Column("method", "Method", text=True),
-        Column("mean_rank", "Mean rank", "mean rank over the compared settings (1 = best)"),
-        *[Column(f"rank_{d}", d, f"mean rank over the compared settings of {d}") for d in datasets],
+        Column("mean_rank", "Mean rank", "mean rank over the compared settings (1 = best), and "
+               "the method's place among the compared methods"),
         Column("vs_random", "vs random", "mean curve-area difference to random (points), the "
                "paired Wilcoxon verdict and its Holm-adjusted p over the same settings"),
         Column("vs_magnitude", "vs magnitude", "the same against magnitude"),
+        *[Column(f"rank_{d}", d, f"mean rank over the compared settings of {d}", more=True)
+          for d in datasets],
         Column("beats", "Ranks better than (significant)", "methods the Nemenyi test separates "
-               "from it (after a significant Friedman test)", text=True)],
+               "from it (after a significant Friedman test)", text=True, more=True)],
         download=f"data/ranks-{c.slug}{SUFFIX[c.metric]}", export=("metric",))
-    for name in sig.methods:
+    for place, name in enumerate(sig.methods, 1):
         page = (f"{html('methods/' + names_by_label[name], c.metric)}"
                 f"#granularity={c.granularity}")
         beats = [m for m in sig.methods if sig.mean_ranks[m] > sig.mean_ranks[name] and sig.differs(name, m)]
         t.add([_method_cell(name, "", (styles or {}).get(name), c.metric),
-               plain(f"{sig.mean_ranks[name]:.2f}", sig.mean_ranks[name], "", page),
+               {**plain(f"{sig.mean_ranks[name]:.2f}", sig.mean_ranks[name], "", page),
+                "sub": f"{place} of {len(sig.methods)}"},
+               _versus(c, name, "random", page), _versus(c, name, "magnitude", page),
                *[plain(f"{c.per_dataset[name][d]:.2f}", c.per_dataset[name][d], "",
                        f"{page}&dataset={d}") if d in c.per_dataset.get(name, {}) else plain("—")
                  for d in datasets],
-               _versus(c, name, "random", page), _versus(c, name, "magnitude", page),
                plain(", ".join(beats) or "—", ", ".join(beats))], export={"metric": c.metric})
     return t
 
@@ -313,12 +320,19 @@ def _curve_columns(metric: str, sparsities: Iterable[str]) -> list[Column]:
 
 
 def _area_columns(metric: str, what: str = "") -> list[Column]:
-    """The curve-area columns: the ranking metric's first, then the other two."""
+    """The curve-area columns: the ranking metric's first (a key column), then the other two
+    (behind the column chooser)."""
     cols = [Column("area", "Curve area", f"area under {METRIC_NAMES[metric]} vs sparsity (%): "
                    "trapezoid over the setting's sparsities / their span (see Area range) "
                    "[95% interval over seeds]", interval=True)]
     return cols + [Column(f"area_{m}", f"{METRIC_SHORT[m]} area", f"the same area under "
-                          f"{METRIC_NAMES[m]} (%)", interval=True) for m in METRICS if m != metric]
+                          f"{METRIC_NAMES[m]} (%)", interval=True, more=True)
+                   for m in METRICS if m != metric]
+
+
+def rank_text(rank: float | None, of: int) -> str:
+    """A rank among the ranked rows of a setting: ``3 of 12`` (ties share a mean rank)."""
+    return "—" if rank is None else f"{rank:g} of {of}"
 
 
 def _area_cells(s: Setting, r: Row, root: str) -> list[dict[str, Any]]:
@@ -337,64 +351,81 @@ def methods_table(setting: Setting, names: dict, styles: dict[str, Style]) -> Ta
     metric = setting.metric
     sp = [f"{s:g}" for s in setting.sparsities]
     last = sp[-1]
+    ranked = sum(1 for r in setting.rows if r.rank is not None)
     t = Table(f"methods-{metric}", [
         Column("method", "Method", text=True), Column("rank", "Rank", f"rank by curve area of "
-                                                       f"{METRIC_NAMES[metric]} among rows "
-                                                       "measured at every sparsity"),
-        Column("version", "Version", text=True),
-        *_area_columns(metric),
+                                                       f"{METRIC_NAMES[metric]} among the rows "
+                                                       "measured at every sparsity (1 = best)"),
+        *_area_columns(metric)[:1],
         *_curve_columns(metric, sp),
+        Column("version", "Version", text=True, more=True),
+        *_area_columns(metric)[1:],
         Column("preserved", "Expl. preserved", "explanation preserved: Spearman of dense vs pruned "
-               "reference-LRP maps, mean over sparsities [95% interval]", interval=True),
-        Column("collapsed", "Collapsed", "collapsed points (sparsity x seed)"),
-        Column("macs", f"MACs@{last}", f"MACs per image at sparsity {last}", interval=True),
+               "reference-LRP maps, mean over sparsities [95% interval]", interval=True, more=True),
+        Column("collapsed", "Collapsed", "collapsed points (sparsity x seed)", more=True),
+        Column("macs", f"MACs@{last}", f"MACs per image at sparsity {last}", interval=True, more=True),
         Column("speedup", f"Speed-up@{last}", f"measured speed-up at batch 64 at sparsity {last}",
-               interval=True),
-        Column("score_s", "Scoring (s)", "time to compute the method's scores", interval=True)],
+               interval=True, more=True),
+        Column("score_s", "Scoring (s)", "time to compute the method's scores", interval=True,
+               more=True)],
         download=f"data/settings/{setting.key.slug}-methods{SUFFIX[metric]}")
     for r in setting.rows:
         label = names[r.method, r.version]
         by_s = {p.sparsity: p for p in r.points}
+        areas = _area_cells(setting, r, "../")
+        # the area links the page of the row's records (exactly the records behind it); a
+        # sparsity's number links its row of the table of points, whose Records cell links them
+        areas[0] = {**areas[0], "href": f"../{record_group(label, setting.key.slug)}"}
+        points = f"{html(setting.key.slug, PRIMARY)}#pt-{anchor(label)}-"
+        last_point = f"{points}{r.points[-1].sparsity:g}"
         t.add([_method_cell(label, "../", styles[label], metric),
-               plain("—" if r.rank is None else f"{r.rank:g}", r.rank,
+               plain(rank_text(r.rank, ranked), r.rank,
                      "unranked: not measured at every sparsity" if r.rank is None else ""),
-               plain(r.version, r.version),
-               *_area_cells(setting, r, "../"),  # the row links its records
-               *[num(by_s[s].value(metric) if s in by_s else None, root="../")
+               areas[0],
+               *[num(by_s[s].value(metric) if s in by_s else None, root="../",
+                     href=f"{points}{s:g}" if s in by_s else "")
                  for s in setting.sparsities],
-               _within(r), num(r.preserved, g2, links=False), _collapsed(r),
-               num(r.points[-1].macs, si, "../"), _speedup(r.points[-1], "../"),
-               num(r.points[-1].score_seconds, g3, "../")],
+               _within(r), plain(r.version, r.version), *areas[1:],
+               num(r.preserved, g2, links=False), _collapsed(r),
+               num(r.points[-1].macs, si_fixed(setting.macs_dense), "../", href=last_point),
+               _speedup(r.points[-1], "../", last_point),
+               num(r.points[-1].score_seconds, f2, "../", href=last_point)],
               anchor=f"row-{anchor(label)}")
     return t
 
 
 POINT_COLUMNS = [
     Column("method", "Method", text=True), Column("sparsity", "Sparsity"),
+    Column("bal_acc", "Bal. ACC", "balanced accuracy after recovery (%)", interval=True),
     Column("acc", "ACC", "accuracy after recovery (%)", interval=True),
     Column("auc", "AUC", "AUC after recovery (%)", interval=True),
-    Column("bal_acc", "Bal. ACC", "balanced accuracy (%)", interval=True),
-    Column("collapsed", "Collapsed", "seeds whose balanced accuracy is within 0.02 of chance"),
-    Column("macs", "MACs", interval=True), Column("params", "Params", interval=True),
     Column("mac_reduction", "MAC reduction", "dense / pruned MACs: theoretical, not a measured "
            "speed", interval=True),
     Column("speedup", "Measured speed-up", "measured CPU latency ratio dense/pruned at batch 64, "
            "interleaved repeats, one thread", interval=True),
     Column("preserved", "Map Spearman", "Spearman of dense vs pruned reference-LRP maps", interval=True),
-    Column("iou", "Top-10% IoU", "overlap of the top-10% pixels of dense and pruned maps", interval=True),
-    Column("lat1", "Latency b1 (ms)", interval=True), Column("lat64", "Latency b64 (ms)", interval=True),
-    Column("score_s", "Scoring (s)", interval=True),
-    Column("pareto", "Pareto", "on the front of fewer MACs and a higher value of the page's "
-           "metric", text=True),
     Column("records", "Records", "the records (one per seed) behind every number of this row",
            text=True),
+    Column("collapsed", "Collapsed", "seeds whose balanced accuracy is within 0.02 of chance",
+           more=True),
+    Column("macs", "MACs", "multiply-accumulates per image", interval=True, more=True),
+    Column("params", "Params", "parameters", interval=True, more=True),
+    Column("iou", "Top-10% IoU", "overlap of the top-10% pixels of dense and pruned maps",
+           interval=True, more=True),
+    Column("lat1", "Latency b1 (ms)", "measured CPU latency at batch 1", interval=True, more=True),
+    Column("lat64", "Latency b64 (ms)", "measured CPU latency at batch 64", interval=True, more=True),
+    Column("score_s", "Scoring (s)", "time to compute the method's scores", interval=True, more=True),
+    Column("pareto", "Pareto", "on the front of fewer MACs and a higher balanced accuracy",
+           text=True, more=True),
 ]
 
 
 def points_table(setting: Setting, names: dict, styles: dict[str, Style]) -> Table:
-    """Every measured point; a row's numbers all come from the records its last cell links."""
-    t = Table(f"points-{setting.metric}", POINT_COLUMNS,
-              download=f"data/settings/{setting.key.slug}-points{SUFFIX[setting.metric]}")
+    """Every measured point (the same under every metric, so only the primary metric's page
+    and download carry it); a row's numbers all come from the records its Records cell links."""
+    t = Table("point-table", POINT_COLUMNS, download=f"data/settings/{setting.key.slug}-points")
+    macs = si_fixed(setting.macs_dense)  # one unit and two decimals per column
+    params = si_fixed(max((p.params.mean for r in setting.rows for p in r.points), default=0.0))
     for r in setting.rows:
         label = names[r.method, r.version]
         for p in r.points:
@@ -404,11 +435,11 @@ def points_table(setting: Setting, names: dict, styles: dict[str, Style]) -> Tab
             front = p.sparsity in r.pareto
             t.add([_method_cell(label, "../", styles[label], setting.metric),
                    plain(f"{p.sparsity:g}", p.sparsity),
-                   n(p.acc), n(p.auc), n(p.bal_acc), plain(collapsed, p.collapsed),
-                   n(p.macs, si), n(p.params, si), n(p.mac_reduction, g3), _speedup(p, "../", links=False),
-                   n(p.preserved, g2), n(p.iou, g2), n(p.latency_b1, g3), n(p.latency_b64, g3),
-                   n(p.score_seconds, g3), plain("yes" if front else "", "yes" if front else None),
-                   records_cell(p.acc, "../")],
+                   n(p.bal_acc), n(p.acc), n(p.auc), n(p.mac_reduction, f2),
+                   _speedup(p, "../", links=False), n(p.preserved, g2), records_cell(p.acc, "../"),
+                   plain(collapsed, p.collapsed), n(p.macs, macs), n(p.params, params),
+                   n(p.iou, g2), n(p.latency_b1, f2), n(p.latency_b64, f2),
+                   n(p.score_seconds, f2), plain("yes" if front else "", "yes" if front else None)],
                   anchor=f"pt-{anchor(label)}-{p.sparsity:g}")
     return t
 
@@ -422,20 +453,32 @@ def records_cell(stat: Stat, root: str) -> dict[str, Any]:
 def setting_context(setting: Setting, names: dict, styles: dict[str, Style],
                     absent: dict[str, list[str]]) -> tuple[dict[str, Any], list[Table]]:
     """Everything the setting page prints, and its tables (for their downloads); ``absent``
-    names methods not applicable at this granularity and those applicable but not run here."""
+    names methods not applicable at this granularity and those applicable but not run here.
+    The table of points is metric-independent: the primary metric's page carries it, the
+    other variants link there."""
     rows = [names[r.method, r.version] for r in setting.rows]
-    tables = [methods_table(setting, names, styles), points_table(setting, names, styles)]
+    primary = setting.metric == PRIMARY
+    tables = [methods_table(setting, names, styles)]
+    if primary:
+        tables.append(points_table(setting, names, styles))
+    points_page = "" if primary else html(setting.key.slug, PRIMARY).split("/")[-1]
+    shown = highlighted(setting, names)
     return {"title": setting_title(setting), "root": "../", "key": setting.key._asdict(),
             "metric": METRIC_NAMES[setting.metric], "span": span_text(setting),
             "switch": switcher(setting.key.slug, setting.metric),
             "denses": [{"name": METRIC_NAMES[m], "cell": num(setting.denses.get(m), root="../")}
                        for m in METRICS],
-            "chance": "—" if setting.chance is None else pct(setting.chance),
-            "majority": "—" if setting.majority is None else pct(setting.majority),
+            "chance": "not known" if setting.chance is None else f"{pct(setting.chance)}%",
+            "majority": ("not known" if setting.majority is None
+                         else f"{pct(setting.majority)}% of the test set"),
             "macs_dense": si(setting.macs_dense),
-            "dense_ms": None if setting.dense_latency_b64 is None else g3(setting.dense_latency_b64),
-            "methods": tables[0].context("../"), "points": tables[1].context("../"),
-            "plots": setting_plots(setting, names, styles), "legend_entries": legend(rows, styles),
+            "dense_ms": None if setting.dense_latency_b64 is None else f2(setting.dense_latency_b64),
+            "methods": tables[0].context("../"),
+            "points": tables[1].context("../") if primary else None,
+            "points_page": f"{points_page}#points", "primary_name": METRIC_NAMES[PRIMARY],
+            "plots": setting_plots(setting, names, styles, points_page)[:None if primary else 1],
+            "legend_entries": legend(rows, styles, shown), "highlighted": ", ".join(shown),
+            "symbols": symbols({n: styles[n] for n in rows}),
             "not_applicable": ", ".join(absent.get("not_applicable", [])),
             "not_for_backbone": ", ".join(absent.get("not_for_backbone", [])),
             "not_run": ", ".join(absent.get("not_run", []))}, tables
@@ -455,47 +498,88 @@ def results_table(pairs: list[tuple[Setting, Row]], names: dict, table_id: str, 
     t = Table(f"{table_id}-{metric}", [
         Column("setting", "Setting", "follow it for this row's records, seed by seed", text=True),
         Column("method", "Method", text=True) if with_method else Column("version", "Version", text=True),
-        Column("rank", "Rank", f"rank in its setting by curve area of {METRIC_NAMES[metric]}"),
-        *_area_columns(metric),
-        Column("range", "Area range", "the sparsities the curve areas cover", text=True),
+        Column("rank", "Rank", f"rank in its setting by curve area of {METRIC_NAMES[metric]} "
+               "(1 = best) of the methods ranked there"),
+        *_area_columns(metric)[:1],
         *_curve_columns(metric, sp),
+        *_area_columns(metric)[1:],
+        Column("range", "Area range", "the sparsities the curve areas cover", text=True, more=True),
         Column("preserved", "Expl. preserved", "explanation preserved: Spearman of dense vs pruned "
-               "LRP maps, mean over sparsities", interval=True),
-        Column("collapsed", "Collapsed", "collapsed points (sparsity x seed)"),
+               "LRP maps, mean over sparsities", interval=True, more=True),
+        Column("collapsed", "Collapsed", "collapsed points (sparsity x seed)", more=True),
         Column("speedup", "Speed-up (largest sparsity)", "measured speed-up at batch 64 at the "
-               "setting's largest sparsity", interval=True)],
+               "setting's largest sparsity", interval=True, more=True)],
         download=f"{download}{SUFFIX[metric]}", filters=[a for a in AXES if with_dataset or a != "dataset"]
         + (["method"] if with_method else []),
         export=("slug", "dataset", "size", "backbone", "granularity", "scope", "recovery", "metric"))
     for s, r in pairs:
         label = names[r.method, r.version]
         by_s = {p.sparsity: p for p in r.points}
+        areas = _area_cells(s, r, root)
 
         def n(stat: Any, fmt: Any = pct) -> dict[str, Any]:
             return num(stat, fmt, root, links=False)
         t.add([label_cell(s, setting_href(s, root, label), with_dataset, sizes),
                *([_method_cell(label, root, None, metric)] if with_method
                  else [plain(r.version, r.version)]),
-               plain("—" if r.rank is None else f"{r.rank:g}", r.rank),
-               *_area_cells(s, r, root), plain(span_text(s), span_text(s)),
+               plain(rank_text(r.rank, sum(1 for x in s.rows if x.rank is not None)), r.rank),
+               areas[0],
                *[n(by_s[x].value(metric) if x in by_s else None) for x in sparsities],
-               _within(r), n(r.preserved, g2), _collapsed(r), _speedup(r.points[-1], root, links=False)],
+               _within(r), *areas[1:], plain(span_text(s), span_text(s)),
+               n(r.preserved, g2), _collapsed(r), _speedup(r.points[-1], root, links=False)],
               {**axes_of(s), "method": label},
               export={"slug": s.key.slug, "size": s.key.size, "metric": metric, **axes_of(s)})
     return t
 
 
-def dataset_context(dataset: str, settings: list[Setting],
-                    names: dict) -> tuple[dict[str, Any], list[Table]]:
-    """A dataset's page: every method in every setting of it, filterable."""
+def headline(settings: list[Setting]) -> Setting | None:
+    """The setting a dataset page plots: the one with the most methods, then the most seeds
+    (ties: the first in sorted order of slugs)."""
+    return min(settings, key=lambda s: (-len(s.rows), -max((r.area.n if r.area else 0 for r in s.rows), default=0),
+                                        s.key.slug), default=None)
+
+
+def card_rows(card: dict[str, Any] | None, settings: list[Setting]) -> list[tuple[str, str]]:
+    """A dataset's card as the page prints it: task and classes, split sizes (test size first),
+    the test set's majority-class share, licence, source and citation; "" fields left out."""
+    if not card:
+        return [("card", "not available (datasets/<name>.yaml is in the repository)")]
+    splits = card.get("splits") or {}
+    majority = sorted({pct(s.majority) for s in settings if s.majority is not None})
+    rows = [("task", f"{card.get('task', '—')}, {len(card.get('labels') or {})} classes"),
+            ("test images", f"{splits['test']:,}" if "test" in splits else "—"),
+            ("train / validation images", f"{splits.get('train', 0):,} / {splits.get('val', 0):,}"),
+            ("majority-class share of the test set",
+             ", ".join(f"{m}%" for m in majority) if majority else "not known"),
+            ("licence", str(card.get("licence", "—"))),
+            ("source", str(card.get("source", "—"))),
+            ("citation", str(card.get("citation", "—")))]
+    return rows
+
+
+def dataset_context(dataset: str, settings: list[Setting], names: dict,
+                    styles: dict[str, Style] | None = None,
+                    card: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[Table]]:
+    """A dataset's page: its card, the plot of its headline setting, and every method in every
+    setting of it, filterable."""
     mine = [s for s in settings if s.key.dataset == dataset]
     metric = mine[0].metric if mine else PRIMARY
     pairs = [(s, r) for s in mine for r in s.rows]
     table = results_table(pairs, names, "results", f"data/datasets/{dataset}", with_dataset=False,
                           with_method=True, metric=metric)
+    top = headline(mine)
+    plot = None
+    if top is not None and styles is not None:
+        rows = [names[r.method, r.version] for r in top.rows]
+        figure = setting_plots(top, names, styles, f"../{html(f'settings/{top.key.slug}', PRIMARY)}")[:1]
+        plot = {"figures": figure, "title": setting_title(top), "href": setting_href(top, "../"),
+                "legend_entries": legend(rows, styles, highlighted(top, names))}
     return {"title": f"dataset {dataset}", "root": "../", "dataset": dataset,
             "metric": METRIC_NAMES[metric], "switch": switcher(dataset, metric),
             "synthetic": any(s.synthetic for s in mine), "settings": len(mine),
+            "card": card_rows(card, mine), "overview": plot,
+            "symbols": symbols({n: styles[n] for n in {names[r.method, r.version] for r in top.rows}})
+            if plot else [],
             "results": table.context("../")}, [table]
 
 
@@ -516,6 +600,7 @@ def index_context(settings: list[Setting], comparisons: list[Comparison], names:
     datasets = sorted({s.key.dataset for s in settings})
     spans = sorted({span_text(s) for s in settings})
     return {"title": "XPrune Bench leaderboard", "root": "", "glance": glance.context(""),
+            "symbols": symbols(styles),
             "metric": METRIC_NAMES[metric], "primary": metric == PRIMARY,
             "primary_name": METRIC_NAMES[PRIMARY], "switch": switcher("index", metric),
             "verdicts": [verdict(c) for c in comparisons], "spans": ", ".join(spans),

@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.results.summary import METRIC_NAMES, Comparison, Point, Row, Setting, Stat
 from bench.site.numbers import anchor, pct, si
-from bench.site.svg import Mark, Style, axes, series
+from bench.site.svg import MATPLOTLIB, Mark, Style, axes, series
 
 Value = Callable[[Point], Stat | float | None]
 
@@ -37,18 +37,21 @@ def _interval(v: Stat, fmt: Callable[[float], str]) -> str:
 
 
 def _tip(name: str, p: Point, y_name: str, y: Stat, extra: str = "") -> str:
-    """A point's tooltip: method, sparsity, the plotted value with its interval, seeds."""
-    collapsed = f"; collapsed in {p.collapsed} of {p.acc.n} seed(s)" if p.collapsed else ""
-    return (f"{name} at sparsity {p.sparsity:g}: {y_name} {_interval(y, pct)}% "
-            f"({y.n} seed(s)){extra}{collapsed}")
+    """A point's tooltip: method, sparsity, the plotted value with its 95% interval, seeds."""
+    collapsed = f"; collapsed in {p.collapsed} of {p.acc.n}" if p.collapsed else ""
+    ci = f" [{pct(y.ci[0])}–{pct(y.ci[1])}]" if y.ci is not None else ""
+    return f"{name}, sparsity {p.sparsity:g}: {y_name} {pct(y.mean)}%{ci}, {y.n} seeds{extra}{collapsed}"
 
 
 def _plot(setting: Setting, names: dict, styles: dict[str, Style], x: Value, y: Value,
           labels: tuple[str, str], x_scale: float = 1.0, band: bool = False,
           extra: Callable[[Point], str] = lambda p: "", y_name: str = "accuracy",
           x_extra: list[float] = (), y_extra: list[float] = (),
-          front: bool = False) -> dict[str, Any] | None:
-    """One plot: every method's points where both values exist; None when there are none."""
+          front: bool = False, highlight: frozenset[str] = frozenset(), wide: bool = False,
+          points: str = "") -> dict[str, Any] | None:
+    """One plot: every method's points where both values exist (the ``highlight``ed methods
+    in colour, the others muted); None when there are none. Points link ``points`` (the page
+    with the table of points) at their row."""
     rows: list[tuple[Row, list[Point]]] = [
         (r, [p for p in r.points if _mean(x(p)) is not None and _mean(y(p)) is not None])
         for r in setting.rows]
@@ -59,15 +62,15 @@ def _plot(setting: Setting, names: dict, styles: dict[str, Style], x: Value, y: 
     ys = [100 * _mean(y(p)) for _, ps in rows for p in ps] + list(y_extra)
     ys += [min(max(v, 0.0), 100.0) for _, ps in rows for p in ps
            for v in (_ci(y(p), 100) or ())]  # intervals in view, but no accuracy above 100%
-    ax = axes(xs, ys, *labels)
-    for r, ps in rows:
+    ax = axes(xs, ys, *labels, wide=wide)
+    for r, ps in sorted(rows, key=lambda rp: names[rp[0].method, rp[0].version] in highlight):
         name = names[r.method, r.version]
         marks = [Mark(x_scale * _mean(x(p)), 100 * _mean(y(p)), _tip(name, p, y_name, y(p), extra(p)),
                       _ci(y(p), 100), None if band else _ci(x(p), x_scale),
                       bool(p.collapsed) or setting.at_floor(_mean(y(p))),
-                      front and p.sparsity in r.pareto, f"#pt-{anchor(name)}-{p.sparsity:g}")
+                      front and p.sparsity in r.pareto, f"{points}#pt-{anchor(name)}-{p.sparsity:g}")
                  for p in ps]
-        ax["series"].append(series(ax, name, styles[name], marks, band))
+        ax["series"].append(series(ax, name, styles[name], marks, band, name in highlight))
     return ax
 
 
@@ -75,7 +78,9 @@ def _dense_ref(ax: dict[str, Any], value: Stat | None, what: str) -> None:
     """The dense model as a dashed horizontal line."""
     if ax is not None and value is not None:
         ax["refs"].append({"y": ax["sy"](100 * value.mean), "kind": "dense", "stroke": "#555",
-                           "dash": "6 4", "title": f"dense model: {what} {_interval(value, pct)}%"})
+                           "dash": "6 4", "title": f"dense model: {what} {_interval(value, pct)}%",
+                           "label": "dense" if ax["wide"] else "",
+                           "label_y": ax["sy"](100 * value.mean) + 4})
 
 
 def floors(s: Setting) -> list[tuple[str, float]]:
@@ -96,7 +101,16 @@ def _floor_refs(ax: dict[str, Any] | None, s: Setting) -> None:
                 if s.metric != "auc" else "chance, a constant model's AUC",
                 "majority": "majority-class share of the test set, a constant model's ACC"}[kind]
         ax["refs"].append({"y": ax["sy"](100 * value), "kind": kind, "stroke": "#999",
-                           "dash": "2 3", "title": f"{what}: {pct(value)}%"})
+                           "dash": "2 3", "title": f"{what}: {pct(value)}%",
+                           "label": kind if ax["wide"] else "", "label_y": ax["sy"](100 * value) + 4})
+    _spread_labels(ax)
+
+
+def _spread_labels(ax: dict[str, Any]) -> None:
+    """Reference-line labels at least 13 units apart (chance and majority can coincide)."""
+    labelled = sorted((r for r in ax["refs"] if r["label"]), key=lambda r: r["label_y"])
+    for a, b in zip(labelled, labelled[1:]):
+        b["label_y"] = max(b["label_y"], a["label_y"] + 13)
 
 
 def _dense_point(ax: dict[str, Any] | None, x: float, setting: Setting, what: str) -> None:
@@ -108,12 +122,24 @@ def _dense_point(ax: dict[str, Any] | None, x: float, setting: Setting, what: st
                                f"{_interval(setting.dense, pct)}%"}
 
 
-def setting_plots(setting: Setting, names: dict, styles: dict[str, Style]) -> list[dict[str, Any]]:
+def highlighted(setting: Setting, names: dict) -> list[str]:
+    """The methods a setting's plots show in colour at first: the first by curve area, random
+    and magnitude (the floor and the cheap baseline); the reader highlights others from the
+    legend."""
+    lead = [names[r.method, r.version] for r in setting.best[:1]]
+    refs = [names[r.method, r.version] for r in setting.rows if r.method in ("random", "magnitude")]
+    return list(dict.fromkeys(lead + refs))
+
+
+def setting_plots(setting: Setting, names: dict, styles: dict[str, Style],
+                  points: str = "") -> list[dict[str, Any]]:
     """The plots of a setting page under its metric, each with its id, label and caption;
-    missing ones left out. A point at or below a constant model (within the collapse margin)
-    is drawn hollow, as collapsed."""
+    missing ones left out. The first (the metric vs sparsity) is the large one. A point at or
+    below a constant model (within the collapse margin) is drawn hollow, as collapsed; points
+    link their row of the table of points on ``points`` (this page when "")."""
     s = setting
     m, name = s.metric, METRIC_NAMES[s.metric]
+    hl = frozenset(highlighted(s, names))
     def value(p):
         return p.value(m)
     label = f"{name} (%)"
@@ -121,13 +147,14 @@ def setting_plots(setting: Setting, names: dict, styles: dict[str, Style]) -> li
     floor_y = [100 * v for _, v in floors(s)]
     main = _plot(s, names, styles, lambda p: p.sparsity, value,
                  ("sparsity (fraction of units removed)", label), band=True, y_name=name,
-                 y_extra=dense_y + floor_y)
+                 y_extra=dense_y + floor_y, highlight=hl, wide=True, points=points)
     _dense_ref(main, s.dense, name)
     _floor_refs(main, s)
     unit, div = ("MMACs", 1e6) if s.macs_dense >= 1e6 else ("kMACs", 1e3)
     macs = _plot(s, names, styles, lambda p: p.macs, value, (f"MACs ({unit})", label),
                  x_scale=1 / div, extra=lambda p: f", {si(p.macs.mean)} MACs", y_name=name,
-                 x_extra=[s.macs_dense / div], y_extra=dense_y + floor_y, front=True)
+                 x_extra=[s.macs_dense / div], y_extra=dense_y + floor_y, front=True,
+                 highlight=hl, points=points)
     _dense_point(macs, s.macs_dense / div, s, f"{si(s.macs_dense)} MACs")
     if macs is not None:
         front = sorted((p.macs.mean, p.value(m).mean) for r in s.rows for p in r.points
@@ -137,21 +164,23 @@ def setting_plots(setting: Setting, names: dict, styles: dict[str, Style]) -> li
     latency = _plot(s, names, styles, lambda p: p.latency_b64, value,
                     ("measured latency, batch 64 (ms)", label), y_name=name,
                     extra=lambda p: f", {p.latency_b64.mean:.3g} ms at batch 64",
-                    x_extra=[dense_ms] if dense_ms else [], y_extra=dense_y + floor_y)
+                    x_extra=[dense_ms] if dense_ms else [], y_extra=dense_y + floor_y,
+                    highlight=hl, points=points)
     if dense_ms is not None:
         _dense_point(latency, dense_ms, s, f"{dense_ms:.3g} ms at batch 64")
     preserved = _plot(s, names, styles, lambda p: p.preserved, value,
                       ("explanation preserved (Spearman of LRP maps)", label), y_name=name,
                       extra=lambda p: f", map Spearman {p.preserved.mean:.2f}",
-                      x_extra=[1.0], y_extra=dense_y + floor_y)
+                      x_extra=[1.0], y_extra=dense_y + floor_y, highlight=hl, points=points)
     _dense_point(preserved, 1.0, s, "its own maps (Spearman 1)")
     for ax in (macs, latency, preserved):
         _floor_refs(ax, s)
     cap = name[0].upper() + name[1:]
     figures = [
         ("plot-metric", main, f"{cap} vs sparsity",
-         (f"{cap} after recovery vs sparsity; shaded: 95% interval over seeds; dashed: the dense "
-          "model; dotted: chance (1/K) and the majority-class share (hollow: collapsed).")),
+         (f"{cap} after recovery vs sparsity, the highlighted methods in colour with their 95% "
+          "interval over seeds (shaded), the others grey; dashed: the dense model; dotted: chance "
+          "(1/K) and the majority-class share (hollow: collapsed).")),
         ("plot-latency", latency, f"{cap} vs measured latency",
          (f"{cap} vs measured CPU latency at batch 64 (one thread); bars: 95% intervals over "
           "seeds; square: the dense model. Weight pruning masks weights: its latency barely moves.")),
@@ -166,9 +195,10 @@ def setting_plots(setting: Setting, names: dict, styles: dict[str, Style]) -> li
             for i, p, lab, caption in figures if p is not None]
 
 
-def cd_diagram(c: Comparison, path: Path, colors: dict[str, str] | None = None) -> bool:
-    """A critical-difference diagram (scikit-posthocs, matplotlib SVG), method labels in their
-    site colours; False if not applicable (no Friedman test)."""
+def cd_diagram(c: Comparison, path: Path, styles: dict[str, Style] | None = None) -> bool:
+    """A critical-difference diagram (scikit-posthocs, matplotlib SVG), each method's rank
+    marked with its site marker and labelled in its site colour; False if not applicable (no
+    Friedman test)."""
     sig = c.significance
     if sig.p_value is None:
         return False
@@ -183,9 +213,14 @@ def cd_diagram(c: Comparison, path: Path, colors: dict[str, str] | None = None) 
     matrix = pd.DataFrame([[1.0 if a == b else sig.pairwise_p[a][b] for b in names] for a in names],
                           index=names, columns=names)
     fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(names) + 1.1))
+    styles = styles or {}
+    colors = {n: styles[n].color if n in styles else "#333333" for n in names}
     sp.critical_difference_diagram(
         pd.Series(sig.mean_ranks), matrix, ax=ax, alpha=sig.alpha, label_props={"fontsize": 11},
-        color_palette={n: (colors or {}).get(n, "#333333") for n in names})
+        marker_props={"s": 0}, color_palette=colors)  # markers drawn below, one shape each
+    for n in names:
+        ax.scatter(sig.mean_ranks[n], 0, s=70, zorder=4, color=colors[n], edgecolors="white",
+                   linewidths=0.8, marker=MATPLOTLIB[styles[n].marker] if n in styles else "o")
     ax.set_title(f"{c.granularity} pruning, {c.architecture}, {METRIC_NAMES[c.metric]}: mean rank "
                  f"over {sig.blocks} settings\n"
                  f"(bars join methods the Nemenyi test does not separate)", fontsize=11)

@@ -1,6 +1,7 @@
 """A record's own page: the cell, its task metrics before and after recovery, cost, measured
 latency with its spread and interval, explanation preservation and provenance, in words and
-formatted numbers; the raw JSON (``<hash>.json`` beside it) is one click away.
+formatted numbers (:mod:`bench.site.recordgroup` lays the records of a method in a setting side
+by side on one page; the published JSON stays in ``reports/``, linked from there).
 
 Schema 1 records have no clinical metrics, collapse flag or interleaved latency; what a
 record lacks is left out, and metric keys this page does not know are listed as they are, so
@@ -9,7 +10,6 @@ a newer record never loses a number here.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bench.results.summary import preservation_explainer
@@ -86,13 +86,41 @@ def transparency(m: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def readable(value: Any) -> str:
+    """A record value in words: yes/no for booleans, "none" for null, ``key value`` pairs for a
+    mapping and commas for a list (never a raw dict or Python's ``True``)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{str(k).replace('_', ' ')} {readable(v)}" for k, v in sorted(value.items()))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(readable(v) for v in value)
+    return str(value)
+
+
+def _device(p: dict[str, Any]) -> list[tuple[str, str]]:
+    """Where the cell ran: CPU, or the GPU with its CUDA version (a CPU record never shows the
+    CUDA build of its torch, which says nothing about the run)."""
+    device = p.get("device")
+    if not isinstance(device, dict):
+        return [("cuda", str(p["cuda"]))] if p.get("cuda") else []
+    if device.get("kind", "cpu") == "cpu":
+        return [("device", "CPU")]
+    gpu = device.get("gpu") or device.get("kind")
+    return [("device", f"GPU: {readable(gpu)}" + (f", CUDA {p['cuda']}" if p.get("cuda") else ""))]
+
+
 def _provenance(p: dict[str, Any]) -> list[tuple[str, str]]:
     """Provenance fields as (label, text), versions last."""
     order = ("xprune_version", "git_commit", "created", "seconds", "baseline_hash", "score_hash",
-             "torch_threads", "machine", "cuda")
-    rows = [(k.replace("_", " "), str(p[k])) for k in order if k in p]
-    rows += [(k.replace("_", " "), json.dumps(v, sort_keys=True)) for k, v in sorted(p.items())
-             if k not in order and k != "versions"]
+             "torch_threads", "machine")
+    rows = [(k.replace("_", " "), readable(p[k])) for k in order if k in p] + _device(p)
+    rows += [(k.replace("_", " "), readable(v)) for k, v in sorted(p.items())
+             if k not in order and k not in ("versions", "device", "cuda")]
     rows.append(("library versions", ", ".join(f"{k} {v}" for k, v in sorted(p.get("versions", {}).items()))))
     return rows
 
@@ -108,22 +136,23 @@ def record_context(r: dict[str, Any], setting_href: str, method_href: str) -> di
     reduction = m.get("mac_reduction", m.get("speedup"))
     cost = [("parameters", (f"{si(m['params_dense'])} → {si(m['params'])} "
                             f"({m['compression']:.3g}× fewer)")),
-            ("MACs per image", (f"{si(m['macs_dense'])} → {si(m['macs'])} ({reduction:.3g}× fewer, "
-                                "theoretical: not a measured speed)")),
+            ("MACs per image (theoretical: not a measured speed)",
+             f"{si(m['macs_dense'])} → {si(m['macs'])} ({reduction:.3g}× fewer)"),
             ("achieved sparsity", f"{m['achieved_sparsity']:.3g}")]
     if "tie_share" in m:
-        cost.append(("tied scores", f"{100 * m['tie_share']:.1f}% of units (broken by a seeded permutation)"))
+        cost.append(("tied scores (% of units; broken by a seeded permutation)",
+                     f"{100 * m['tie_share']:.1f}%"))
     collapse = None
     if "collapsed" in m:
-        collapse = (f"{'yes' if m['collapsed'] else 'no'} (balanced accuracy "
-                    f"{pct(m['recovered'].get('bal_acc'))}% vs chance {pct(m['chance'])}%)")
+        collapse = (f"{'yes' if m['collapsed'] else 'no'} (chance {pct(m['chance'])}%)")
     times = [(k.replace("_", " ") + " (s)", f"{m[k]:.3g}") for k in ("score_seconds", "prune_seconds",
                                                                     "recover_seconds") if k in m]
-    other = [(k, json.dumps(v, sort_keys=True)) for k, v in sorted(m.items()) if k not in KNOWN]
+    other = [(k.replace("_", " "), readable(v)) for k, v in sorted(m.items()) if k not in KNOWN]
     block = m.get("transparency") or {}
     return {"title": title, "root": "../", "hash": r["cell_hash"], "schema": r["schema_version"],
+            "sparsity": f"{c['sparsity']:g}", "seed": c["seed"],
             "setting_href": setting_href, "method_href": method_href,
-            "cell": [(k.replace("_", " "), str(v)) for k, v in c.items()],
+            "cell": [(k.replace("_", " "), readable(v)) for k, v in c.items()],
             "method": r["method"], "scores": scores, "cost": cost, "collapse": collapse,
             "latency": latency(m), "transparency": transparency(m),
             "probe": block.get("probe"), "maps": "maps" in block, "times": times, "other": other,

@@ -8,8 +8,8 @@ is static and self-contained: no network, no CDN, no inline script or style (the
 strict Content-Security-Policy). Layout::
 
     index.html  metrics.html  leaderboard.json  static/  figures/
-    settings/<slug>.html   datasets/<dataset>.html   methods/<method>.html
-    records/<hash>.html + <hash>.json     data/*.csv + *.json (table downloads)
+    settings/<slug>.html   datasets/<dataset>.html   methods/<method>.html (and .auc/.acc variants)
+    records/<method>/<setting>.html (one column per record)     data/*.csv + *.json (downloads)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from bench.results import records as records_io
 from bench.results.publish import safe_name
 from bench.results.summary import METRICS, PRIMARY, Comparison, Setting, setting_key, summarize_all
 from bench.site.methodpage import method_context, methods_overview
-from bench.site.numbers import anchor
+from bench.site.numbers import anchor, record_group, record_pages
 from bench.site.pages import (
     SUFFIX,
     dataset_context,
@@ -43,6 +43,7 @@ from bench.site.pages import (
     setting_context,
 )
 from bench.site.plots import cd_diagram, method_heatmaps
+from bench.site.recordgroup import group_context
 from bench.site.recordpage import record_context
 from bench.site.svg import styles as method_styles
 from bench.site.tables import Table, write_downloads
@@ -141,11 +142,13 @@ def _neutral(value: Any) -> Any:
 class _Writer:
     """Writes pages from templates and table downloads, counting them."""
 
-    def __init__(self, assets: Path, out: Path, summary: RenderSummary) -> None:
+    def __init__(self, assets: Path, out: Path, summary: RenderSummary,
+                 site: dict[str, Any] | None = None) -> None:
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(assets / "templates"),
                                       autoescape=True, undefined=jinja2.StrictUndefined,
                                       trim_blocks=True, lstrip_blocks=True,
                                       finalize=_neutral)
+        self.env.globals["site"] = site or footer_context([], Path("."))
         self.out, self.summary = out, summary
 
     def page(self, path: str, template: str, context: dict[str, Any], tables: list[Table] = (),
@@ -157,6 +160,28 @@ class _Writer:
             self.summary.pages.append(target)
         for table in tables:
             self.summary.downloads += len(write_downloads(table, self.out))
+
+
+REPRODUCE = ("pip install -e . && for s in leaderboard leaderboard-finetune leaderboard-vit; do "
+             "xprune run benchmarks/$s.yaml --workers 2 && xprune publish runs/$s; done && "
+             "xprune leaderboard --reports reports --out leaderboard/site")
+
+
+def footer_context(ok: list[dict[str, Any]], final: Path, repo: Path = REPOSITORY) -> dict[str, Any]:
+    """What every page's footer prints: the records behind the site, the repository (a
+    relative link when the site is rendered inside it), the commands that reproduce the
+    published records and the site, and a BibTeX entry."""
+    from bench import __version__
+
+    newest = max((r["provenance"]["created"][:10] for r in ok), default="")
+    inside = final.resolve().is_relative_to(repo.resolve())
+    rel = Path(os.path.relpath(repo.resolve(), final.resolve())).as_posix() + "/" if inside else ""
+    year = newest[:4] or "2026"
+    bibtex = ("@software{xprune_bench, title = {XPrune Bench: a benchmark of attribution-guided "
+              "pruning of medical image classifiers}, author = {{XPrune Bench contributors}}, "
+              f"year = {{{year}}}, version = {{{__version__}}}}}")
+    return {"records": len(ok), "newest": newest or "none", "repo": rel, "version": __version__,
+            "reproduce": REPRODUCE, "bibtex": bibtex}
 
 
 def _absent(settings: list[Setting], names: dict,
@@ -197,7 +222,7 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
     _check_target(out, reports)
     final, out = out, _prepare(out)  # rendered into ``out`` (staging), swapped in when complete
     try:
-        summary = _render_site(out, assets, recs, paths, metas, names, styles, ok)
+        summary = _render_site(out, assets, recs, paths, metas, names, styles, ok, final, reports)
         _swap(out, final)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # the previous site stays as it was
@@ -208,82 +233,175 @@ def render(reports: Path | str = "reports", out: Path | str = "leaderboard/site"
 
 
 def _render_site(out: Path, assets: Path, recs: list, paths: dict, metas: dict, names: dict,
-                 styles: dict, ok: list) -> RenderSummary:
+                 styles: dict, ok: list, final: Path, reports: Path) -> RenderSummary:
     """Every page, figure and download of the site, into ``out``."""
     shutil.copytree(assets / "static", out / "static")
-    colors = {n: s.color for n, s in styles.items()}
     summary = RenderSummary(out=out, records=len(ok))
-    w = _Writer(assets, out, summary)
+    w = _Writer(assets, out, summary, footer_context(ok, final))
+    groups = record_groups(ok, names)
+    record_pages({r["cell_hash"]: page for page, rs in groups.items() for r in rs})
     w.page("metrics.html", "metrics.j2", metrics_context())
     captions = {m: method_heatmaps(ok, m, out / f"figures/heatmaps-{m}.png")
                 for m in sorted({m for m, _ in metas})}  # the same picture on every variant
-    views = {}
+    cards = dataset_cards({r["cell"]["dataset"] for r in ok})
     summaries = summarize_all(recs, names, METRICS)
+    views = {metric: summaries[metric][:2] for metric in METRICS}
+    summary.skipped_failed = summaries[PRIMARY][2]
+    # compact: a generated file for machines (indented it triples in size)
+    (out / "leaderboard.json").write_text(json.dumps(
+        machine_view(views, metas, summary.skipped_failed), sort_keys=True,
+        separators=(",", ":")) + "\n")
+    json_size = f"{(out / 'leaderboard.json').stat().st_size / 1e6:.1f} MB"
     for metric in METRICS:  # one variant of every overview page per metric (pages.SUFFIX)
         settings, comparisons, failed = summaries[metric]
-        views[metric] = (settings, comparisons)
-        summary.skipped_failed = failed
         sfx = SUFFIX[metric]
         figures = {c.slug: f"figures/cd-{c.slug}{sfx}.svg" for c in comparisons
-                   if cd_diagram(c, out / "figures" / f"cd-{c.slug}{sfx}.svg", colors)}
-        w.page(html("index", metric), "index.j2", *index_context(
-            settings, comparisons, names, styles, figures,
-            methods_overview(metas, names, settings), failed))
+                   if cd_diagram(c, out / "figures" / f"cd-{c.slug}{sfx}.svg", styles)}
+        context, tables = index_context(settings, comparisons, names, styles, figures,
+                                        methods_overview(metas, names, settings), failed)
+        w.page(html("index", metric), "index.j2", {**context, "json_size": json_size}, tables)
         absent = _absent(settings, names, metas)
         for s in settings:
             w.page(html(f"settings/{s.key.slug}", metric), "setting.j2",
                    *setting_context(s, names, styles, absent[s.key.slug]))
         for dataset in sorted({s.key.dataset for s in settings}):
             w.page(html(f"datasets/{dataset}", metric), "dataset.j2",
-                   *dataset_context(dataset, settings, names))
+                   *dataset_context(dataset, settings, names, styles, cards.get(dataset)))
         for method in sorted({m for m, _ in metas}):
             versions = [metas[k] for k in sorted(metas) if k[0] == method]
             picture = f"figures/heatmaps-{method}.png"
             caption = captions[method]
             w.page(html(f"methods/{method}", metric), "method.j2", *method_context(
                 method, versions, settings, names, comparisons,
-                None if caption is None else (f"../{picture}", caption), out, REPOSITORY))
-    _record_pages(w, ok, paths, names)
-    # compact: a generated file for machines (indented it triples in size)
-    (out / "leaderboard.json").write_text(json.dumps(
-        machine_view(views, metas, summary.skipped_failed), sort_keys=True,
-        separators=(",", ":")) + "\n")
+                None if caption is None else (f"../{picture}", caption), out, REPOSITORY, styles))
+    _record_pages(w, groups, paths, names, final, reports)
     summary.pages.append(out / "leaderboard.json")
     return summary
 
 
-def _record_pages(w: _Writer, ok: list[dict[str, Any]], paths: dict[str, Path], names: dict) -> None:
-    """records/<hash>.html (human-readable) and records/<hash>.json (the published file)."""
-    (w.out / "records").mkdir(exist_ok=True)
-    template = w.env.get_template("record.j2")
+def dataset_cards(names: set[str], folder: Path = REPOSITORY / "datasets") -> dict[str, dict]:
+    """The dataset cards (``datasets/<name>.yaml``) of the rendered datasets that have one."""
+    import yaml
+
+    cards = {}
+    for name in sorted(names):
+        path = folder / f"{name}.yaml"
+        if path.is_file():
+            cards[name] = yaml.safe_load(path.read_text()) or {}
+    return cards
+
+
+def record_groups(ok: list[dict[str, Any]], names: dict) -> dict[str, list[dict[str, Any]]]:
+    """The record pages: ``records/<method>/<setting>.html`` -> its records, ordered by
+    sparsity and seed (one page per method in a setting)."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in ok:
         c = r["cell"]
         label = names[c["method"], c["method_version"]]
-        point = (f"../settings/{setting_key(r).slug}.html"
-                 f"#pt-{anchor(label)}-{c['sparsity']:g}")
-        context = record_context(r, point, f"../methods/{c['method']}.html")
-        (w.out / "records" / f"{r['cell_hash']}.html").write_text(template.render(**context))
-        shutil.copyfile(paths[r["cell_hash"]], w.out / "records" / f"{r['cell_hash']}.json")
+        groups[record_group(label, setting_key(r).slug)].append(r)
+    return {page: sorted(rs, key=lambda r: (r["cell"]["sparsity"], r["cell"]["seed"]))
+            for page, rs in sorted(groups.items())}
+
+
+def raw_link(record: Path, reports: Path, page_dir: Path, repo: Path = REPOSITORY) -> dict[str, str]:
+    """A record's published JSON file: a relative link when the site and the reports folder
+    lie in the repository (the default ``leaderboard/site``), else its path as text (the
+    reports are in the repository; the site does not copy them)."""
+    record, where = record.resolve(), page_dir.resolve()
+    shown = f"{reports.resolve().name}/{record.relative_to(reports.resolve()).as_posix()}"
+    if record.is_relative_to(repo.resolve()) and where.is_relative_to(repo.resolve()):
+        return {"href": Path(os.path.relpath(record, where)).as_posix(), "text": shown}
+    return {"href": "", "text": shown}
+
+
+def _record_pages(w: _Writer, groups: dict[str, list[dict[str, Any]]], paths: dict[str, Path],
+                  names: dict, final: Path, reports: Path) -> None:
+    """One human-readable page per method in a setting, each record a column (its anchor the
+    cell hash); the published JSON files are linked where they are, not copied."""
+    template = w.env.get_template("records.j2")
+    for page, recs in groups.items():
+        c = recs[0]["cell"]
+        label = names[c["method"], c["method_version"]]
+        key = setting_key(recs[0])
+        title = (f"{label} in {key.dataset} {key.size}px · {key.backbone} · {key.granularity} · "
+                 f"{key.scope} scope · recovery {key.recovery}")
+        contexts = [record_context(r, "", "") for r in recs]
+        target = w.out / page
+        target.parent.mkdir(parents=True, exist_ok=True)
+        raw = [raw_link(paths[r["cell_hash"]], reports, final / Path(page).parent) for r in recs]
+        context = group_context(title, contexts, {
+            "setting_href": f"../../settings/{key.slug}.html#row-{anchor(label)}",
+            "method_href": f"../../methods/{c['method']}.html", "method": label}, raw)
+        target.write_text(template.render(**context))
         w.summary.record_pages += 1
 
 
 def machine_view(views: dict[str, tuple[list[Setting], list[Comparison]]], metas: dict,
                  failed: int) -> dict:
-    """leaderboard.json: the same numbers as the pages, raw fractions, with their cell hashes,
-    per metric (``bal_acc`` the primary, ranking one; ``auc``; ``acc``)."""
+    """leaderboard.json: the same numbers as the pages, raw fractions, with their cell hashes.
+    ``settings`` holds what no metric changes (the dense models, every row's curve areas under
+    each metric, every point), once; ``metrics.<metric>`` what each metric ranks (``bal_acc``
+    the primary): the comparisons and, per setting, the leaders and the rows' ranks, operating
+    points ("≤1 pt up to"), Pareto fronts and collapsed counts.
+    A statistic's ``seeds`` and ``cells`` are left out where they are its point's (or row's)."""
+    primary = views.get(PRIMARY) or next(iter(views.values()))
     return {
         "accuracy": "metrics.recovered.<metric> (fraction); area = trapezoid / sparsity span over "
                     "the setting's sparsities; ci = 95% t-interval over seeds",
         "primary": PRIMARY,
         "skipped_failed": failed,
         "methods": [{"name": m, "version": v, **meta} for (m, v), meta in sorted(metas.items())],
+        "settings": [_setting(s) for s in primary[0]],
         "metrics": {metric: _view(settings, comparisons)
                     for metric, (settings, comparisons) in views.items()},
     }
 
 
+def _stat(st: Any, seeds: tuple = (), cells: tuple = ()) -> dict | None:
+    """A statistic as a dict, without the seeds and cells its container already names."""
+    if st is None or not is_dataclass(st):
+        return st
+    out = asdict(st)
+    if tuple(out["seeds"]) == tuple(seeds) and tuple(out["cells"]) == tuple(cells):
+        del out["seeds"], out["cells"]
+    return out
+
+
+def _point(p: Any) -> dict:
+    """One point: its seeds and cells once, then every statistic."""
+    seeds, cells = p.acc.seeds, p.acc.cells
+    out = {"sparsity": p.sparsity, "seeds": list(seeds), "cells": list(cells),
+           "collapsed": p.collapsed, "within_noise": p.within_noise}
+    for name in ("acc", "auc", "bal_acc", "macs", "params", "mac_reduction", "latency_b1",
+                 "latency_b64", "speedup_b1", "speedup_b64", "score_seconds", "preserved", "iou"):
+        out[name] = _stat(getattr(p, name), seeds, cells)
+    return out
+
+
+def _setting(s: Setting) -> dict:
+    """What no metric changes in a setting: its axes, references and every method's points."""
+    return {"slug": s.key.slug, "key": s.key._asdict(), "synthetic": s.synthetic,
+            "sparsities": list(s.sparsities), "span": list(s.span),
+            "dense": {m: None if d is None else asdict(d) for m, d in s.denses.items()},
+            "chance": s.chance, "majority": s.majority, "dense_latency_b64": s.dense_latency_b64,
+            "macs_dense": s.macs_dense,
+            "rows": [_row(r) for r in s.rows]}
+
+
+def _row(r: Any) -> dict:
+    """A method in a setting: its curve areas under every metric (the cells of all its points,
+    named once), its explanation preservation and every point."""
+    seeds = tuple(sorted({x for p in r.points for x in p.acc.seeds}))
+    cells = r.area.cells if r.area is not None else ()
+    return {"method": r.method, "version": r.version, "complete": r.complete,
+            "seeds": list(seeds), "cells": list(cells),
+            "areas": {m: _stat(a, r.area.seeds if r.area else (), cells) for m, a in r.areas.items()},
+            "preserved": _stat(r.preserved, r.area.seeds if r.area else (), cells),
+            "points": [_point(p) for p in r.points]}
+
+
 def _view(settings: list[Setting], comparisons: list[Comparison]) -> dict:
-    """One metric's comparisons and settings."""
+    """One metric's comparisons, and per setting what it ranks."""
     return {
         "comparisons": [{"granularity": c.granularity, "architecture": c.architecture,
                          "significance": asdict(c.significance),
@@ -292,14 +410,10 @@ def _view(settings: list[Setting], comparisons: list[Comparison]) -> dict:
                          "blocks": [k.slug for k in c.blocks],
                          "excluded": [k.slug for k in c.excluded], "left_out": list(c.left_out),
                          "per_dataset": c.per_dataset} for c in comparisons],
-        "settings": [{"slug": s.key.slug, "key": s.key._asdict(), "synthetic": s.synthetic,
-                      "sparsities": list(s.sparsities), "span": list(s.span),
-                      "dense": None if s.dense is None else asdict(s.dense),
-                      "dense_auc": None if s.dense_auc is None else asdict(s.dense_auc),
-                      "chance": s.chance, "majority": s.majority,
-                      "dense_latency_b64": s.dense_latency_b64,
-                      "macs_dense": s.macs_dense, "best": [[r.method, r.version] for r in s.best],
+        "settings": [{"slug": s.key.slug, "best": [[r.method, r.version] for r in s.best],
                       "tied": [[r.method, r.version] for r in s.leaders] if len(s.leaders) > 1
                       else [],
-                      "rows": [asdict(r) for r in s.rows]} for s in settings],
+                      "rows": [{"method": r.method, "version": r.version, "rank": r.rank,
+                                "within_one_point": r.within_one_point, "pareto": list(r.pareto),
+                                "collapsed": r.collapsed} for r in s.rows]} for s in settings],
     }

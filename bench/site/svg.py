@@ -3,25 +3,34 @@ method, and series with interval bands, whiskers and marked points.
 
 Python computes every coordinate and path here; the templates only print them
 (``macros.j2``'s ``plot``). The view box is small (440 x 300) and the text large (14 units), so
-that a plot shrunk to a 400 px phone screen still has ~12 px text.
+that a plot shrunk to a 390 px phone screen still has ~12 px text; the main plot of a setting
+is wider (640 x 360) and gets larger text on phones from the stylesheet.
 
-Method styles are stable by name: the built-in methods have pinned (colour, marker) pairs, all
-twelve colours and all twelve markers different; any other method takes the first unused pair,
-in sorted order of names, so a plugin never changes the built-ins' look.
+Method styles are stable by name: the 13 built-in methods have pinned (colour, marker) pairs,
+all thirteen colours and all thirteen markers different; any other method takes the first
+unused pair, in sorted order of names, so a plugin never changes the built-ins' look. A series
+is highlighted (its colour, band and whiskers) or muted (grey, thin: ``static/style.css``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 W, H, LEFT, RIGHT, TOP, BOTTOM = 440, 300, 58, 14, 12, 50
+WIDE = (640, 360, 76, 84, 58)  # the main plot: width, height, left, right and bottom margins
+# (the reference lines' labels sit right of the frame; phones get larger text, style.css)
 FONT = 14  # tick and axis-label size in view-box units
 
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-          "#7f7f7f", "#a6a80f", "#17becf", "#393b79", "#7b4173")
+# 13 colours chosen (a search over the sRGB cube, lightness 25-74, chroma > 35) so that every
+# pair differs by CIE76 ΔE >= 28 in normal vision and under simulated deuteranopia and
+# protanopia (Machado et al. 2009, severity 1); tests/test_render.py recomputes it.
+COLORS = ("#4b87ff", "#0fc3ff", "#d2b400", "#c35aa5", "#3c1eb4", "#ff9678", "#780078",
+          "#4b3c00", "#b45a5a", "#877800", "#2d00ff", "#781e4b", "#ff96b4")
+MUTED = "#c4c8ce"  # the series not highlighted: one grey, lighter than every method colour
 
 
 def _polygon(vertices: list[tuple[float, float]]) -> str:
@@ -66,7 +75,11 @@ MARKERS = {  # relative path data around the point, ~11 units across
     "star": _regular(5, 7, inner=3),
     "pentagon": _regular(5, 6),
     "hexagon": _regular(6, 6),
+    "bowtie": "m-6,-5.5l12,11v-11l-12,11z",
 }
+MATPLOTLIB = {"circle": "o", "square": "s", "diamond": "D", "triangle-up": "^", "triangle-down": "v",
+              "triangle-left": "<", "triangle-right": ">", "plus": "P", "cross": "X", "star": "*",
+              "pentagon": "p", "hexagon": "h", "bowtie": [(-1, -1), (1, 1), (1, -1), (-1, 1)]}
 MARKER_NAMES = tuple(MARKERS)
 
 PINNED = {  # built-in method -> (colour index, marker); every colour and marker used once
@@ -74,7 +87,7 @@ PINNED = {  # built-in method -> (colour index, marker); every colour and marker
     "lrp-epsilon": (3, "diamond"), "backtrace": (4, "plus"), "activation": (5, "triangle-down"),
     "lrp-gamma": (6, "triangle-up"), "random": (7, "cross"), "gradient": (8, "triangle-left"),
     "bn-scale": (9, "pentagon"), "backtrace-contrast": (10, "triangle-right"),
-    "lrp-alphabeta": (11, "hexagon"),
+    "lrp-alphabeta": (11, "hexagon"), "lrp-attn": (12, "bowtie"),
 }
 
 
@@ -84,6 +97,7 @@ class Style:
 
     color: str
     marker: str  # a key of MARKERS
+    symbol: str = ""  # the id of its swatch <symbol> on a page (see ``symbols``)
 
     def at(self, x: float, y: float) -> str:
         """Path data of this marker centred on (x, y)."""
@@ -96,8 +110,8 @@ PAIRS = tuple((c, MARKER_NAMES[(c + k) % len(MARKER_NAMES)])
 
 def styles(labels: Iterable[str]) -> dict[str, Style]:
     """A distinct (colour, marker) for each label: pinned for the built-ins; any other label,
-    in sorted order, takes the next pair not pinned (the 12 colours each with a different
-    marker first, then the colours again with shifted markers; after 144 pairs they repeat)."""
+    in sorted order, takes the next pair not pinned (the 13 colours each with a different
+    marker first, then the colours again with shifted markers; after 169 pairs they repeat)."""
     free = [p for p in PAIRS if p not in set(PINNED.values())]
     out, taken = {}, 0
     for label in sorted(set(labels)):
@@ -106,8 +120,15 @@ def styles(labels: Iterable[str]) -> dict[str, Style]:
         else:
             c, m = free[taken % len(free)]
             taken += 1
-        out[label] = Style(COLORS[c], m)
+        out[label] = Style(COLORS[c], m, "mk-" + re.sub(r"[^A-Za-z0-9_.-]", "-", label))
     return out
+
+
+def symbols(all_styles: dict[str, Style]) -> list[dict[str, str]]:
+    """The swatch of every method (a line and its marker in a 22 x 16 box) as ``<symbol>``
+    definitions printed once per page; swatches in tables and legends ``<use>`` them."""
+    return [{"id": st.symbol, "color": st.color, "d": st.at(11, 8)}
+            for _, st in sorted(all_styles.items())]
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -128,11 +149,13 @@ def _label(value: float, ticks: list[float]) -> str:
     return f"{value:.{max(0, -math.floor(math.log10(step) + 1e-9))}f}"
 
 
-def axes(xs: list[float], ys: list[float], x_label: str, y_label: str) -> dict[str, Any]:
+def axes(xs: list[float], ys: list[float], x_label: str, y_label: str,
+         wide: bool = False) -> dict[str, Any]:
     """Scales, ticks and frame for a plot of these values (at most 5 x ticks: they must fit
-    side by side at 14 units)."""
+    side by side at 14 units); ``wide`` is the larger main plot of a setting page."""
+    w, h, left, right, bottom = WIDE if wide else (W, H, LEFT, RIGHT, BOTTOM)
     xt, yt = nice_ticks(min(xs), max(xs), 4), nice_ticks(min(ys), max(ys))
-    x0, x1, y0, y1 = LEFT, W - RIGHT, H - BOTTOM, TOP
+    x0, x1, y0, y1 = left, w - right, h - bottom, TOP
 
     def sx(v: float) -> float:
         return round(x0 + (v - xt[0]) / (xt[-1] - xt[0]) * (x1 - x0), 2)
@@ -140,7 +163,8 @@ def axes(xs: list[float], ys: list[float], x_label: str, y_label: str) -> dict[s
     def sy(v: float) -> float:
         return round(y0 - (v - yt[0]) / (yt[-1] - yt[0]) * (y0 - y1), 2)
 
-    return {"sx": sx, "sy": sy, "y_range": (yt[0], yt[-1]), "width": W, "height": H,
+    return {"sx": sx, "sy": sy, "x_range": (xt[0], xt[-1]), "y_range": (yt[0], yt[-1]),
+            "width": w, "height": h, "wide": wide,
             "x0": x0, "x1": x1, "y0": y0, "y1": y1, "font": FONT,
             # tick marks 5 units long, labels 20 below / 8 left of the axis
             "x_tick_end": y0 + 5, "x_tick_label_y": y0 + 20,
@@ -148,8 +172,8 @@ def axes(xs: list[float], ys: list[float], x_label: str, y_label: str) -> dict[s
             "x_ticks": [{"x": sx(t), "label": _label(t, xt)} for t in xt],
             "y_ticks": [{"y": sy(t), "label_y": sy(t) + 5, "label": _label(t, yt)} for t in yt],
             "x_label": x_label, "y_label": y_label, "x_mid": (x0 + x1) / 2, "y_mid": (y0 + y1) / 2,
-            "x_label_y": H - 8,
-            "refs": [], "front": "", "dense": None, "series": []}
+            "x_label_y": h - 8, "ref_label_x": x1 + 4,
+            "refs": [], "front": "", "dense": None, "series": [], "markers": {}}
 
 
 @dataclass(frozen=True)
@@ -167,16 +191,23 @@ class Mark:
 
 
 def series(ax: dict[str, Any], name: str, style: Style, marks: list[Mark],
-           band: bool = False) -> dict[str, Any]:
+           band: bool = False, highlight: bool = True) -> dict[str, Any]:
     """One method's line, markers, and either a shaded interval band (y intervals joined along
-    the line) or whiskers (x and y intervals as crossing bars at each point)."""
+    the line) or whiskers (x and y intervals as crossing bars at each point), every interval
+    clipped to the axes. A series not highlighted is drawn muted (grey, thin, no band or
+    whiskers: ``static/style.css``) until the reader highlights it."""
     sx, sy = ax["sx"], ax["sy"]
     lo, hi = ax["y_range"]
+    xlo, xhi = ax["x_range"]
 
     def clip(v: float) -> float:
         return sy(min(max(v, lo), hi))
 
+    def xclip(v: float) -> float:
+        return sx(min(max(v, xlo), xhi))
+
     out = {"name": name, "color": style.color, "band": "", "whiskers": "",
+           "cls": "series hl" if highlight else "series muted",
            "path": " ".join(f"{sx(m.x):g},{sy(m.y):g}" for m in marks), "points": []}
     with_ci = [m for m in marks if m.y_ci is not None]
     if band and with_ci:
@@ -185,20 +216,23 @@ def series(ax: dict[str, Any], name: str, style: Style, marks: list[Mark],
         out["band"] = " ".join(upper + lower)
     elif not band:
         bars = [f"M{sx(m.x):g},{clip(m.y_ci[0]):g}V{clip(m.y_ci[1]):g}" for m in with_ci]
-        bars += [f"M{sx(m.x_ci[0]):g},{sy(m.y):g}H{sx(m.x_ci[1]):g}" for m in marks
+        bars += [f"M{xclip(m.x_ci[0]):g},{sy(m.y):g}H{xclip(m.x_ci[1]):g}" for m in marks
                  if m.x_ci is not None]
         out["whiskers"] = "".join(bars)
     for m in marks:
         x, y = sx(m.x), sy(m.y)
+        ax["markers"][style.marker] = f"M0,0{MARKERS[style.marker]}"
         out["points"].append({
-            "d": style.at(x, y), "title": m.title, "front": m.front, "cx": x, "cy": y, "href": m.href,
+            "marker": style.marker, "title": m.title, "front": m.front, "cx": x, "cy": y, "href": m.href,
             "fill": "#fff" if m.hollow else style.color,
             "stroke": style.color if m.hollow else "#fff", "cls": "pt collapsed" if m.hollow else "pt"})
     return out
 
 
-def legend(names: Iterable[str], all_styles: dict[str, Style]) -> list[dict[str, str]]:
-    """Legend entries (HTML buttons that toggle a series): name, colour and a marker swatch
-    centred in a 22 x 16 box."""
-    return [{"name": n, "color": all_styles[n].color, "swatch": all_styles[n].at(11, 8)}
-            for n in names]
+def legend(names: Iterable[str], all_styles: dict[str, Style],
+           highlighted: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Legend entries (HTML buttons that highlight a series in every plot): name, colour, its
+    swatch symbol, and whether it starts highlighted."""
+    on = set(highlighted)
+    return [{"name": n, "color": all_styles[n].color, "symbol": all_styles[n].symbol,
+             "on": n in on} for n in names]

@@ -3,7 +3,7 @@
 download always has the table's columns and numbers.
 
 A download has, per table column, the column's key holding the raw value (a fraction, not a
-percentage; full precision), then ``<key>_lo`` and ``<key>_hi`` (its 95% interval) for columns
+percentage; 7 significant digits, as the pages sort by: ``leaderboard.json`` keeps full precision), then ``<key>_lo`` and ``<key>_hi`` (its 95% interval) for columns
 with intervals; ``export`` columns (the setting's axes, say) come first, and ``records`` (the
 cell hashes behind a row) last where rows carry them.
 """
@@ -29,6 +29,7 @@ class Column:
     tip: str = ""
     text: bool = False
     interval: bool = False  # the download adds <key>_lo and <key>_hi
+    more: bool = False  # behind the column chooser: shown on request (key columns always)
 
 
 @dataclass
@@ -87,10 +88,17 @@ class Table:
 
     def context(self, root: str) -> dict[str, Any]:
         """What the ``table`` macro prints."""
+        more = sum(c.more for c in self.columns)
         return {"id": self.id, "columns": self.columns, "rows": self.rows, "caption": self.caption,
-                "filters": self.filter_options(),
+                "filters": self.filter_options(), "more": more, "all": len(self.columns),
+                "legend": [{"header": c.header, "tip": c.tip} for c in self.columns if c.tip],
                 "csv": f"{root}{self.download}.csv" if self.download else "",
                 "json": f"{root}{self.download}.json" if self.download else ""}
+
+
+def _digits(value: float) -> str:
+    """A raw value with 7 significant digits (the precision of the pages' sort keys)."""
+    return f"{value:.7g}"
 
 
 def write_downloads(table: Table, site: Path) -> list[Path]:
@@ -101,12 +109,14 @@ def write_downloads(table: Table, site: Path) -> list[Path]:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=table.header(), lineterminator="\n")
     writer.writeheader()
-    writer.writerows([{k: "" if v is None else repr(v) if isinstance(v, float) else v
+    writer.writerows([{k: "" if v is None else _digits(v) if isinstance(v, float) else v
                        for k, v in row.items()} for row in rows])
     base = site / table.download
     base.parent.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = base.with_name(base.name + ".csv"), base.with_name(base.name + ".json")
     csv_path.write_text(buf.getvalue())
-    json_path.write_text(json.dumps({"columns": table.header(), "rows": rows},
-                                    separators=(",", ":")) + "\n")
+    header = table.header()
+    json_path.write_text(json.dumps({"columns": header, "rows": [
+        [float(_digits(row[k])) if isinstance(row[k], float) else row[k] for k in header]
+        for row in rows]}, separators=(",", ":")) + "\n")
     return [csv_path, json_path]

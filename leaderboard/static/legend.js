@@ -1,5 +1,7 @@
-// Plot legends for the XPrune Bench leaderboard: each button toggles one method's series (every element
-// with the same data-series) in all plots of its section; "show all" / "hide all" set every method.
+// Plot legends for the XPrune Bench leaderboard: each button highlights one method (every element
+// with the same data-series, in all plots of its section: colour, band and whiskers) or turns it
+// back to grey; "highlight all" / "grey all" set every method. The page starts with the best
+// method, random and magnitude highlighted (aria-pressed="true", class "hl" on their series).
 "use strict";
 (function () {
   function setShown(scope, name, on) {
@@ -8,7 +10,9 @@
       if (el.classList.contains("legend-item")) {
         el.setAttribute("aria-pressed", on ? "true" : "false");
       } else {
-        el.classList.toggle("off", !on);
+        el.classList.toggle("hl", on);
+        el.classList.toggle("muted", !on);
+        if (on && el.tagName.toLowerCase() === "g") { el.parentNode.appendChild(el); }  // on top
       }
     });
   }

@@ -1,5 +1,8 @@
-// Table sorting for the XPrune Bench leaderboard: click a header to sort its column.
+// Table sorting for the XPrune Bench leaderboard: each header holds a <button> (reachable by Tab,
+// pressed by Enter, Space, click or touch) that sorts its column; pressing again reverses.
 // Cells carry data-sort (a number, text, or "" for "not measured", which always sorts last).
+// Tables with key columns and more (class has-more) start on the key columns; the "Show all N
+// columns" button before them adds the rest (without scripts every column shows).
 "use strict";
 (function () {
   function key(cell) {
@@ -37,7 +40,20 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("table.sortable").forEach(function (table) {
       table.tHead.querySelectorAll("th").forEach(function (th) {
-        th.addEventListener("click", function () { sortBy(table, th); });
+        var button = th.querySelector("button.sort");
+        (button || th).addEventListener("click", function () { sortBy(table, th); });
+      });
+    });
+    document.querySelectorAll("button.columns").forEach(function (button) {
+      var table = document.getElementById(button.getAttribute("data-table"));
+      if (!table) { return; }
+      var label = button.textContent;
+      table.classList.add("compact");
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var all = table.classList.toggle("compact") === false;
+        button.setAttribute("aria-pressed", all ? "true" : "false");
+        button.textContent = all ? "Key columns only" : label;
       });
     });
   });
