@@ -55,11 +55,14 @@ class TaskExecutor(Protocol):
 
 
 class Progress(Protocol):
-    """What the coordinator reports as tasks finish (``console.progress``, ``SilentProgress``)."""
+    """What the coordinator reports as tasks finish (``console.progress``, ``SilentProgress``);
+    ``stop`` is called once the run ends, however it ends."""
 
     def start(self, total: int) -> None: ...
 
     def advance(self, label: str, record: dict | None) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class RunTracker(Protocol):
@@ -85,6 +88,9 @@ class SilentProgress:
     def advance(self, label: str, record: dict | None) -> None:
         pass
 
+    def stop(self) -> None:
+        pass
+
 
 # The small trained models the soundness stage judges criteria on (bench.compute.soundness): the
 # smallcnn, and the ViT (test accuracy 1.0 on the synthetic set after 8 epochs).
@@ -107,6 +113,12 @@ class Plan:
     finished: set[str] = field(default_factory=set)
     learned: dict[str, float] = field(default_factory=dict)  # backbone -> mean cell seconds
     device: str = "cpu"  # resolved: cpu or cuda (bench.compute.device.resolve)
+    retry_failed: bool = False  # failed records count as not finished
+
+    def rescan(self) -> None:
+        """Read the finished cells from the records again (the matrix stays as planned): what
+        another run wrote before this one took the output folder's lock is not redone."""
+        self.finished, self.learned = _scan_records(self.records_dir, self.retry_failed)
 
     @property
     def records_dir(self) -> Path:
@@ -242,7 +254,7 @@ def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False,
         raise SpecError("the matrix is empty: no method supports the requested granularities "
                         "on the requested backbones")
     finished, learned = _scan_records(Path(out) / "records", retry_failed)
-    return Plan(spec, cells, Path(out), Path(cache), finished, learned, device)
+    return Plan(spec, cells, Path(out), Path(cache), finished, learned, device, retry_failed)
 
 
 def write_spec(p: Plan) -> None:
@@ -341,3 +353,75 @@ def _sync_tracking(p: Plan, tracker) -> None:
     for cell in p.cells:
         if cell.hash in p.finished and cell.hash not in logged:
             tracker.log_cell(records.read(p.records_dir / f"{cell.hash}.json"))
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where and how a run's tasks compute: ``local`` worker processes or ``slurm`` job arrays
+    (``slurm`` = partition, minutes per task, GPUs, CPUs per task)."""
+
+    executor: str = "local"
+    workers: int = 1
+    cell_timeout: float | None = None
+    slurm: tuple[str | None, int, int, int] = (None, 60, 0, 1)
+
+    def task_executor(self, p: Plan) -> TaskExecutor:
+        """The executor this launch asks for, for ``p``'s cache and device."""
+        if self.executor == "local":
+            from bench.run.executors import LocalExecutor
+
+            return LocalExecutor(p.cache, self.workers, self.cell_timeout, p.device)
+        if self.executor == "slurm":
+            from bench.run.slurm import SlurmExecutor
+
+            return SlurmExecutor(p.cache, p.out / "slurm", *self.slurm, device=p.device)
+        raise SpecError(f"unknown executor {self.executor!r} (known: local, slurm)")
+
+
+@dataclass
+class RunResult:
+    """What a finished ``execute`` did: its counts (None: nothing to do) and wall seconds."""
+
+    plan: Plan
+    uri: str
+    counts: Counter | None = None
+    seconds: float = 0.0
+
+
+def execute(p: Plan, launch: Launch, progress: Progress,
+            note: Callable[[str], None] = log.warning) -> RunResult:
+    """A run's lifecycle: refuse an unusable tracking store, take the output folder's lock,
+    re-read its records, then run what is missing under an MLflow parent run that ends
+    FINISHED, FAILED or KILLED (Ctrl-C, SIGTERM). ``p`` is planned once, by :func:`plan`;
+    ``note`` hears what the run found on the way (parent runs of dead coordinators)."""
+    from bench.run.folder import Journal, OutputLock, make_writable
+    from bench.run.tracking import Tracker, experiment_name, preflight, tracking_uri
+
+    uri, experiment = tracking_uri(), experiment_name(p.spec.name)
+    preflight(uri)  # an unreachable or read-only store: refused before any work
+    make_writable(p.cache, "cache folder")
+    make_writable(p.out, "output folder")
+    with OutputLock(p.out):
+        make_writable(p.records_dir, "output folder")
+        p.rescan()  # now under the lock
+        journal = Journal(p.out, uri, experiment)
+        if not p.todo and journal.covers(p.finished):
+            return RunResult(p, uri)
+        task_executor = launch.task_executor(p)
+        tracker = Tracker(experiment, p.spec.name, {
+            "spec": p.spec.name, "cells": len(p.cells), "new_cells": len(p.todo),
+            "out": str(p.out), "workers": launch.workers, "executor": launch.executor,
+            "device": p.device}, uri=uri, journal=journal)
+        if tracker.reaped:
+            note(f"marked {len(tracker.reaped)} MLflow run(s) of dead coordinators KILLED")
+        status, started = "FAILED", time.monotonic()
+        try:
+            counts = run(p, task_executor, tracker, progress)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            progress.stop()
+            tracker.finish(status)
+    return RunResult(p, uri, counts, time.monotonic() - started)
