@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from bench.core.errors import PluginError, UnknownNameError, one_line
+from bench.core.method import MethodLabel
 from bench.core.registry import Registry
 
 if TYPE_CHECKING:  # bench.api imports torch: plugins are imported only when needed
@@ -58,6 +59,10 @@ class MethodEntry:
     source: str
 
     @property
+    def label(self) -> MethodLabel:
+        return MethodLabel.from_class(self.cls, self.source)
+
+    @property
     def name(self) -> str:
         return self.cls.name
 
@@ -71,55 +76,37 @@ class MethodEntry:
 
     @property
     def architectures(self) -> tuple[str, ...] | None:
-        return _architectures(self.metadata()["architectures"])
-
-    def metadata(self) -> dict[str, str]:
-        c = self.cls
-        archs = getattr(c, "architectures", None)
-        return {"name": c.name, "family": c.family, "description": c.description,
-                "reference": c.reference, "version": str(c.version), "source": self.source,
-                "granularities": ",".join(c.granularities),
-                "architectures": "any" if archs is None else ",".join(archs),
-                "zero_effect": "yes" if (bool(getattr(c, "needs_data", True))
-                                         and bool(getattr(c, "effect_based", True))) else "no"}
+        return self.label.architectures
 
 
 @dataclass(frozen=True)
 class MethodInfo:
     """A plugin's declarations without its class: what listing and planning need."""
 
-    meta: dict[str, str]
+    label: MethodLabel
 
     @property
     def name(self) -> str:
-        return self.meta["name"]
+        return self.label.name
 
     @property
     def version(self) -> str:
-        return self.meta["version"]
+        return self.label.version
 
     @property
     def granularities(self) -> tuple[str, ...]:
-        return tuple(self.meta["granularities"].split(","))
+        return self.label.granularities
 
     @property
     def architectures(self) -> tuple[str, ...] | None:
-        return _architectures(self.meta.get("architectures", "any"))
+        return self.label.architectures
 
     @property
     def source(self) -> str:
-        return self.meta["source"]
-
-    def metadata(self) -> dict[str, str]:
-        return dict(self.meta)
+        return self.label.source
 
 
 Entry = Union[MethodEntry, MethodInfo]
-
-
-def _architectures(text: str) -> tuple[str, ...] | None:
-    """The metadata form of ``Method.architectures`` ("any" or "cnn,transformer") parsed."""
-    return None if text == "any" else tuple(text.split(","))
 
 
 @dataclass
@@ -244,7 +231,7 @@ def _class_meta(cls: Any, source: str) -> dict[str, Any]:
     problems = metadata_problems(cls) if isinstance(cls, type) else ["not a class"]
     if problems:
         return {"name": str(getattr(cls, "name", cls)), "problems": problems}
-    return {"meta": MethodEntry(cls, source).metadata()}
+    return {"meta": MethodLabel.from_class(cls, source).to_dict()}
 
 
 def _build(found: list[tuple[str, Any, list]], broken: dict[str, str]) -> Catalogue:
@@ -255,7 +242,8 @@ def _build(found: list[tuple[str, Any, list]], broken: dict[str, str]) -> Catalo
             if "problems" in meta:
                 broken[source] = f"{meta['name']}: {'; '.join(meta['problems'])}"
                 continue
-            entry = MethodEntry(cls, source) if cls is not None else MethodInfo(meta["meta"])
+            entry = (MethodEntry(cls, source) if cls is not None
+                     else MethodInfo(MethodLabel.from_dict(meta["meta"])))
             try:
                 methods.add(entry.name, entry)
             except Exception as exc:

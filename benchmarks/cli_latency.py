@@ -64,8 +64,7 @@ def synthesize_finished_quick(folder: Path) -> int:
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     for cell in plan.cells:
         info = data.info(cell.dataset)
-        method = catalogue.get(cell.method).metadata()
-        method.pop("granularities")
+        method = catalogue.get(cell.method).label.record_block()
         kept = 1 - cell.sparsity
         score = {"acc": 0.8, "auc": 0.9}
         records.write(plan.records_dir, {

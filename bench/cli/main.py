@@ -193,15 +193,14 @@ def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
         cat = plugins.metadata()
         grid = table("method", "family", "granularities", "applies to", "version", "source")
         for name in cat.methods:
-            meta = cat.methods.get(name).metadata()
-            grid.add_row(*(terminal(v) for v in (
-                name, meta["family"], meta["granularities"], meta.get("architectures", "any"),
-                meta["version"], meta["source"])))
+            text = cat.methods.get(name).label.to_dict()
+            grid.add_row(*(terminal(text[k]) for k in (
+                "name", "family", "granularities", "architectures", "version", "source")))
         out.print(grid)
         for name in cat.methods:
             out.print(f"[bold]{terminal(name)}[/bold]")
-            out.print(Padding(terminal(cat.methods.get(name).metadata()["description"],
-                                       newlines=True), (0, 0, 0, 4)))
+            out.print(Padding(terminal(cat.methods.get(name).label.description, newlines=True),
+                              (0, 0, 0, 4)))
         for source, error in cat.broken.items():
             out.print(f"[red]broken[/red] {terminal(source)}: {terminal(error)}", highlight=False)
     elif what is Listing.datasets:

@@ -349,9 +349,7 @@ def method_block(cell: Cell, soundness: str | None) -> dict[str, str]:
     """A record's ``method``: the plugin's metadata (or the cell's name and version when the
     plugin is gone), its soundness verdict and the architectures it declares."""
     try:
-        method = plugins.info(cell.method).metadata()
-        method.pop("granularities")
-        method.pop("zero_effect", None)
+        method = plugins.info(cell.method).label.record_block()
     except XPruneError:
         method = {k: "" for k in ("family", "description", "reference", "source")}
         method |= {"name": cell.method, "version": cell.method_version}

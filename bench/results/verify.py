@@ -46,6 +46,7 @@ from typing import Any, Iterator
 
 from bench import plugins
 from bench.core.errors import RecordError, XPruneError
+from bench.core.method import MethodLabel
 from bench.core.spec import Cell
 from bench.results import records
 from bench.results.publish import check_publishable
@@ -181,9 +182,10 @@ def _within_factor(old: float, new: float, factor: float) -> bool:
     return max(old / new, new / old) <= factor
 
 
-def compare_method(block: dict[str, Any], current: dict[str, str]) -> list[tuple[str, Any, Any]]:
+def compare_method(block: dict[str, Any], label: MethodLabel) -> list[tuple[str, Any, Any]]:
     """(field, published, current) for every method declaration the record states that the
     plugin re-run no longer declares (a record without a digest is not compared on it)."""
+    current = label.record_block()
     return [(f"method.{k}", block.get(k), current.get(k)) for k in METHOD_FIELDS
             if k in block and (k != "source_sha256" or current.get(k))
             and block.get(k) != current.get(k)]
@@ -308,7 +310,7 @@ def _verify_one(record: dict[str, Any], cache: Path, report: VerifyReport,
     where = str(record.get("cell_hash", "?")) if isinstance(record, dict) else "?"
     try:
         label = Cell.from_dict(record["cell"]).label()
-        current = plugins.info(record["cell"]["method"]).metadata()
+        current = plugins.info(record["cell"]["method"]).label
         metrics = _rerun(record, cache)
         timing, unverifiable = compare_timings(record["metrics"], metrics)
         found = timing + compare_method(record["method"], current)
