@@ -51,10 +51,6 @@ from bench.core.spec import Cell
 from bench.results import records
 from bench.results.publish import check_publishable
 
-SCORES = ("dense", "pruned", "recovered")
-SCORE_FIELDS = ("acc", "auc", "bal_acc", "sens", "spec", "ece")
-COUNTS = ("params_dense", "params", "macs_dense", "macs", "collapsed")
-RATIOS = ("compression", "mac_reduction", "achieved_sparsity", "tie_share")
 DEFAULT_TOLERANCE = 1e-3
 SAME = "same baseline"
 HARDWARE = "different baseline (hardware)"
@@ -125,14 +121,20 @@ class VerifyReport:
 
 
 def compare(published: dict[str, Any], rerun: dict[str, Any], tolerance: float) -> list[tuple[str, Any, Any]]:
-    """(field, published, re-run) for every compared metric that differs."""
-    pairs = [(f"{s}.{k}", published[s][k], rerun[s][k]) for s in SCORES for k in SCORE_FIELDS]
-    pairs += [(k, published[k], rerun[k]) for k in COUNTS + RATIOS]
+    """(field, published, re-run) for every compared metric that differs: each task score of
+    each stage, and every single-value metric of the schema (``records.scalar_fields``;
+    integers and flags exactly) but the wall times; a field the published record lacks (an
+    older schema) is not compared."""
+    exact, numeric = records.scalar_fields()
+    pairs = [(f"{s}.{k}", published[s][k], rerun[s].get(k)) for s in records.SCORE_BLOCKS
+             for k in records.score_fields() if k in published[s]]
+    pairs += [(k, published[k], rerun.get(k)) for k in exact + numeric
+              if k in published and k not in WALL_TIMES]
     old_t, new_t = published.get("transparency") or {}, rerun.get("transparency") or {}
     pairs += [(f"transparency.{e}.{k}", old_t[e][k], new_t.get(e, {}).get(k))
               for e in old_t.get("explainers", {}) for k in old_t[e]]
     return [(name, old, new) for name, old, new in pairs
-            if not _same(old, new, tolerance, exact=name in COUNTS)]
+            if not _same(old, new, tolerance, exact=name in exact)]
 
 
 def check_tolerance(tolerance: float) -> None:
