@@ -65,7 +65,7 @@ def resolve(target: str) -> list[MethodInfo] | list[CheckResult]:
                     for m in metas if "problems" in m]
         return problems or [MethodInfo(MethodLabel.from_dict({**m["meta"], "source": source}))
                             for m in metas]
-    catalogue = plugins.metadata()
+    catalogue = plugins.declarations()
     return [catalogue.get(name) for name in catalogue.expand([target])]
 
 

@@ -6,7 +6,7 @@ A plugin file that fails to import does not break the others: it is listed as br
 its error, skipped by wildcards, and refused with that error when named explicitly.
 
 A plugin is untrusted code, and the engine's own processes never import one: listing,
-planning, records and verify read :func:`metadata`, each plugin's declarations from a small
+planning, records and verify read :func:`declarations`, each plugin's declarations from a small
 JSON cache keyed by the plugin file's path, mtime, size and inode (an entry point's
 distribution version) and by the engine's own sources, refreshed for what is stale by
 importing each stale plugin in its own time-bounded metadata process
@@ -272,7 +272,7 @@ def _load(target: Any) -> list[type[Method]]:
 @functools.lru_cache(maxsize=1)
 def catalogue() -> Catalogue:
     """Discover every plugin once per process, importing each here (tests only: the
-    engine reads :func:`metadata` and scores in scoring processes)."""
+    engine reads :func:`declarations` and scores in scoring processes)."""
     found, broken = [], {}
     for source, target, _key in _sources():
         try:
@@ -286,7 +286,7 @@ def catalogue() -> Catalogue:
 
 
 @functools.lru_cache(maxsize=1)
-def metadata() -> Catalogue:
+def declarations() -> Catalogue:
     """Every plugin's declarations, without importing any plugin in this process.
 
     A stale source (no cache entry for its path, mtime, size and inode, or the engine's own
@@ -400,7 +400,7 @@ def get(name: str) -> MethodEntry:
 
 
 def info(name: str) -> MethodInfo:
-    """One plugin's declarations by name (:func:`metadata`; nothing imported here)."""
-    entry = metadata().get(name)
+    """One plugin's declarations by name (:func:`declarations`; nothing imported here)."""
+    entry = declarations().get(name)
     assert isinstance(entry, MethodInfo)
     return entry

@@ -60,7 +60,7 @@ def synthesize_finished_quick(folder: Path) -> int:
     from bench.run import coordinator
 
     plan = coordinator.plan(spec.load_spec("quick"), folder / "runs" / "quick", folder / "cache")
-    catalogue = plugins.metadata()
+    catalogue = plugins.declarations()
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     for cell in plan.cells:
         info = data.info(cell.dataset)

@@ -12,7 +12,7 @@ from conftest import REPO
 
 from bench import plugins
 
-PROBE = ("import sys; from bench import plugins; c = plugins.metadata(); "
+PROBE = ("import sys; from bench import plugins; c = plugins.declarations(); "
          "print('torch' in sys.modules, ' '.join(f'{n}={c.get(n).version}' for n in c.methods))")
 
 
@@ -33,7 +33,7 @@ def test_metadata_matches_the_imported_plugins():
     import hashlib
 
     imported = plugins.catalogue()
-    cached = plugins.metadata()
+    cached = plugins.declarations()
     assert list(cached.methods) == list(imported.methods)
     for name in imported.methods:
         label = cached.get(name).label

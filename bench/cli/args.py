@@ -24,7 +24,7 @@ def _complete(known: list[str], incomplete: str) -> list[str]:
 
 
 def _complete_methods(incomplete: str) -> list[str]:
-    return _complete(list(plugins.metadata().methods), incomplete)
+    return _complete(list(plugins.declarations().methods), incomplete)
 
 
 def _complete_datasets(incomplete: str) -> list[str]:

@@ -190,7 +190,7 @@ def run(
 def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
     """List methods, datasets, backbones or presets."""
     if what is Listing.methods:
-        cat = plugins.metadata()
+        cat = plugins.declarations()
         grid = table("method", "family", "granularities", "applies to", "version", "source")
         for name in cat.methods:
             text = cat.methods.get(name).label.to_dict()

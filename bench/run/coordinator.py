@@ -145,7 +145,7 @@ class Plan:
         (on CPU, where the judge runs; a GPU run trains them inside the verdict task)."""
         if self.device != "cpu":
             return []
-        archs = plugins.metadata()
+        archs = plugins.declarations()
         keys = dict.fromkeys(soundness_model(g, archs.get(m).architectures) for m, _, g in verdicts)
         return [k for k in keys if not paths.baseline(k, self.cache).is_file()]
 
@@ -232,7 +232,7 @@ def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False,
 
     ``device`` is the resolved device kind tasks run on (it names the cache files to look for).
     """
-    catalogue = plugins.metadata()
+    catalogue = plugins.declarations()
     datasets = data.datasets().expand(list(spec.datasets))
     backbone_list = backbones.registry().expand(list(spec.backbones))
     methods = catalogue.expand(list(spec.methods))
