@@ -1,5 +1,10 @@
 """The coordinator: plan a matrix, run what is missing, write records, log MLflow.
 
+A run is :func:`plan` (once) and then :func:`execute`, its lifecycle: the tracking store's
+preflight, the output folder's lock, the MLflow parent run, :func:`run`'s stages and the
+summary. ``xprune run`` calls the two and prints; a library caller may call :func:`run` with
+its own executor, tracker and progress.
+
 Stages: baselines to train, then scores to compute, then cells. Stages are a scheduling
 device only (each prerequisite is computed once, not by two workers at the same time);
 ``runner.run_cell`` works without them because every step is cached. A failed prerequisite
