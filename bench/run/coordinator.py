@@ -180,12 +180,10 @@ class Plan:
     def _cell_seconds(self, cell: Cell) -> float:
         return self.learned.get(cell.backbone, CELL_SECONDS.get(cell.backbone, 5.0))
 
-    def estimate_seconds(self) -> float:
-        """A rough wall-time estimate for one worker (learned from records when present)."""
-        return sum(r["seconds"] for r in self.rows())
-
     def rows(self) -> list[dict[str, Any]]:
-        """One row per dataset and backbone: what is finished, cached and new, and how long."""
+        """One row per dataset and backbone: what is finished, cached and new, and how long
+        (a rough estimate for one worker, learned from records when present; it looks up the
+        cache, so derive it once)."""
         out = []
         groups: dict[tuple[str, str], list[Cell]] = {}
         for cell in self.cells:
