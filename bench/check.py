@@ -23,6 +23,7 @@ import torch
 from bench import plugins
 from bench.compute import data, models, sandbox, soundness
 from bench.core.errors import PluginError
+from bench.core.method import MethodLabel
 from bench.core.spec import applicable
 from bench.plugins import MethodInfo
 
@@ -62,8 +63,9 @@ def resolve(target: str) -> list[MethodInfo] | list[CheckResult]:
             raise PluginError(f"{target}: defines no Method subclass with a name")
         problems = [CheckResult(m["name"], "metadata", False, "; ".join(m["problems"]))
                     for m in metas if "problems" in m]
-        return problems or [MethodInfo({**m["meta"], "source": source}) for m in metas]
-    catalogue = plugins.metadata()
+        return problems or [MethodInfo(MethodLabel.from_dict({**m["meta"], "source": source}))
+                            for m in metas]
+    catalogue = plugins.declarations()
     return [catalogue.get(name) for name in catalogue.expand([target])]
 
 

@@ -6,7 +6,7 @@ A plugin file that fails to import does not break the others: it is listed as br
 its error, skipped by wildcards, and refused with that error when named explicitly.
 
 A plugin is untrusted code, and the engine's own processes never import one: listing,
-planning, records and verify read :func:`metadata`, each plugin's declarations from a small
+planning, records and verify read :func:`declarations`, each plugin's declarations from a small
 JSON cache keyed by the plugin file's path, mtime, size and inode (an entry point's
 distribution version) and by the engine's own sources, refreshed for what is stale by
 importing each stale plugin in its own time-bounded metadata process
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from bench.core.errors import PluginError, UnknownNameError, one_line
+from bench.core.method import MethodLabel
 from bench.core.registry import Registry
 
 if TYPE_CHECKING:  # bench.api imports torch: plugins are imported only when needed
@@ -58,6 +59,10 @@ class MethodEntry:
     source: str
 
     @property
+    def label(self) -> MethodLabel:
+        return MethodLabel.from_class(self.cls, self.source)
+
+    @property
     def name(self) -> str:
         return self.cls.name
 
@@ -71,55 +76,37 @@ class MethodEntry:
 
     @property
     def architectures(self) -> tuple[str, ...] | None:
-        return _architectures(self.metadata()["architectures"])
-
-    def metadata(self) -> dict[str, str]:
-        c = self.cls
-        archs = getattr(c, "architectures", None)
-        return {"name": c.name, "family": c.family, "description": c.description,
-                "reference": c.reference, "version": str(c.version), "source": self.source,
-                "granularities": ",".join(c.granularities),
-                "architectures": "any" if archs is None else ",".join(archs),
-                "zero_effect": "yes" if (bool(getattr(c, "needs_data", True))
-                                         and bool(getattr(c, "effect_based", True))) else "no"}
+        return self.label.architectures
 
 
 @dataclass(frozen=True)
 class MethodInfo:
     """A plugin's declarations without its class: what listing and planning need."""
 
-    meta: dict[str, str]
+    label: MethodLabel
 
     @property
     def name(self) -> str:
-        return self.meta["name"]
+        return self.label.name
 
     @property
     def version(self) -> str:
-        return self.meta["version"]
+        return self.label.version
 
     @property
     def granularities(self) -> tuple[str, ...]:
-        return tuple(self.meta["granularities"].split(","))
+        return self.label.granularities
 
     @property
     def architectures(self) -> tuple[str, ...] | None:
-        return _architectures(self.meta.get("architectures", "any"))
+        return self.label.architectures
 
     @property
     def source(self) -> str:
-        return self.meta["source"]
-
-    def metadata(self) -> dict[str, str]:
-        return dict(self.meta)
+        return self.label.source
 
 
 Entry = Union[MethodEntry, MethodInfo]
-
-
-def _architectures(text: str) -> tuple[str, ...] | None:
-    """The metadata form of ``Method.architectures`` ("any" or "cnn,transformer") parsed."""
-    return None if text == "any" else tuple(text.split(","))
 
 
 @dataclass
@@ -244,7 +231,7 @@ def _class_meta(cls: Any, source: str) -> dict[str, Any]:
     problems = metadata_problems(cls) if isinstance(cls, type) else ["not a class"]
     if problems:
         return {"name": str(getattr(cls, "name", cls)), "problems": problems}
-    return {"meta": MethodEntry(cls, source).metadata()}
+    return {"meta": MethodLabel.from_class(cls, source).to_dict()}
 
 
 def _build(found: list[tuple[str, Any, list]], broken: dict[str, str]) -> Catalogue:
@@ -255,7 +242,8 @@ def _build(found: list[tuple[str, Any, list]], broken: dict[str, str]) -> Catalo
             if "problems" in meta:
                 broken[source] = f"{meta['name']}: {'; '.join(meta['problems'])}"
                 continue
-            entry = MethodEntry(cls, source) if cls is not None else MethodInfo(meta["meta"])
+            entry = (MethodEntry(cls, source) if cls is not None
+                     else MethodInfo(MethodLabel.from_dict(meta["meta"])))
             try:
                 methods.add(entry.name, entry)
             except Exception as exc:
@@ -284,7 +272,7 @@ def _load(target: Any) -> list[type[Method]]:
 @functools.lru_cache(maxsize=1)
 def catalogue() -> Catalogue:
     """Discover every plugin once per process, importing each here (tests only: the
-    engine reads :func:`metadata` and scores in scoring processes)."""
+    engine reads :func:`declarations` and scores in scoring processes)."""
     found, broken = [], {}
     for source, target, _key in _sources():
         try:
@@ -298,7 +286,7 @@ def catalogue() -> Catalogue:
 
 
 @functools.lru_cache(maxsize=1)
-def metadata() -> Catalogue:
+def declarations() -> Catalogue:
     """Every plugin's declarations, without importing any plugin in this process.
 
     A stale source (no cache entry for its path, mtime, size and inode, or the engine's own
@@ -412,7 +400,7 @@ def get(name: str) -> MethodEntry:
 
 
 def info(name: str) -> MethodInfo:
-    """One plugin's declarations by name (:func:`metadata`; nothing imported here)."""
-    entry = metadata().get(name)
+    """One plugin's declarations by name (:func:`declarations`; nothing imported here)."""
+    entry = declarations().get(name)
     assert isinstance(entry, MethodInfo)
     return entry

@@ -60,12 +60,11 @@ def synthesize_finished_quick(folder: Path) -> int:
     from bench.run import coordinator
 
     plan = coordinator.plan(spec.load_spec("quick"), folder / "runs" / "quick", folder / "cache")
-    catalogue = plugins.metadata()
+    catalogue = plugins.declarations()
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     for cell in plan.cells:
         info = data.info(cell.dataset)
-        method = catalogue.get(cell.method).metadata()
-        method.pop("granularities")
+        method = catalogue.get(cell.method).label.record_block()
         kept = 1 - cell.sparsity
         score = {"acc": 0.8, "auc": 0.9}
         records.write(plan.records_dir, {

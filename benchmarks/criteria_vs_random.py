@@ -1,16 +1,18 @@
 """Every method next to random: accuracy after 30% and 50% pruning (issue: sound criteria).
 
-For BloodMNIST and BreastMNIST x smallcnn and vgg (seed-0 baselines, the protocol-2 recipe),
-prints the test accuracy after channel and weight pruning at 30% and 50%, without recovery
-and with BatchNorm re-calibration, at layer and global scope, for every built-in method,
-next to random pruning averaged over 3 random draws (seeds 0, 1, 2 of the scores and the
-tie-break) on the same baseline. A method below that mean is flagged with "<".
+For BloodMNIST and BreastMNIST x smallcnn and vgg (the protocol-2 baseline recipe), prints
+the test accuracy after channel and weight pruning at 30% and 50%, without recovery and with
+BatchNorm re-calibration, at layer and global scope, for every built-in method (its seed-0
+cell), next to random's mean over its cells of seeds 0, 1 and 2 (each seed its own baseline,
+scores and tie-break, as the leaderboard averages seeds). A method below that mean is
+flagged with "<". Every point is one cell computed by ``bench.compute.runner.run_cell``, the
+benchmark's own protocol (transparency off: accuracy is all this prints).
 
     XPRUNE_DATA_ROOT=... python benchmarks/criteria_vs_random.py [--cache DIR] [--threads N]
 
-Baselines and scores come from (and go to) the cache, so after a leaderboard run this only
-prunes and evaluates (about 10 minutes on 2 cores); from an empty cache it also trains the
-four baselines (about 15 minutes).
+Baselines and scores come from (and go to) the cache, so after a leaderboard run (seeds 0-2)
+this only prunes, recovers and measures each cell; from an empty cache it also trains the
+twelve baselines.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 DATASETS = ("bloodmnist", "breastmnist")
@@ -28,14 +31,22 @@ SPARSITIES = (0.3, 0.5)
 RANDOM_SEEDS = (0, 1, 2)
 
 
-def accuracy(model, scores, granularity, scope, sparsity, recovery, dataset, seed) -> float:
-    """Test accuracy of one prune (+ recovery) of ``model`` with ``scores``."""
-    from bench.compute import evaluate, prune, recover
+def make_cell(flag: str, backbone: str, method: str, granularity: str,
+              column: tuple[str, str, float], seed: int = 0, *, versions: dict[str, str]):
+    """The benchmark's cell of ``method`` at a (scope, recovery, sparsity) column: the
+    protocol-2 baseline recipe, 10 reference images per class, no transparency."""
+    from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, Cell
 
-    pruned = prune.prune(model, scores, granularity, scope, sparsity, dataset.test.x[:1], seed)
-    pruned.model, _ = recover.recover(pruned.model, recovery, dataset, seed)
-    final = prune.finalize(pruned)
-    return evaluate.task_scores(final, dataset.test, dataset.info.task)["acc"]
+    scope, recovery, sparsity = column
+    return Cell(flag, 28, backbone, method, versions[method], granularity, scope, sparsity, recovery,
+                seed, DEFAULT_EPOCHS[backbone], 10, DEFAULT_MIN_STEPS, transparency=False)
+
+
+def accuracy(cell, cache: Path) -> float:
+    """Test accuracy after recovery of one cell, as the benchmark computes it."""
+    from bench.compute import runner
+
+    return runner.run_cell(cell, cache)["recovered"]["acc"]
 
 
 def main() -> int:
@@ -47,43 +58,35 @@ def main() -> int:
     import torch
 
     from bench import plugins
-    from bench.compute import baseline, data, scoring
-    from bench.core.spec import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS, BaselineKey, ScoreKey
+    from bench.compute import baseline, data
 
     torch.set_num_threads(args.threads)
-    catalogue = plugins.catalogue()
+    catalogue = plugins.declarations()
     names = catalogue.builtins()
+    versions = {name: catalogue.get(name).version for name in names}
     start = time.perf_counter()
     below = []
     for flag in DATASETS:
         dataset = data.load(flag)
         for backbone in BACKBONES:
-            key = BaselineKey(flag, 28, backbone, 0, DEFAULT_EPOCHS[backbone], DEFAULT_MIN_STEPS)
-            model, meta = baseline.get(key, dataset, args.cache)
+            cell = partial(make_cell, flag, backbone, versions=versions)
+            key = cell("random", "channel", ("layer", "none", 0.5)).baseline
+            _, meta = baseline.get(key, dataset, args.cache)
             print(f"\n## {flag} / {backbone}: dense test accuracy {meta['test']['acc']:.3f}")
             for granularity in ("channel", "weight"):
-                methods = [n for n in names if granularity in catalogue.get(n).cls.granularities]
-                scores = {}
-                for name in methods:
-                    cls = catalogue.get(name).cls
-                    skey = ScoreKey(key, name, str(cls.version), granularity, 10)
-                    scores[name] = scoring.get(skey, model, dataset, args.cache)["scores"]
-                batch = data.reference_batch(dataset, 10, 0)
-                random_draws = {seed: scoring.run_method(catalogue.get("random").cls, model,
-                                                         granularity, batch, seed)[0]
-                                for seed in RANDOM_SEEDS}
+                methods = [n for n in names if granularity in catalogue.get(n).granularities]
                 columns = [(sc, rec, s) for sc in ("layer", "global") for rec in ("none", "bnrecal")
                            for s in SPARSITIES]
                 header = " | ".join(f"{sc[0]}/{rec}/{s:.0%}" for sc, rec, s in columns)
                 print(f"\n{granularity} pruning, accuracy (scope l=layer g=global / recovery / "
                       f"sparsity)\n| method | {header} |\n|---|" + "---|" * len(columns))
-                rand = {c: statistics.fmean(accuracy(model, random_draws[seed], granularity, c[0],
-                                                     c[2], c[1], dataset, seed)
+                rand = {c: statistics.fmean(accuracy(cell("random", granularity, c, seed),
+                                                     args.cache)
                                             for seed in RANDOM_SEEDS) for c in columns}
-                print("| random (mean of 3) | " + " | ".join(f"{rand[c]:.3f}" for c in columns) + " |")
+                print("| random (mean of 3 seeds) | "
+                      + " | ".join(f"{rand[c]:.3f}" for c in columns) + " |")
                 for name in methods:
-                    accs = {c: accuracy(model, scores[name], granularity, c[0], c[2], c[1],
-                                        dataset, 0) for c in columns}
+                    accs = {c: accuracy(cell(name, granularity, c), args.cache) for c in columns}
                     cells = []
                     for c in columns:
                         flag_below = accs[c] < rand[c]

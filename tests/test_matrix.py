@@ -216,3 +216,25 @@ def test_sigkill_midway_then_resume_gives_exactly_one_record_and_run_per_cell(wo
     # the killed coordinator's parent run is not left RUNNING forever
     assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
     assert "marked 1 MLflow run(s) of dead coordinators KILLED" in resumed.stderr
+
+
+def test_a_run_plans_its_matrix_once(workdir, cli, monkeypatch):
+    """The real ``xprune run`` path, start to finish: the matrix is expanded and its plan table
+    derived once; under the output folder's lock only the records are read again."""
+    from bench.run import coordinator
+
+    calls = {"expand": 0, "rows": 0, "scan": 0}
+
+    def counted(name, real):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(coordinator, "expand", counted("expand", coordinator.expand))
+    monkeypatch.setattr(coordinator.Plan, "rows", counted("rows", coordinator.Plan.rows))
+    monkeypatch.setattr(coordinator, "_scan_records", counted("scan", coordinator._scan_records))
+    code, out, err = cli("run", *ONE_CELL, "--workers", "0")
+    assert code == 0, err
+    assert "done: 1 ok, 0 failed this run" in out
+    assert calls == {"expand": 1, "rows": 1, "scan": 2}

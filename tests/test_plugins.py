@@ -12,7 +12,7 @@ from conftest import REPO
 
 from bench import plugins
 
-PROBE = ("import sys; from bench import plugins; c = plugins.metadata(); "
+PROBE = ("import sys; from bench import plugins; c = plugins.declarations(); "
          "print('torch' in sys.modules, ' '.join(f'{n}={c.get(n).version}' for n in c.methods))")
 
 
@@ -29,16 +29,17 @@ def _probe(tmp_path: Path, **env: str) -> tuple[bool, list[str]]:
 def test_metadata_matches_the_imported_plugins():
     """What metadata processes declare is what importing the plugins here gives, plus the
     digest of each file (read by the engine itself)."""
+    import dataclasses
     import hashlib
 
     imported = plugins.catalogue()
-    cached = plugins.metadata()
+    cached = plugins.declarations()
     assert list(cached.methods) == list(imported.methods)
     for name in imported.methods:
-        meta = cached.get(name).metadata()
-        file = plugins.BUILTIN_DIR / Path(meta["source"]).name
-        assert meta.pop("source_sha256") == hashlib.sha256(file.read_bytes()).hexdigest()
-        assert meta == imported.get(name).metadata()
+        label = cached.get(name).label
+        file = plugins.BUILTIN_DIR / Path(label.source).name
+        assert label.source_sha256 == hashlib.sha256(file.read_bytes()).hexdigest()
+        assert dataclasses.replace(label, source_sha256=None) == imported.get(name).label
 
 
 def test_a_fresh_cache_lists_methods_without_importing_torch(tmp_path: Path):
@@ -71,3 +72,20 @@ def test_backbone_names_read_from_source_match_the_registry():
         assert backbones.names() == list(BACKBONES)
     finally:
         sys.modules["bench.compute.models"] = module
+
+
+def test_a_method_label_is_parsed_from_its_text_form_and_written_back_unchanged():
+    """The metadata cache and the metadata process's pipe carry the text form; a label read
+    from it is typed (tuples, None for any architecture, a bool) and writes the same text."""
+    from bench.core.method import MethodLabel
+
+    text = {"name": "lrp-x", "family": "lrp", "description": "d", "reference": "r",
+            "version": "2", "source": "methods/lrp.py", "granularities": "channel,weight",
+            "architectures": "cnn", "zero_effect": "no", "source_sha256": "ab"}
+    label = MethodLabel.from_dict(text)
+    assert (label.granularities, label.architectures, label.zero_effect) == (
+        ("channel", "weight"), ("cnn",), False)
+    assert label.to_dict() == text
+    assert MethodLabel.from_dict({**text, "architectures": "any"}).architectures is None
+    assert label.record_block() == {k: v for k, v in text.items()
+                                    if k not in ("granularities", "zero_effect")}

@@ -187,7 +187,7 @@ def test_the_resnet20_leaderboard_specs_plan_every_cnn_method_at_their_sparsitie
     from pathlib import Path
 
     root = Path(__file__).parent.parent / "benchmarks"
-    catalogue = plugins.metadata()
+    catalogue = plugins.declarations()
     declared = {m: (catalogue.get(m).version, catalogue.get(m).granularities,
                     catalogue.get(m).architectures) for m in catalogue.expand(["*"])}
     channel, weight = (spec.expand(spec.override(spec.load_spec(str(root / name)),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import run_matrix
-from recordfactory import make_metrics
+from recordfactory import make_metrics, make_record
 
 from bench.core.errors import RecordError
 from bench.core.spec import Spec
@@ -89,6 +89,36 @@ def test_compare_rules() -> None:
     close["transparency"]["lrp-epf"]["iou_top10"] = 0.9
     assert compare(base, close, 1e-3) == [("pruned.auc", 0.9, None), ("params", base["params"], 51),
                                           ("transparency.lrp-epf.iou_top10", 0.35, 0.9)]
+
+
+def test_a_metric_added_to_the_schema_is_compared_by_verify_and_shown_on_its_record_page(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One list of metric fields, the schema's: a task score and a single-value metric added
+    to it are compared by verify and printed on the record page, with no other edit."""
+    import copy
+
+    from bench.results import records
+    from bench.site.recordpage import SHOWN, record_context
+
+    schema = copy.deepcopy(records.SCHEMA)
+    metrics = schema["properties"]["metrics"]["oneOf"][1]["properties"]
+    for stage in records.SCORE_BLOCKS:
+        metrics[stage]["properties"]["brier"] = {"type": "number"}
+    metrics["energy_j"] = {"type": "number"}
+    monkeypatch.setitem(records.SCHEMAS, records.SCHEMA_VERSION, schema)
+
+    record = make_record()
+    for stage in records.SCORE_BLOCKS:
+        record["metrics"][stage]["brier"] = 0.125
+    record["metrics"]["energy_j"] = 2.5
+    rerun = json.loads(json.dumps(record["metrics"]))
+    rerun["recovered"]["brier"], rerun["energy_j"] = 0.25, 3.0
+    assert compare(record["metrics"], rerun, 1e-3) == [("recovered.brier", 0.125, 0.25),
+                                                       ("energy_j", 2.5, 3.0)]
+    page = record_context(record, "setting.html", "method.html")
+    assert {"label": "brier", "cells": ["0.125", "0.125", "0.125"]} in page["scores"]
+    assert ("energy_j", "2.5") in page["other"]
+    assert SHOWN <= records.metric_names()  # the page's sections name schema fields only
 
 
 def test_user_errors_are_one_line(tmp_path: Path, published: Path) -> None:

@@ -11,7 +11,7 @@ from bench import plugins
 from bench.compute import data
 from bench.core import backbones
 from bench.core import spec as specs
-from bench.core.errors import SpecError, XPruneError
+from bench.core.errors import SpecError
 
 NAME_MAX = 255
 
@@ -24,7 +24,7 @@ def _complete(known: list[str], incomplete: str) -> list[str]:
 
 
 def _complete_methods(incomplete: str) -> list[str]:
-    return _complete(list(plugins.metadata().methods), incomplete)
+    return _complete(list(plugins.declarations().methods), incomplete)
 
 
 def _complete_datasets(incomplete: str) -> list[str]:
@@ -83,13 +83,3 @@ def _check_folder_name(folder: Path, what: str) -> None:
                             f"bytes; at most {NAME_MAX} per folder name)")
     if folder.exists() and not folder.is_dir():
         raise SpecError(f"{what} {folder} is a file, not a folder")
-
-
-def _make_writable(folder: Path, what: str) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise XPruneError(f"{what} {folder} is not writable ({exc.strerror})") from None

@@ -142,7 +142,9 @@ def _minutes(seconds: float) -> str:
 
 
 def print_plan(plan: Any) -> None:
-    """The plan as a table (one row per dataset and backbone) and one summary line."""
+    """The plan as a table (one row per dataset and backbone) and one summary line (its
+    estimate is the rows' sum plus the soundness verdicts: ``plan.rows()`` looks up the cache,
+    so it is called once)."""
     rows = plan.rows()
     grid = table(Column("dataset", no_wrap=True), Column("backbone", no_wrap=True), "methods",
                  "cells", "done", "to run", "baseline", "scores", "min",
@@ -168,7 +170,7 @@ def print_plan(plan: Any) -> None:
     out.print(f"methods: {terminal(', '.join(plan.spec.methods))}")
     todo = len(plan.todo)
     out.print(f"{len(plan.cells)} cells: {len(plan.cells) - todo} finished, {todo} to run; "
-              f"estimate {_minutes(plan.estimate_seconds())} min (rough, one worker)")
+              f"estimate {_minutes(plan.estimate_seconds(rows))} min (rough, one worker)")
 
 
 def print_next_steps(out_dir: Path, uri: str | None, experiment_id: str | None = None) -> None:

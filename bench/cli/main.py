@@ -18,7 +18,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -36,7 +35,6 @@ from bench.cli.args import (
     _csv,
     _floats,
     _ints,
-    _make_writable,
     _path,
 )
 from bench.cli.console import err, out, print_next_steps, print_plan, table
@@ -45,6 +43,7 @@ from bench.core import backbones
 from bench.core import spec as specs
 from bench.core.errors import SpecError, XPruneError, one_line
 from bench.core.textsafe import terminal
+from bench.run.folder import make_writable
 
 app = typer.Typer(add_completion=True, pretty_exceptions_enable=False,
                   help="XPrune Bench: attribution-guided pruning benchmark.")
@@ -161,72 +160,28 @@ def run(
     from bench.compute.device import resolve
 
     plan = coordinator.plan(spec, out_dir, cache, retry_failed,
-                       resolve(spec.device, executor.value, slurm_gpus))
+                            resolve(spec.device, executor.value, slurm_gpus))
     print_plan(plan)
     if dry_run:
         return
-    from bench.run.tracking import preflight, tracking_uri
+    from bench.cli.console import progress
 
-    preflight(tracking_uri())  # an unreachable or read-only store: refused before any work
-    _make_writable(cache, "cache folder")
-    _make_writable(out_dir, "output folder")
-    _run_locked(plan, executor, workers, cell_timeout, retry_failed,
-                (slurm_partition, slurm_time, slurm_gpus, slurm_cpus))
-
-
-def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[float],
-                retry_failed: bool, slurm: tuple) -> None:
-    """Hold the output folder's lock while deciding what to do and doing it."""
-    from bench.cli.console import progress as make_progress
-    from bench.run import coordinator
-    from bench.run.folder import Journal, OutputLock
-    from bench.run.tracking import experiment_name, tracking_uri
-
-    uri, experiment = tracking_uri(), experiment_name(plan.spec.name)
-    with OutputLock(plan.out):
-        _make_writable(plan.out / "records", "output folder")
-        plan = coordinator.plan(plan.spec, plan.out, plan.cache, retry_failed,
-                           plan.device)  # now under the lock
-        journal = Journal(plan.out, uri, experiment)
-        if not plan.todo and journal.covers(plan.finished):
-            out.print(f"nothing to do: all {len(plan.cells)} cells have records in "
-                      f"{plan.records_dir}")
-            print_next_steps(plan.out, uri)
-            return
-        if executor is Executor.local:
-            from bench.run.executors import LocalExecutor
-
-            task_executor = LocalExecutor(plan.cache, workers, cell_timeout, plan.device)
-        else:
-            from bench.run.slurm import SlurmExecutor
-
-            task_executor = SlurmExecutor(plan.cache, plan.out / "slurm", *slurm, device=plan.device)
-        from bench.run.tracking import Tracker
-
-        tracker = Tracker(experiment, plan.spec.name, {
-            "spec": plan.spec.name, "cells": len(plan.cells), "new_cells": len(plan.todo),
-            "out": str(plan.out), "workers": workers, "executor": executor.value,
-            "device": plan.device},
-            uri=uri, journal=journal)
-        if tracker.reaped:
-            err.print(f"marked {len(tracker.reaped)} MLflow run(s) of dead coordinators KILLED")
-        progress, status, started = make_progress(), "FAILED", time.monotonic()
-        try:
-            counts = coordinator.run(plan, task_executor, tracker, progress)
-            status = "FINISHED"
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        finally:
-            progress.stop()
-            tracker.finish(status)
-    minutes, seconds = divmod(int(time.monotonic() - started), 60)
+    launch = coordinator.Launch(executor.value, workers, cell_timeout,
+                                (slurm_partition, slurm_time, slurm_gpus, slurm_cpus))
+    result = coordinator.execute(plan, launch, progress(), note=err.print)
+    if result.counts is None:
+        out.print(f"nothing to do: all {len(plan.cells)} cells have records in "
+                  f"{plan.records_dir}")
+        print_next_steps(plan.out, result.uri)
+        return
+    counts = result.counts
+    minutes, seconds = divmod(int(result.seconds), 60)
     out.print(f"done: {counts['ok']} ok, {counts['failed']} failed this run "
               f"({minutes} min {seconds} s)")
     out.print(f"records: {plan.records_dir} ({len(plan.cells)} cells)")
     if counts["failed"]:
         out.print("failed cells keep their reason in their record; --retry-failed reruns them")
-    print_next_steps(plan.out, uri, tracker.experiment_id)
+    print_next_steps(plan.out, result.uri, result.experiment_id)
     if counts["failed"]:
         raise typer.Exit(1)
 
@@ -235,18 +190,17 @@ def _run_locked(plan, executor: Executor, workers: int, cell_timeout: Optional[f
 def list_(what: Listing = typer.Argument(..., help="What to list.")) -> None:
     """List methods, datasets, backbones or presets."""
     if what is Listing.methods:
-        cat = plugins.metadata()
+        cat = plugins.declarations()
         grid = table("method", "family", "granularities", "applies to", "version", "source")
         for name in cat.methods:
-            meta = cat.methods.get(name).metadata()
-            grid.add_row(*(terminal(v) for v in (
-                name, meta["family"], meta["granularities"], meta.get("architectures", "any"),
-                meta["version"], meta["source"])))
+            text = cat.methods.get(name).label.to_dict()
+            grid.add_row(*(terminal(text[k]) for k in (
+                "name", "family", "granularities", "architectures", "version", "source")))
         out.print(grid)
         for name in cat.methods:
             out.print(f"[bold]{terminal(name)}[/bold]")
-            out.print(Padding(terminal(cat.methods.get(name).metadata()["description"],
-                                       newlines=True), (0, 0, 0, 4)))
+            out.print(Padding(terminal(cat.methods.get(name).label.description, newlines=True),
+                              (0, 0, 0, 4)))
         for source, error in cat.broken.items():
             out.print(f"[red]broken[/red] {terminal(source)}: {terminal(error)}", highlight=False)
     elif what is Listing.datasets:
@@ -352,7 +306,7 @@ def leaderboard(
     reports, out_dir = _path(reports, "--reports"), _path(out_dir, "--out")
     _check_folder_name(out_dir, "site folder")
     if reports.is_dir():  # else render refuses the missing folder, and nothing is written
-        _make_writable(out_dir, "site folder")
+        make_writable(out_dir, "site folder")
     from bench.site.render import render
 
     out.print(terminal(render(reports, out_dir)))

@@ -208,7 +208,7 @@ def judge(cls: type[Method] | Any, granularity: str, cache_dir: Path | None = No
         problems.append(f"site {worst_site}: {100 * worst:.1f}% of its units that affect the "
                         f"output tie at the minimum score (limit {100 * TIE_LIMIT:g}%)")
     zero_effect = None
-    if (cls.metadata().get("zero_effect") == "yes" if isolated
+    if (cls.label.zero_effect if isolated
             else subject_to_zero_effect(cls)):
         modified = scores_of(with_zero_effect_units(model))
         problem = zero_effect_problem(modified, zero_effect_table(model))

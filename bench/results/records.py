@@ -199,6 +199,31 @@ SCHEMA: dict[str, Any] = {
     },
 }
 SCHEMAS = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA}
+SCORE_BLOCKS = ("dense", "pruned", "recovered")  # a metrics block's task scores, by stage
+
+
+def metric_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """Schema ``version``'s metric fields (name -> JSON schema), in schema order: the one list
+    verify compares and the record page shows (read at call time, never copied)."""
+    return SCHEMAS[version]["properties"]["metrics"]["oneOf"][1]["properties"]
+
+
+def score_fields(version: int = SCHEMA_VERSION) -> tuple[str, ...]:
+    """The task metrics a score block (``dense``, ``pruned``, ``recovered``) holds."""
+    return tuple(metric_schema(version)["dense"]["properties"])
+
+
+def metric_names() -> set[str]:
+    """Every metric field any schema version defines (a record page knows them all)."""
+    return {name for version in SCHEMAS for name in metric_schema(version)}
+
+
+def scalar_fields(version: int = SCHEMA_VERSION) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Schema ``version``'s single-value metric fields: (exact: integers and flags,
+    numeric: numbers), in schema order."""
+    kinds = {name: field.get("type") for name, field in metric_schema(version).items()}
+    return (tuple(n for n, t in kinds.items() if t in ("integer", "boolean")),
+            tuple(n for n, t in kinds.items() if t == "number"))
 
 
 def validate(record: Any, where: str = "record") -> dict[str, Any]:
@@ -349,9 +374,7 @@ def method_block(cell: Cell, soundness: str | None) -> dict[str, str]:
     """A record's ``method``: the plugin's metadata (or the cell's name and version when the
     plugin is gone), its soundness verdict and the architectures it declares."""
     try:
-        method = plugins.info(cell.method).metadata()
-        method.pop("granularities")
-        method.pop("zero_effect", None)
+        method = plugins.info(cell.method).label.record_block()
     except XPruneError:
         method = {k: "" for k in ("family", "description", "reference", "source")}
         method |= {"name": cell.method, "version": cell.method_version}

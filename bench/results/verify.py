@@ -46,14 +46,11 @@ from typing import Any, Iterator
 
 from bench import plugins
 from bench.core.errors import RecordError, XPruneError
+from bench.core.method import MethodLabel
 from bench.core.spec import Cell
 from bench.results import records
 from bench.results.publish import check_publishable
 
-SCORES = ("dense", "pruned", "recovered")
-SCORE_FIELDS = ("acc", "auc", "bal_acc", "sens", "spec", "ece")
-COUNTS = ("params_dense", "params", "macs_dense", "macs", "collapsed")
-RATIOS = ("compression", "mac_reduction", "achieved_sparsity", "tie_share")
 DEFAULT_TOLERANCE = 1e-3
 SAME = "same baseline"
 HARDWARE = "different baseline (hardware)"
@@ -124,14 +121,20 @@ class VerifyReport:
 
 
 def compare(published: dict[str, Any], rerun: dict[str, Any], tolerance: float) -> list[tuple[str, Any, Any]]:
-    """(field, published, re-run) for every compared metric that differs."""
-    pairs = [(f"{s}.{k}", published[s][k], rerun[s][k]) for s in SCORES for k in SCORE_FIELDS]
-    pairs += [(k, published[k], rerun[k]) for k in COUNTS + RATIOS]
+    """(field, published, re-run) for every compared metric that differs: each task score of
+    each stage, and every single-value metric of the schema (``records.scalar_fields``;
+    integers and flags exactly) but the wall times; a field the published record lacks (an
+    older schema) is not compared."""
+    exact, numeric = records.scalar_fields()
+    pairs = [(f"{s}.{k}", published[s][k], rerun[s].get(k)) for s in records.SCORE_BLOCKS
+             for k in records.score_fields() if k in published[s]]
+    pairs += [(k, published[k], rerun.get(k)) for k in exact + numeric
+              if k in published and k not in WALL_TIMES]
     old_t, new_t = published.get("transparency") or {}, rerun.get("transparency") or {}
     pairs += [(f"transparency.{e}.{k}", old_t[e][k], new_t.get(e, {}).get(k))
               for e in old_t.get("explainers", {}) for k in old_t[e]]
     return [(name, old, new) for name, old, new in pairs
-            if not _same(old, new, tolerance, exact=name in COUNTS)]
+            if not _same(old, new, tolerance, exact=name in exact)]
 
 
 def check_tolerance(tolerance: float) -> None:
@@ -181,9 +184,10 @@ def _within_factor(old: float, new: float, factor: float) -> bool:
     return max(old / new, new / old) <= factor
 
 
-def compare_method(block: dict[str, Any], current: dict[str, str]) -> list[tuple[str, Any, Any]]:
+def compare_method(block: dict[str, Any], label: MethodLabel) -> list[tuple[str, Any, Any]]:
     """(field, published, current) for every method declaration the record states that the
     plugin re-run no longer declares (a record without a digest is not compared on it)."""
+    current = label.record_block()
     return [(f"method.{k}", block.get(k), current.get(k)) for k in METHOD_FIELDS
             if k in block and (k != "source_sha256" or current.get(k))
             and block.get(k) != current.get(k)]
@@ -308,7 +312,7 @@ def _verify_one(record: dict[str, Any], cache: Path, report: VerifyReport,
     where = str(record.get("cell_hash", "?")) if isinstance(record, dict) else "?"
     try:
         label = Cell.from_dict(record["cell"]).label()
-        current = plugins.info(record["cell"]["method"]).metadata()
+        current = plugins.info(record["cell"]["method"]).label
         metrics = _rerun(record, cache)
         timing, unverifiable = compare_timings(record["metrics"], metrics)
         found = timing + compare_method(record["method"], current)

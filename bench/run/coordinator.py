@@ -1,5 +1,10 @@
 """The coordinator: plan a matrix, run what is missing, write records, log MLflow.
 
+A run is :func:`plan` (once) and then :func:`execute`, its lifecycle: the tracking store's
+preflight, the output folder's lock, the MLflow parent run, :func:`run`'s stages and the
+summary. ``xprune run`` calls the two and prints; a library caller may call :func:`run` with
+its own executor, tracker and progress.
+
 Stages: baselines to train, then scores to compute, then cells. Stages are a scheduling
 device only (each prerequisite is computed once, not by two workers at the same time);
 ``runner.run_cell`` works without them because every step is cached. A failed prerequisite
@@ -58,11 +63,14 @@ class TaskExecutor(Protocol):
 
 
 class Progress(Protocol):
-    """What the coordinator reports as tasks finish (``console.progress``, ``SilentProgress``)."""
+    """What the coordinator reports as tasks finish (``console.progress``, ``SilentProgress``);
+    ``stop`` is called once the run ends, however it ends."""
 
     def start(self, total: int) -> None: ...
 
     def advance(self, label: str, record: dict | None) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class RunTracker(Protocol):
@@ -90,6 +98,9 @@ class SilentProgress:
     def advance(self, label: str, record: dict | None) -> None:
         pass
 
+    def stop(self) -> None:
+        pass
+
 
 # The small trained models the soundness stage judges criteria on (bench.compute.soundness): the
 # smallcnn, and the ViT (test accuracy 1.0 on the synthetic set after 8 epochs).
@@ -112,6 +123,12 @@ class Plan:
     finished: set[str] = field(default_factory=set)
     learned: dict[str, float] = field(default_factory=dict)  # backbone -> mean cell seconds
     device: str = "cpu"  # resolved: cpu or cuda (bench.compute.device.resolve)
+    retry_failed: bool = False  # failed records count as not finished
+
+    def rescan(self) -> None:
+        """Read the finished cells from the records again (the matrix stays as planned): what
+        another run wrote before this one took the output folder's lock is not redone."""
+        self.finished, self.learned = _scan_records(self.records_dir, self.retry_failed)
 
     @property
     def records_dir(self) -> Path:
@@ -138,7 +155,7 @@ class Plan:
         (on CPU, where the judge runs; a GPU run trains them inside the verdict task)."""
         if self.device != "cpu":
             return []
-        archs = plugins.metadata()
+        archs = plugins.declarations()
         keys = dict.fromkeys(soundness_model(g, archs.get(m).architectures) for m, _, g in verdicts)
         return [k for k in keys if not paths.baseline(k, self.cache).is_file()]
 
@@ -168,15 +185,18 @@ class Plan:
     def _cell_seconds(self, cell: Cell) -> float:
         return self.learned.get(cell.backbone, CELL_SECONDS.get(cell.backbone, 5.0))
 
-    def estimate_seconds(self) -> float:
+    def estimate_seconds(self, rows: list[dict[str, Any]]) -> float:
         """A rough wall-time estimate for one worker (learned from records when present):
-        every row's work, plus the soundness verdicts to judge and the models they need."""
+        every row's work (``rows()``, derived once by the caller), plus the soundness verdicts
+        to judge and the models they need."""
         verdicts = self.soundness_missing()
-        return (sum(r["seconds"] for r in self.rows()) + SOUNDNESS_SECONDS * len(verdicts)
+        return (sum(r["seconds"] for r in rows) + SOUNDNESS_SECONDS * len(verdicts)
                 + sum(self._train_seconds(k) for k in self.soundness_models_missing(verdicts)))
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per dataset and backbone: what is finished, cached and new, and how long."""
+        """One row per dataset and backbone: what is finished, cached and new, and how long
+        (a rough estimate for one worker, learned from records when present; it looks up the
+        cache, so derive it once)."""
         out = []
         groups: dict[tuple[str, str], list[Cell]] = {}
         for cell in self.cells:
@@ -228,7 +248,7 @@ def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False,
 
     ``device`` is the resolved device kind tasks run on (it names the cache files to look for).
     """
-    catalogue = plugins.metadata()
+    catalogue = plugins.declarations()
     datasets = data.datasets().expand(list(spec.datasets))
     backbone_list = backbones.registry().expand(list(spec.backbones))
     methods = catalogue.expand(list(spec.methods))
@@ -250,7 +270,7 @@ def plan(spec: Spec, out: Path, cache: Path, retry_failed: bool = False,
         raise SpecError("the matrix is empty: no method supports the requested granularities "
                         "on the requested backbones")
     finished, learned = _scan_records(Path(out) / "records", retry_failed)
-    return Plan(spec, cells, Path(out), Path(cache), finished, learned, device)
+    return Plan(spec, cells, Path(out), Path(cache), finished, learned, device, retry_failed)
 
 
 def write_spec(p: Plan) -> None:
@@ -352,3 +372,76 @@ def _sync_tracking(p: Plan, tracker) -> None:
     for cell in p.cells:
         if cell.hash in p.finished and cell.hash not in logged:
             tracker.log_cell(records.read(p.records_dir / f"{cell.hash}.json"))
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where and how a run's tasks compute: ``local`` worker processes or ``slurm`` job arrays
+    (``slurm`` = partition, minutes per task, GPUs, CPUs per task)."""
+
+    executor: str = "local"
+    workers: int = 1
+    cell_timeout: float | None = None
+    slurm: tuple[str | None, int, int, int] = (None, 60, 0, 1)
+
+    def task_executor(self, p: Plan) -> TaskExecutor:
+        """The executor this launch asks for, for ``p``'s cache and device."""
+        if self.executor == "local":
+            from bench.run.executors import LocalExecutor
+
+            return LocalExecutor(p.cache, self.workers, self.cell_timeout, p.device)
+        if self.executor == "slurm":
+            from bench.run.slurm import SlurmExecutor
+
+            return SlurmExecutor(p.cache, p.out / "slurm", *self.slurm, device=p.device)
+        raise SpecError(f"unknown executor {self.executor!r} (known: local, slurm)")
+
+
+@dataclass
+class RunResult:
+    """What a finished ``execute`` did: its counts (None: nothing to do) and wall seconds."""
+
+    plan: Plan
+    uri: str
+    counts: Counter | None = None
+    seconds: float = 0.0
+    experiment_id: str | None = None  # the MLflow experiment's id (None: nothing was run)
+
+
+def execute(p: Plan, launch: Launch, progress: Progress,
+            note: Callable[[str], None] = log.warning) -> RunResult:
+    """A run's lifecycle: refuse an unusable tracking store, take the output folder's lock,
+    re-read its records, then run what is missing under an MLflow parent run that ends
+    FINISHED, FAILED or KILLED (Ctrl-C, SIGTERM). ``p`` is planned once, by :func:`plan`;
+    ``note`` hears what the run found on the way (parent runs of dead coordinators)."""
+    from bench.run.folder import Journal, OutputLock, make_writable
+    from bench.run.tracking import Tracker, experiment_name, preflight, tracking_uri
+
+    uri, experiment = tracking_uri(), experiment_name(p.spec.name)
+    preflight(uri)  # an unreachable or read-only store: refused before any work
+    make_writable(p.cache, "cache folder")
+    make_writable(p.out, "output folder")
+    with OutputLock(p.out):
+        make_writable(p.records_dir, "output folder")
+        p.rescan()  # now under the lock
+        journal = Journal(p.out, uri, experiment)
+        if not p.todo and journal.covers(p.finished):
+            return RunResult(p, uri)
+        task_executor = launch.task_executor(p)
+        tracker = Tracker(experiment, p.spec.name, {
+            "spec": p.spec.name, "cells": len(p.cells), "new_cells": len(p.todo),
+            "out": str(p.out), "workers": launch.workers, "executor": launch.executor,
+            "device": p.device}, uri=uri, journal=journal)
+        if tracker.reaped:
+            note(f"marked {len(tracker.reaped)} MLflow run(s) of dead coordinators KILLED")
+        status, started = "FAILED", time.monotonic()
+        try:
+            counts = run(p, task_executor, tracker, progress)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            progress.stop()
+            tracker.finish(status)
+    return RunResult(p, uri, counts, time.monotonic() - started, tracker.experiment_id)

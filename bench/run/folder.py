@@ -124,3 +124,14 @@ class Journal:
             elif kind == "parent-closed":
                 open_parents.discard(value)
         return not open_parents and set(cell_hashes) <= cells
+
+
+def make_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` and prove a file can be written in it (else one XPruneError line)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise XPruneError(f"{what} {folder} is not writable ({exc.strerror})") from None

@@ -4,23 +4,29 @@ formatted numbers (:mod:`bench.site.recordgroup` lays the records of a method in
 by side on one page; the published JSON stays in ``reports/``, linked from there).
 
 Schema 1 records have no clinical metrics, collapse flag or interleaved latency; what a
-record lacks is left out, and metric keys this page does not know are listed as they are, so
-a newer record never loses a number here.
+record lacks is left out. The task scores it lists are the schema's
+(``bench.results.records.score_fields``), and every metric field the page has no section for
+is listed as it is, so a field added to the schema, or a newer record's, never loses a
+number here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bench.results import records
 from bench.results.summary import preservation_explainer
 from bench.site.numbers import g2, g3, pct, si
 
-SCORES = (("acc", "accuracy (%)", pct), ("auc", "AUC (%)", pct), ("bal_acc", "balanced accuracy (%)", pct),
-          ("sens", "sensitivity (%)", pct), ("spec", "specificity (%)", pct),
-          ("ece", "expected calibration error", g3))
-KNOWN = {"dense", "pruned", "recovered", "params_dense", "params", "macs_dense", "macs", "compression",
-         "speedup", "mac_reduction", "achieved_sparsity", "tie_share", "chance", "collapsed",
-         "latency", "latency_ms", "transparency", "score_seconds", "prune_seconds",
+# How each task score is worded and formatted; one the schema adds is shown by its name.
+SCORE_LABELS = {"acc": ("accuracy (%)", pct), "auc": ("AUC (%)", pct),
+                "bal_acc": ("balanced accuracy (%)", pct), "sens": ("sensitivity (%)", pct),
+                "spec": ("specificity (%)", pct), "ece": ("expected calibration error", g3)}
+# The metric fields this page has a section for (scores, cost, collapse, latency,
+# transparency, times); any other metric is listed as it is.
+SHOWN = {"dense", "pruned", "recovered", "params_dense", "params", "macs_dense", "macs",
+         "compression", "speedup", "mac_reduction", "achieved_sparsity", "tie_share", "chance",
+         "collapsed", "latency", "latency_ms", "transparency", "score_seconds", "prune_seconds",
          "recover_seconds"}
 AGREEMENT = (("spearman", "Spearman of dense vs pruned maps", g2),
              ("iou_top10", "top-10% pixel overlap (IoU)", g2),
@@ -130,9 +136,10 @@ def record_context(r: dict[str, Any], setting_href: str, method_href: str) -> di
     c, m = r["cell"], r["metrics"]
     title = (f"{c['method']} v{c['method_version']} · {c['dataset']} {c['size']}px · "
              f"{c['backbone']} · {c['granularity']} {c['sparsity']:g} · seed {c['seed']}")
-    stages = ("dense", "pruned", "recovered")
+    stages = records.SCORE_BLOCKS
+    labels = {key: SCORE_LABELS.get(key, (key, g3)) for key in records.score_fields()}
     scores = [{"label": label, "cells": [_fmt(m[stage].get(key), f) for stage in stages]}
-              for key, label, f in SCORES if any(key in m[stage] for stage in stages)]
+              for key, (label, f) in labels.items() if any(key in m[stage] for stage in stages)]
     reduction = m.get("mac_reduction", m.get("speedup"))
     cost = [("parameters", (f"{si(m['params_dense'])} → {si(m['params'])} "
                             f"({m['compression']:.3g}× fewer)")),
@@ -147,7 +154,7 @@ def record_context(r: dict[str, Any], setting_href: str, method_href: str) -> di
         collapse = (f"{'yes' if m['collapsed'] else 'no'} (chance {pct(m['chance'])}%)")
     times = [(k.replace("_", " ") + " (s)", f"{m[k]:.3g}") for k in ("score_seconds", "prune_seconds",
                                                                     "recover_seconds") if k in m]
-    other = [(k.replace("_", " "), readable(v)) for k, v in sorted(m.items()) if k not in KNOWN]
+    other = [(k.replace("_", " "), readable(v)) for k, v in sorted(m.items()) if k not in SHOWN]
     block = m.get("transparency") or {}
     return {"title": title, "root": "../", "hash": r["cell_hash"], "schema": r["schema_version"],
             "sparsity": f"{c['sparsity']:g}", "seed": c["seed"],
