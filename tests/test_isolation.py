@@ -268,15 +268,18 @@ def test_verify_compares_method_and_timing_fields():
     hardware agrees, beyond it is a mismatch, and on other hardware is unverifiable."""
     from recordfactory import make_record
 
+    from dataclasses import replace
+
+    from bench.core.method import MethodLabel
     from bench.results.verify import compare_method, compare_timings
 
     record = make_record()
     block = {**record["method"], "source_sha256": "ab"}
-    current = {k: v for k, v in block.items()}
+    current = MethodLabel.from_dict({**block, "granularities": "channel,weight"})
     assert compare_method(block, current) == []
     assert compare_method({**block, "description": "edited"}, current) == [
         ("method.description", "edited", block["description"])]
-    assert compare_method(block, {**current, "source_sha256": "cd"}) == [
+    assert compare_method(block, replace(current, source_sha256="cd")) == [
         ("method.source_sha256", "ab", "cd")]
     published = record["metrics"]
     rerun = json_copy(published)
