@@ -455,9 +455,9 @@ def test_bad_reports_are_refused(tmp_path: Path) -> None:
 
 
 def test_method_styles_are_distinct_and_stable() -> None:
-    from bench.plugins import metadata
+    from bench.plugins import declarations
 
-    assert set(metadata().builtins()) == set(PINNED)  # every built-in method has pinned looks
+    assert set(declarations().builtins()) == set(PINNED)  # every built-in method has pinned looks
     builtin = styles(PINNED)
     assert len({s.color for s in builtin.values()}) == len({s.marker for s in builtin.values()}) == 13
     assert set(COLORS) == {s.color for s in builtin.values()} and set(MARKER_NAMES) == {
