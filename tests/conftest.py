@@ -71,8 +71,9 @@ def run_matrix(plan, executor) -> dict:
 
 def xprune(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300,
            ) -> subprocess.CompletedProcess:
-    """Run the real command line in a subprocess, as a user would."""
-    full_env = {**os.environ, **(env or {})}
+    """Run the real command line in a subprocess, as a user would (``env`` values of None
+    remove the variable)."""
+    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 

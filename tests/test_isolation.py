@@ -266,9 +266,9 @@ def test_check_submission_fails_closed(tmp_path):
 def test_verify_compares_method_and_timing_fields():
     """Edited method declarations are mismatches; latency within a factor of 2 on the same
     hardware agrees, beyond it is a mismatch, and on other hardware is unverifiable."""
-    from recordfactory import make_record
-
     from dataclasses import replace
+
+    from recordfactory import make_record
 
     from bench.core.method import MethodLabel
     from bench.results.verify import compare_method, compare_timings

@@ -117,7 +117,7 @@ def test_a_metric_added_to_the_schema_is_compared_by_verify_and_shown_on_its_rec
                                                        ("energy_j", 2.5, 3.0)]
     page = record_context(record, "setting.html", "method.html")
     assert {"label": "brier", "cells": ["0.125", "0.125", "0.125"]} in page["scores"]
-    assert ("energy_j", "2.5") in page["other"]
+    assert ("energy j", "2.5") in page["other"]  # labelled in words, as every field is
     assert SHOWN <= records.metric_names()  # the page's sections name schema fields only
 
 
