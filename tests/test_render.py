@@ -574,3 +574,20 @@ def test_templates_only_loop_and_print():
     found = [f"{path.name}: {m.group(0)}" for path in sorted(templates.glob("*.j2"))
              for m in arithmetic.finditer(path.read_text())]
     assert found == []
+
+
+def test_a_method_gets_one_heatmap_picture_per_dataset_with_maps(tmp_path: Path) -> None:
+    from bench.site.plots import method_heatmaps
+
+    recs = [make_record(method="magnitude", dataset=d, sparsity=s, seed=0, scope="layer",
+                        recovery="bnrecal", preserved=0.8, maps=True)
+            for d in ("bloodmnist", "breastmnist") for s in (0.3, 0.5)]
+    recs.append(make_record(method="random", dataset="bloodmnist", sparsity=0.5, preserved=0.5,
+                            maps=True))
+    pictures = method_heatmaps(recs, "magnitude", tmp_path)
+    assert [name for name, _ in pictures] == ["heatmaps-magnitude-bloodmnist.png",
+                                              "heatmaps-magnitude-breastmnist.png"]
+    assert all((tmp_path / name).stat().st_size > 0 for name, _ in pictures)
+    assert pictures[1][1].startswith("breastmnist · ")
+    assert "sparsity 0.3, 0.5" in pictures[1][1] and "lrp-epf maps" in pictures[1][1]
+    assert method_heatmaps(recs, "taylor", tmp_path) == []

@@ -233,6 +233,18 @@ def test_showcase_cells_are_seed_0_layer_bnrecal_at_30_50_70():
     assert not showcase(0, 0.5, "global", "bnrecal") and not showcase(0, 0.5, "layer", "none")
 
 
+def test_a_model_without_batchnorm_keeps_its_showcase_maps_without_recovery():
+    """The ViT has nothing to re-calibrate and its specs run ``none``: those cells keep maps."""
+    from bench.compute import models
+    from bench.compute.transparency import has_batchnorm, showcase
+
+    assert has_batchnorm(models.build("smallcnn", 1, 2))
+    assert not has_batchnorm(models.build("vit", 1, 2))
+    assert showcase(0, 0.5, "layer", "none", batchnorm=False)
+    assert not showcase(0, 0.5, "layer", "bnrecal", batchnorm=False)
+    assert not showcase(0, 0.9, "layer", "none", batchnorm=False)
+
+
 def test_stage_of_an_unpruned_model_preserves_everything_and_caches_the_dense_maps(tmp_path):
     from bench.compute import data, models
     from bench.compute.transparency import stage, stored_maps

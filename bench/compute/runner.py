@@ -69,7 +69,8 @@ def run_cell(cell: Cell, cache_dir: Path, device: str = "cpu") -> dict[str, Any]
     explained = (transparency.stage(
         model, final, test.x, test.y, info.n_classes, info.multi_label, cell.seed,
         paths.transparency(cell.baseline.hash, transparency.STAGE_VERSION, cache_dir, device),
-        transparency.showcase(cell.seed, cell.sparsity, cell.scope, cell.recovery))
+        transparency.showcase(cell.seed, cell.sparsity, cell.scope, cell.recovery,
+                              transparency.has_batchnorm(model)))
         if cell.transparency else None)
     return {
         "dense": base_meta["test"],

@@ -200,7 +200,8 @@ def heatmap_png(images: Tensor, dense_maps: Tensor, pruned_maps: Mapping[float, 
     rows = [("image", None), ("dense", dense_maps)]
     rows += [(f"{s:.0%} pruned", m) for s, m in sorted(pruned_maps.items())]
     n = len(images)
-    fig = Figure(figsize=(0.9 * n + 0.9, 0.9 * len(rows)), dpi=dpi)
+    scale_height = 0.55  # inches below the grid: the colour scale and its words
+    fig = Figure(figsize=(0.9 * n + 0.9, 0.9 * len(rows) + scale_height), dpi=dpi)
     axes = fig.subplots(len(rows), n, squeeze=False)
     for r, (label, maps) in enumerate(rows):
         for i in range(n):
@@ -216,8 +217,16 @@ def heatmap_png(images: Tensor, dense_maps: Tensor, pruned_maps: Mapping[float, 
                 ax.imshow(maps[i].numpy(), cmap="bwr", vmin=-scale, vmax=scale,
                           interpolation="nearest")
         axes[r][0].set_ylabel(label, fontsize=7)
-    fig.subplots_adjust(left=0.7 / (0.9 * n + 0.9), right=0.99, top=0.99, bottom=0.01,
-                        wspace=0.05, hspace=0.05)
+    height = 0.9 * len(rows) + scale_height
+    fig.subplots_adjust(left=0.7 / (0.9 * n + 0.9), right=0.99, top=0.99,
+                        bottom=scale_height / height, wspace=0.05, hspace=0.05)
+    bar = fig.add_axes((0.7 / (0.9 * n + 0.9), 0.3 / height, 0.4, 0.1 / height))
+    bar.imshow(np.linspace(-1, 1, 256)[None, :], cmap="bwr", vmin=-1, vmax=1, aspect="auto")
+    bar.set_yticks([])
+    bar.set_xticks([0, 127.5, 255], ["against", "0", "for the class"], fontsize=6)
+    bar.tick_params(length=2, pad=1)
+    fig.text(0.99, 0.35 / height, "each map scaled to\nits own largest |relevance|", fontsize=5,
+             ha="right", va="center")
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     rgb = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
@@ -257,10 +266,19 @@ def decode(text: str, shape: Sequence[int], signed: bool) -> Tensor:
     return t
 
 
-def showcase(cell_seed: int, sparsity: float, scope: str, recovery: str) -> bool:
-    """Whether a cell's record keeps maps for the pictures (seed 0, layer scope, bnrecal)."""
-    return cell_seed == 0 and scope == "layer" and recovery == "bnrecal" and any(
+def showcase(cell_seed: int, sparsity: float, scope: str, recovery: str,
+             batchnorm: bool = True) -> bool:
+    """Whether a cell's record keeps maps for the pictures: seed 0, layer scope, a showcase
+    sparsity, and bnrecal, or no recovery for a model without BatchNorm (the ViT, where
+    re-calibration has nothing to do and the published specs run ``none``)."""
+    wanted = "bnrecal" if batchnorm else "none"
+    return cell_seed == 0 and scope == "layer" and recovery == wanted and any(
         abs(sparsity - s) < 1e-9 for s in SHOWCASE_SPARSITIES)
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` has a BatchNorm layer (what re-calibration would re-estimate)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def stage(dense: nn.Module, pruned: nn.Module, test_x: Tensor, test_y: Tensor, n_classes: int,

@@ -88,7 +88,7 @@ def comparisons_of(label: str, comparisons: list[Comparison]) -> list[dict[str, 
 
 
 def method_context(method: str, metas: list[dict], settings: list[Setting], names: dict,
-                   comparisons: list[Comparison], heatmaps: tuple[str, str] | None,
+                   comparisons: list[Comparison], heatmaps: list[tuple[str, str]],
                    site: Path, repo: Path,
                    styles: dict[str, Style] | None = None) -> tuple[dict[str, Any], list[Table]]:
     """A method's metadata (per version, with the colour and marker it has in every plot),
@@ -116,7 +116,7 @@ def method_context(method: str, metas: list[dict], settings: list[Setting], name
             "symbols": symbols(mine),
             "metric": METRIC_NAMES[metric], "switch": switcher(method, metric),
             "results": table.context("../"),
-            "heatmaps": None if heatmaps is None else {"src": heatmaps[0], "caption": heatmaps[1]}}, [table]
+            "heatmaps": [{"src": src, "caption": caption} for src, caption in heatmaps]}, [table]
 
 
 def methods_overview(metas: dict[tuple[str, str], dict], names: dict,

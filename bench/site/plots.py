@@ -230,9 +230,10 @@ def cd_diagram(c: Comparison, path: Path, styles: dict[str, Style] | None = None
     return True
 
 
-def method_heatmaps(records: list[dict], method: str, path: Path) -> str | None:
-    """A PNG of dense vs pruned reference-LRP maps at the showcase sparsities of one setting
-    of ``method`` (the first, in sorted order, whose records kept maps); returns its caption."""
+def method_heatmaps(records: list[dict], method: str, folder: Path) -> list[tuple[str, str]]:
+    """PNGs of dense vs pruned reference-explainer maps at the showcase sparsities, one per
+    dataset (its setting of ``method`` with the most kept sparsities, ties in sorted order),
+    written to ``folder``; returns (file name, caption) per picture, in dataset order."""
     kept: dict[tuple, dict[float, dict]] = {}
     for r in records:
         block = (r["metrics"] or {}).get("transparency") or {}
@@ -241,19 +242,26 @@ def method_heatmaps(records: list[dict], method: str, path: Path) -> str | None:
             key = (c["dataset"], c["backbone"], c["granularity"], c["recovery"], c["method_version"])
             kept.setdefault(key, {})[c["sparsity"]] = block
     if not kept:
-        return None
+        return []
     from bench.compute.transparency import (  # imports torch: only when maps exist
         heatmap_png,
         stored_maps,
     )
 
-    key = min(kept, key=lambda k: (-len(kept[k]), k))
-    blocks = kept[key]
-    images, dense, _ = stored_maps(next(iter(blocks.values())))
-    pruned = {s: stored_maps(b)[2] for s, b in sorted(blocks.items())}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    heatmap_png(images, dense, pruned, path)
-    dataset, backbone, granularity, recovery, _ = key
-    return (f"{dataset} · {backbone} · {granularity} pruning · {recovery}, seed 0: test images, "
-            f"the dense model's reference-LRP maps, and the pruned models' maps at sparsity "
-            f"{', '.join(f'{s:g}' for s in sorted(blocks))} (red: evidence for the true class)")
+    pictures = []
+    for dataset in sorted({k[0] for k in kept}):
+        key = min((k for k in kept if k[0] == dataset), key=lambda k: (-len(kept[k]), k))
+        blocks = kept[key]
+        images, dense, _ = stored_maps(next(iter(blocks.values())))
+        pruned = {s: stored_maps(b)[2] for s, b in sorted(blocks.items())}
+        name = f"heatmaps-{method}-{dataset}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        heatmap_png(images, dense, pruned, folder / name)
+        _, backbone, granularity, recovery, _ = key
+        explainer = next(iter(blocks.values()))["maps"].get("explainer", "reference LRP")
+        pictures.append((name, (
+            f"{dataset} · {backbone} · {granularity} pruning · {recovery}, seed 0: test images, "
+            f"the dense model's {explainer} maps, and the pruned models' maps at sparsity "
+            f"{', '.join(f'{s:g}' for s in sorted(blocks))} (red: evidence for the true class, "
+            "blue: against; each map scaled to its own largest |relevance|)")))
+    return pictures

@@ -241,8 +241,8 @@ def _render_site(out: Path, assets: Path, recs: list, paths: dict, metas: dict, 
     groups = record_groups(ok, names)
     record_pages({r["cell_hash"]: page for page, rs in groups.items() for r in rs})
     w.page("metrics.html", "metrics.j2", metrics_context())
-    captions = {m: method_heatmaps(ok, m, out / f"figures/heatmaps-{m}.png")
-                for m in sorted({m for m, _ in metas})}  # the same picture on every variant
+    pictures = {m: method_heatmaps(ok, m, out / "figures")
+                for m in sorted({m for m, _ in metas})}  # the same pictures on every variant
     cards = dataset_cards({r["cell"]["dataset"] for r in ok})
     summaries = summarize_all(recs, names, METRICS)
     views = {metric: summaries[metric][:2] for metric in METRICS}
@@ -269,11 +269,10 @@ def _render_site(out: Path, assets: Path, recs: list, paths: dict, metas: dict, 
                    *dataset_context(dataset, settings, names, styles, cards.get(dataset)))
         for method in sorted({m for m, _ in metas}):
             versions = [metas[k] for k in sorted(metas) if k[0] == method]
-            picture = f"figures/heatmaps-{method}.png"
-            caption = captions[method]
             w.page(html(f"methods/{method}", metric), "method.j2", *method_context(
                 method, versions, settings, names, comparisons,
-                None if caption is None else (f"../{picture}", caption), out, REPOSITORY, styles))
+                [(f"../figures/{name}", caption) for name, caption in pictures[method]],
+                out, REPOSITORY, styles))
     _record_pages(w, groups, paths, names, final, reports)
     summary.pages.append(out / "leaderboard.json")
     return summary
