@@ -208,7 +208,8 @@ def test_heatmap_png_is_a_small_grid(tmp_path):
     assert path.stat().st_size < 100_000
     with Image.open(path) as png:
         assert png.format == "PNG"
-        assert png.size == (int(100 * 0.9 * 9), int(100 * 0.9 * 5))  # 8 + label column, 5 rows
+        # 8 images + the label column; 5 rows and the colour scale's strip (0.55 in)
+        assert png.size == (int(100 * 0.9 * 9), int(100 * (0.9 * 5 + 0.55)))
 
 
 # ---------------------------------------------------------------- the stage of one cell
