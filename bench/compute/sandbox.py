@@ -299,7 +299,8 @@ class Server:
             self.proc.stdin.close()
         self._log.close()
         shutil.rmtree(self.folder, ignore_errors=True)
-        _SERVERS.pop((self.source, self.device), None)
+        if _SERVERS.get((self.source, self.device)) is self:
+            del _SERVERS[(self.source, self.device)]
 
 
 _SERVERS: dict[tuple[str, str], Server] = {}  # this process's live servers, oldest first
