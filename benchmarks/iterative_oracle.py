@@ -40,11 +40,10 @@ def unit_outputs(model, sites):
     where = {}
     for site in sites:
         index = next(i for i, (name, _) in enumerate(modules) if name == site.name)
-        following = [m for _, m in modules[index + 1:index + 2]]
-        norm = following[0] if following and isinstance(
-            following[0], nn.modules.batchnorm._BatchNorm) else None
-        where[site.name] = norm if norm is not None and site.shape[0] == norm.num_features \
-            else site.module
+        after = modules[index + 1][1] if index + 1 < len(modules) else None
+        norm = isinstance(after, nn.modules.batchnorm._BatchNorm) and \
+            after.num_features == site.shape[0]
+        where[site.name] = after if norm else site.module
     return where
 
 
@@ -82,9 +81,8 @@ def oracle_scores(model, sites, x, y, step: float, top: float) -> tuple[dict, in
 
     model.eval()
     try:
-        fraction = 0.0
-        while fraction < top - 1e-9:
-            fraction = min(top, fraction + step)
+        for k in range(1, math.ceil(top / step - 1e-9) + 1):
+            fraction = min(top, round(k * step, 9))  # not summed: 10 x 0.05 must be 0.5
             base = loss()
             for name, n in sizes.items():
                 want = min(math.floor(fraction * n), n - 1) - len(order[name])
