@@ -9,6 +9,10 @@ Holm-corrected over the methods), then every method's mean explanation preservat
 (Spearman of dense vs pruned reference-LRP maps) and its paired tests against the references.
 
     python benchmarks/leaderboard_summary.py [--reports reports] [--metric bal_acc|auc|acc]
+        [--protocol N]
+
+Settings computed by different engine protocols are different settings (their own baselines
+and kernels); ``--protocol 3`` restricts everything to the records of one protocol.
 """
 
 from __future__ import annotations
@@ -55,12 +59,19 @@ def main() -> int:
     parser.add_argument("--reports", type=Path, default=Path("reports"))
     parser.add_argument("--metric", choices=("all", "bal_acc", "auc", "acc"), default="all",
                         help="the metric whose curve areas are compared (default: each in turn)")
+    parser.add_argument("--protocol", type=int, default=None,
+                        help="only the records of this engine protocol (default: all)")
     args = parser.parse_args()
 
     from bench.results import records
     from bench.results.summary import METRIC_NAMES, METRICS, PRIMARY, summarize_all
 
-    recs = list(records.iter_records(args.reports))
+    recs = [r for r in records.iter_records(args.reports)
+            if args.protocol is None or records.protocol(r) == args.protocol]
+    counts = defaultdict(int)
+    for r in recs:
+        counts[records.protocol(r)] += 1
+    print("records per protocol: " + ", ".join(f"{p}: {n}" for p, n in sorted(counts.items())) + "\n")
     chosen = METRICS if args.metric == "all" else (args.metric,)
     summaries = summarize_all(recs, metrics=chosen)
     for metric in chosen:

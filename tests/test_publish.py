@@ -146,3 +146,36 @@ def test_a_dataset_block_that_disagrees_with_the_registry_is_refused(
     with pytest.raises(RecordError, match=re.escape(message)):
         publish(_run(tmp_path, [variant(base, change)]), to=tmp_path / "reports")
     assert not (tmp_path / "reports").exists()
+
+
+def _place(reports: Path, record: dict) -> Path:
+    """A record already published (as an earlier protocol's publish left it)."""
+    path = record_path(reports, record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def test_a_newer_protocol_retires_the_older_records_of_its_setting_and_method(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    old_same = [_place(reports, make_record(schema=2, sparsity=s, seed=1)) for s in (0.3, 0.9)]
+    old_other_method = _place(reports, make_record(schema=2, sparsity=0.3, method="taylor"))
+    old_other_scope = _place(reports, make_record(schema=2, sparsity=0.3, scope="global"))
+    new = curve({0.05: 0.9, 0.3: 0.8})
+    summary = publish(_run(tmp_path, new), to=reports)
+    assert sorted(summary.retired) == sorted(old_same)
+    assert not any(p.exists() for p in old_same)
+    assert old_other_method.exists() and old_other_scope.exists()
+    assert len(summary.written) == 2
+    assert str(summary).endswith("2 written, 0 unchanged, 2 older-protocol record(s) of the "
+                                 "same settings retired, 0 failed record(s) skipped")
+
+
+def test_a_refused_publish_retires_nothing(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    old = _place(reports, make_record(schema=2, sparsity=0.3))
+    new = curve({0.05: 0.9})
+    _place(reports, variant(new[0], {"metrics.recovered.acc": 0.1}))  # a conflicting record
+    with pytest.raises(RecordError, match="conflict"):
+        publish(_run(tmp_path, new), to=reports)
+    assert old.exists()

@@ -12,6 +12,7 @@ from bench.results.summary import (
     compare,
     curve_area,
     pareto_front,
+    setting_key,
     summarize,
     summarize_setting,
     within_one_point,
@@ -260,3 +261,12 @@ def test_majority_share_of_a_binary_task_is_solved_from_the_dense_metrics() -> N
     assert majority_share(record) == pytest.approx(0.625)
     record["dataset"]["task"] = "multi-class"
     assert majority_share(record) is None  # neither the file nor a binary task
+
+
+def test_records_of_two_protocols_are_two_settings() -> None:
+    old = make_record(schema=2, sparsity=0.3)
+    new = make_record(sparsity=0.3)
+    keys = {setting_key(old), setting_key(new)}
+    assert [k.protocol for k in sorted(keys)] == [2, 3]
+    assert sorted(k.slug for k in keys) == ["synthetic-28-smallcnn-channel-layer-bnrecal-e10-r10-m0",
+                                            "synthetic-28-smallcnn-channel-layer-bnrecal-e10-r10-m0-p2"]

@@ -3,6 +3,10 @@
 Layout: ``reports/<dataset>/<backbone>/<method>/<cell_hash>.json`` (sorted keys, indent 2),
 so adding a result is a one-file diff. Publishing the same record again is a no-op; a
 different record under an existing cell hash is a conflict, refused unless ``force``.
+A record of a newer engine protocol *retires* the published records of an older protocol with
+the same setting and method (dataset, size, backbone, granularity, scope, recovery, recipe,
+reference set): they were computed on other baselines with other kernels, so the two never
+share a setting; the retired files are deleted (git history keeps them) and counted.
 Everything is checked before anything is written, so a refused publish changes nothing.
 """
 
@@ -32,12 +36,15 @@ class PublishSummary:
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     replaced: list[Path] = field(default_factory=list)
+    retired: list[Path] = field(default_factory=list)
     skipped_failed: int = 0
 
     def __str__(self) -> str:
         forced = f", {len(self.replaced)} replaced (--force)" if self.replaced else ""
+        retired = (f", {len(self.retired)} older-protocol record(s) of the same settings retired"
+                   if self.retired else "")
         return (f"published to {self.reports}: {len(self.written)} written, "
-                f"{len(self.unchanged)} unchanged{forced}, "
+                f"{len(self.unchanged)} unchanged{forced}{retired}, "
                 f"{self.skipped_failed} failed record(s) skipped")
 
 
@@ -132,6 +139,33 @@ def _load_run(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
     return [found[h] for h in sorted(found)], failed
 
 
+def _setting_method(record: dict[str, Any]) -> tuple:
+    """What must match for an older-protocol record to be retired by ``record``: every cell
+    coordinate but sparsity, seed and the method's version."""
+    return tuple(sorted((k, v) for k, v in record["cell"].items()
+                        if k not in ("sparsity", "seed", "method_version", "transparency")))
+
+
+def _retired(reports: Path, ok: list[dict[str, Any]]) -> list[Path]:
+    """Published records of an older protocol in the setting and method of a new record."""
+    newest: dict[tuple, int] = {}
+    for record in ok:
+        key = _setting_method(record)
+        newest[key] = max(newest.get(key, 0), records.protocol(record))
+    folders = {(r["cell"]["dataset"], r["cell"]["backbone"], r["cell"]["method"]) for r in ok}
+    out = []
+    for dataset, backbone, method in sorted(folders):
+        folder = Path(reports) / dataset / backbone / method
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            old = _existing(path)
+            if not old or "cell" not in old or "schema_version" not in old:
+                continue
+            key = _setting_method(old)
+            if key in newest and records.protocol(old) < newest[key]:
+                out.append(path)
+    return out
+
+
 def _existing(path: Path) -> dict[str, Any] | None:
     """The record already published at ``path`` (parsed, not re-validated), if any."""
     if not path.exists():
@@ -161,16 +195,20 @@ def publish(run_dir: Path | str, to: Path | str = "reports", force: bool = False
             summary.unchanged.append(path)
         else:
             changes.append((path, record, existing))
-    _apply(reports, changes)
+    retired = _retired(reports, ok)
+    _apply(reports, changes, retired)
     for path, _, existing in changes:
         (summary.replaced if existing is not None else summary.written).append(path)
+    summary.retired = retired
     return summary
 
 
-def _apply(reports: Path, changes: list[tuple[Path, dict[str, Any], Any]]) -> None:
-    """Write every changed record or none: stage each beside its target, then rename them all
-    into place; any failure (permission, disk full) removes what was staged and restores what
-    was renamed, so a refused publish leaves ``reports`` as it was."""
+def _apply(reports: Path, changes: list[tuple[Path, dict[str, Any], Any]],
+           retired: list[Path] = ()) -> None:
+    """Write every changed record and delete every retired one, or none: stage each write
+    beside its target, then rename them all into place and delete the retired files last;
+    any failure (permission, disk full) removes what was staged and restores what was renamed
+    or deleted, so a refused publish leaves ``reports`` as it was."""
     created: list[Path] = []
     staged: list[tuple[Path, Path, bytes | None]] = []
     done: list[tuple[Path, bytes | None]] = []
@@ -182,9 +220,13 @@ def _apply(reports: Path, changes: list[tuple[Path, dict[str, Any], Any]]) -> No
                     created.append(folder)
             old = path.read_bytes() if path.exists() else None
             staged.append((records.stage(path.parent, record), path, old))
+        kept = [(path, path.read_bytes()) for path in retired]  # read all before any change
         for tmp, path, old in staged:
             os.replace(tmp, path)
             done.append((path, old))
+        for path, old in kept:
+            path.unlink()
+            done.append((path, old))  # restored by writing its bytes back
     except BaseException as exc:
         for tmp, _, _ in staged:
             tmp.unlink(missing_ok=True)

@@ -226,6 +226,12 @@ def scalar_fields(version: int = SCHEMA_VERSION) -> tuple[tuple[str, ...], tuple
             tuple(n for n, t in kinds.items() if t == "number"))
 
 
+def protocol(record: dict[str, Any]) -> int:
+    """The engine protocol (``bench.core.spec.PROTOCOL``) that computed a record: each protocol
+    wrote its own schema version (1, 2; 3 added the pinned kernels and the baseline digest)."""
+    return int(record["schema_version"])
+
+
 def validate(record: Any, where: str = "record") -> dict[str, Any]:
     """Check a record against the schema; raise RecordError with a one-line reason."""
     if isinstance(record, dict):

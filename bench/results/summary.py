@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from bench.core.spec import PROTOCOL
+from bench.results import records
 from bench.results.stats import (
     CORRELATION,
     POSITIVE,
@@ -60,13 +62,17 @@ class SettingKey(NamedTuple):
     epochs: int
     reference_per_class: int
     min_steps: int = 0  # schema 1 records predate the minimum-steps recipe
+    # The engine protocol that computed the records (records.protocol): other baselines and
+    # kernels, so records of two protocols never meet in one setting.
+    protocol: int = PROTOCOL
 
     @property
     def slug(self) -> str:
-        """A file-name-safe identifier."""
+        """A file-name-safe identifier (settings of an older protocol end in ``-p<N>``)."""
         recovery = self.recovery.replace(":", "")
+        older = f"-p{self.protocol}" if self.protocol != PROTOCOL else ""
         return (f"{self.dataset}-{self.size}-{self.backbone}-{self.granularity}-{self.scope}-"
-                f"{recovery}-e{self.epochs}-r{self.reference_per_class}-m{self.min_steps}")
+                f"{recovery}-e{self.epochs}-r{self.reference_per_class}-m{self.min_steps}{older}")
 
 
 @dataclass(frozen=True)
@@ -265,7 +271,8 @@ def setting_key(record: dict[str, Any]) -> SettingKey:
     """The setting a record belongs to."""
     c = record["cell"]
     return SettingKey(c["dataset"], c["size"], c["backbone"], c["granularity"], c["scope"],
-                      c["recovery"], c["epochs"], c["reference_per_class"], c.get("min_steps", 0))
+                      c["recovery"], c["epochs"], c["reference_per_class"], c.get("min_steps", 0),
+                      records.protocol(record))
 
 
 def _acc(r: dict[str, Any]) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from bench.core.spec import PROTOCOL
 from bench.results.summary import (
     METRIC_NAMES,
     METRIC_SHORT,
@@ -72,7 +73,13 @@ def setting_title(setting: Setting) -> str:
     k = setting.key
     synthetic = " (synthetic data)" if setting.synthetic else ""
     return (f"{k.dataset}{synthetic} {k.size}px · {k.backbone} · {k.granularity} · {k.scope} "
-            f"scope · recovery {k.recovery}")
+            f"scope · recovery {k.recovery}{older_protocol(setting)}")
+
+
+def older_protocol(setting: Setting) -> str:
+    """`` · protocol N`` for a setting computed by an older engine protocol (its own baselines
+    and kernels, not yet re-run), else nothing."""
+    return f" · protocol {setting.key.protocol}" if setting.key.protocol != PROTOCOL else ""
 
 
 def axes_of(s: Setting) -> dict[str, str]:
@@ -87,7 +94,7 @@ def label_cell(s: Setting, href: str, dataset: bool = True, size: bool = True) -
     head = " · ".join(([k.dataset] if dataset else []) + [k.backbone])
     head += f" {k.size}px" if size else ""
     return {**plain(head, s.key.slug, "", href),
-            "sub": f"{k.granularity} · {k.scope} · {k.recovery}"}
+            "sub": f"{k.granularity} · {k.scope} · {k.recovery}{older_protocol(s)}"}
 
 
 def _mixed_sizes(settings: Iterable[Setting]) -> bool:
@@ -198,7 +205,8 @@ def settings_table(settings: list[Setting], names: dict) -> Table:
             area = {**area, "ci": (area["ci"] + " collapsed").strip(),
                     "title": f"at or below a constant model ({floor_text(s)}): collapsed, not a result"}
         t.add([{**label_cell(s, setting_href(s, ""), size=_mixed_sizes(settings)),
-                "sub": f"{s.key.granularity} · {s.key.scope} · {s.key.recovery} · {seeds} seed(s)"},
+                "sub": f"{s.key.granularity} · {s.key.scope} · {s.key.recovery} · {seeds} seed(s)"
+                       f"{older_protocol(s)}"},
                {**plain(shown, text, why, html(f"methods/{best.method}", s.metric)
                         if best and not tied else ""), "sub": ""},
                area,
