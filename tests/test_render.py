@@ -329,7 +329,7 @@ def test_record_pages_put_a_methods_records_side_by_side_in_words(tmp_path: Path
     for raw in ("True", "False", "{", "13.2", "cuda"):  # no raw dicts, Python booleans, or CUDA
         assert raw not in html.split("<main>")[1].split("</main>")[0], raw
     assert not list((site / "records").rglob("*.json"))  # the published files are not copied
-    old = (site / "records" / "random" / f"{SLUG}.html").read_text()
+    old = (site / "records" / "random" / f"{SLUG}-p1.html").read_text()  # its own protocol
     assert "hardware not recorded (schema 1)" in old and "<dd>80.0</dd>" in old
 
 
