@@ -9,10 +9,13 @@ Holm-corrected over the methods), then every method's mean explanation preservat
 (Spearman of dense vs pruned reference-LRP maps) and its paired tests against the references.
 
     python benchmarks/leaderboard_summary.py [--reports reports] [--metric bal_acc|auc|acc]
-        [--protocol N]
+        [--protocol N] [--max-sparsity S]
 
 Settings computed by different engine protocols are different settings (their own baselines
 and kernels); ``--protocol 3`` restricts everything to the records of one protocol.
+``--max-sparsity 0.3`` recomputes every curve area over the sparsities up to 0.3 only: the
+range where the pruned models still work, for a reader who distrusts areas that include
+collapsed points.
 """
 
 from __future__ import annotations
@@ -61,13 +64,16 @@ def main() -> int:
                         help="the metric whose curve areas are compared (default: each in turn)")
     parser.add_argument("--protocol", type=int, default=None,
                         help="only the records of this engine protocol (default: all)")
+    parser.add_argument("--max-sparsity", type=float, default=None,
+                        help="only the cells at or below this sparsity (default: all)")
     args = parser.parse_args()
 
     from bench.results import records
     from bench.results.summary import METRIC_NAMES, METRICS, PRIMARY, summarize_all
 
     recs = [r for r in records.iter_records(args.reports)
-            if args.protocol is None or records.protocol(r) == args.protocol]
+            if (args.protocol is None or records.protocol(r) == args.protocol)
+            and (args.max_sparsity is None or r["cell"]["sparsity"] <= args.max_sparsity + 1e-9)]
     counts = defaultdict(int)
     for r in recs:
         counts[records.protocol(r)] += 1
@@ -82,7 +88,44 @@ def main() -> int:
         report(settings, comparisons)
     preservation(settings)  # the same under every metric: printed once
     collapse(recs)
+    kept(recs)
     return 0
+
+
+def kept(recs, within: float = 0.02) -> None:
+    """Per granularity and sparsity: in how many settings the best method's seed-mean balanced
+    accuracy (the best of all methods: an optimistic, selected figure) and random's stay within
+    ``within`` of the dense model's: where pruning still works."""
+    from bench.core.spec import architecture
+
+    values, dense = defaultdict(list), defaultdict(list)
+    for r in recs:
+        if r["status"] != "ok":
+            continue
+        c, m = r["cell"], r["metrics"]
+        setting = (c["granularity"], architecture(c["backbone"]), c["dataset"], c["backbone"],
+                   c["scope"], c["recovery"])
+        values[(setting, c["sparsity"], c["method"])].append(m["recovered"]["bal_acc"])
+        dense[setting].append(m["dense"]["bal_acc"])
+    print(f"## Settings that keep balanced accuracy within {100 * within:.0f} points of dense "
+          "(seed means), per sparsity: by the best method / by random")
+    for group in sorted({s[:2] for s in dense}):
+        settings = [s for s in dense if s[:2] == group]
+        parts = []
+        for sparsity in sorted({k[1] for k in values if k[0][:2] == group}):
+            best = rand = total = 0
+            for s in settings:
+                means = {k[2]: statistics.fmean(v) for k, v in values.items()
+                         if k[0] == s and k[1] == sparsity}
+                if not means:
+                    continue
+                floor = statistics.fmean(dense[s]) - within
+                total += 1
+                best += max(means.values()) >= floor
+                rand += means.get("random", -1.0) >= floor
+            parts.append(f"{sparsity:g}: {best}/{rand} of {total}")
+        print(f"- {' / '.join(group)}: " + ", ".join(parts))
+    print()
 
 
 def collapse(recs) -> None:
