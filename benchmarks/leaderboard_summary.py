@@ -109,20 +109,20 @@ def kept(recs, within: float = 0.02) -> None:
         dense[setting].append(m["dense"]["bal_acc"])
     print(f"## Settings that keep balanced accuracy within {100 * within:.0f} points of dense "
           "(seed means), per sparsity: by the best method / by random")
+    means = defaultdict(dict)  # (setting, sparsity) -> method -> seed mean
+    for (setting, sparsity, method), v in values.items():
+        means[(setting, sparsity)][method] = statistics.fmean(v)
     for group in sorted({s[:2] for s in dense}):
-        settings = [s for s in dense if s[:2] == group]
         parts = []
-        for sparsity in sorted({k[1] for k in values if k[0][:2] == group}):
+        for sparsity in sorted({sp for (s, sp) in means if s[:2] == group}):
             best = rand = total = 0
-            for s in settings:
-                means = {k[2]: statistics.fmean(v) for k, v in values.items()
-                         if k[0] == s and k[1] == sparsity}
-                if not means:
+            for (s, sp), by_method in means.items():
+                if sp != sparsity or s[:2] != group:
                     continue
                 floor = statistics.fmean(dense[s]) - within
                 total += 1
-                best += max(means.values()) >= floor
-                rand += means.get("random", -1.0) >= floor
+                best += max(by_method.values()) >= floor
+                rand += by_method.get("random", -1.0) >= floor
             parts.append(f"{sparsity:g}: {best}/{rand} of {total}")
         print(f"- {' / '.join(group)}: " + ", ".join(parts))
     print()
